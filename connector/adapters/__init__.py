@@ -1,0 +1,63 @@
+"""The CrmAdapter Protocol: what the pipeline needs from a CRM, and nothing CRM-specific."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from connector.models import Account, Crm, FetchPage, Lead, Owner, Patch, WriteResult
+
+
+@dataclass
+class ApiCallCounter:
+    """Counts API calls made by one adapter, by endpoint label (e.g. 'contacts.search')."""
+
+    by_endpoint: dict[str, int] = field(default_factory=dict)
+
+    def add(self, endpoint: str, n: int = 1) -> None:
+        self.by_endpoint[endpoint] = self.by_endpoint.get(endpoint, 0) + n
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_endpoint.values())
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(sorted(self.by_endpoint.items()))
+
+
+class CrmAdapter(Protocol):
+    """A thin translator between one CRM account and the common model.
+
+    Cursors are opaque strings owned by the adapter; the pipeline stores the cursor of a page
+    only after every lead of that page is durably handled. Adapters raise only
+    `connector.errors` classes; client-library exceptions never leave them.
+    """
+
+    crm: Crm
+    object_type: str
+    calls: ApiCallCounter
+
+    def bootstrap(self) -> None:
+        """Check (and where allowed create) the fields the connector writes; raise ConfigError if unusable."""
+
+    def fetch_changed(self, cursor: str | None) -> Iterator[FetchPage]:
+        """Leads changed since `cursor` (None = everything), page by page, each page with its resume cursor."""
+
+    def fetch_all(self, cursor: str | None = None) -> Iterator[FetchPage]:
+        """Every lead (backfill), page by page, resumable from the cursor of the last handled page."""
+
+    def fetch_by_ids(self, ids: Sequence[str]) -> list[Lead]:
+        """Re-read leads by id (after a webhook / change event); missing ids are left out."""
+
+    def fetch_owners(self) -> list[Owner]:
+        """All owners / users / queues, active and not (is_active tells)."""
+
+    def find_accounts(self, domains: Iterable[str]) -> Mapping[str, Account]:
+        """Existing companies / accounts by email domain (lower-case domain -> account)."""
+
+    def find_contacts_by_email(self, emails: Iterable[str]) -> Mapping[str, str]:
+        """Existing contacts by email (lower-case email -> owner id), for duplicate-contact routing."""
+
+    def write(self, patches: Sequence[Patch]) -> list[WriteResult]:
+        """Write patches in as few calls as the CRM allows; one WriteResult per patch, in order."""
