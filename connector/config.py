@@ -109,9 +109,10 @@ class SalesforceSettings(Section):
     lead_filter: str = "IsConverted = false"
     lookback_seconds: int = Field(default=300, ge=0, le=86_400)
     call_options_client: str = "crm-lead-connector"
+    daily_api_limit: int = Field(default=100_000, ge=1)  # until Sforce-Limit-Info tells the org's real allocation
     daily_budget_share: float = Field(default=0.5, gt=0, le=1)
     timeout_seconds: float = Field(default=30, gt=0)
-    ca_bundle: str | None = None  # extra CA file to trust (the sandbox's loopback certificate)
+    ca_bundle: str | None = None  # CA bundle that replaces the default trust store (the sandbox's loopback certificate)
     extra_fields: dict[str, str] = Field(default_factory=dict)  # alias -> field API name, exposed as extra.ALIAS
 
     @model_validator(mode="after")
@@ -167,6 +168,33 @@ class LoggingSettings(Section):
     as_json: bool = True  # one JSON object per log line (false: human-readable lines)
 
 
+class ServiceSettings(Section):
+    """`[service]`: the `connector serve` sidecar: listener, intake queue, shutdown, event-receiver auth."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65_535)
+    # SIGTERM → stop intake, finish or durably release in-flight work, exit within this many seconds
+    # (keep it under the orchestrator's kill timeout, e.g. Kubernetes' 30 s terminationGracePeriodSeconds).
+    grace_seconds: float = Field(default=20, gt=0, le=600)
+    # Accepted-but-unprocessed items held for the worker; when full, intake answers 503 + Retry-After.
+    intake_queue_size: int = Field(default=1000, ge=1, le=100_000)
+    # The worker gathers intake for this long before one pipeline batch; writes follow within ≤ 500 ms.
+    micro_batch_ms: int = Field(default=200, ge=0, le=500)
+    # Larger request bodies get 413 (HubSpot sends ≤ 100 events per request, far below 1 MiB).
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    # Shared secret of POST /events: Basic auth username (Segment webhooks destination) or X-Signature HMAC key.
+    events_secret: SecretStr | None = None
+    events_secret_file: str | None = None
+    # Run an incremental sync per enabled CRM every [sync] poll_interval_seconds (false: webhooks / cron only).
+    poll: bool = True
+
+    @model_validator(mode="after")
+    def _secrets(self) -> ServiceSettings:
+        if self.events_secret is None:
+            object.__setattr__(self, "events_secret", _read_secret_file(self.events_secret_file, "events_secret"))
+        return self
+
+
 class Settings(BaseSettings):
     """Everything the connector is configured with. Env wins over the TOML file."""
 
@@ -185,6 +213,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -225,6 +254,22 @@ def problems_from_validation(exc: ValidationError) -> list[ConfigProblem]:
     return problems
 
 
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        merged[key] = _deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def example_config_path() -> Path:
+    """The shipped, fully commented example config (the demo runs on it)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "config.example.toml", here.parent / "config.example.toml"):
+        if candidate.exists():
+            return candidate
+    raise ConfigError([ConfigProblem("(file)", "config.example.toml is missing from this installation")])
+
+
 def load_settings(path: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None) -> Settings:
     """Load and fully check the config (file, then CONNECTOR_* env); raise ConfigError listing every problem."""
     data: dict[str, Any] = {}
@@ -238,7 +283,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, overrides: dict[st
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError([ConfigProblem("(file)", f"not valid TOML: {exc}")], source) from None
     if overrides:
-        data = {**data, **overrides}
+        data = _deep_merge(data, overrides)
     try:
         settings = Settings(**data)
     except ValidationError as exc:

@@ -190,6 +190,7 @@ class ScoreResult:
     stage: str | None = None  # stage the score maps to (moved forward only by diff)
     lead_status: str | None = None
     bant: str | None = None  # hot / warm / cold BANT view when configured
+    grade_label: str | None = None  # the grade as the lead's CRM spells it (e.g. Salesforce Rating "Hot"); None = grade
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,3 +264,14 @@ class FetchPage:
     cursor: str | None
     deleted_ids: tuple[str, ...] = ()
     merged: Mapping[str, str] = field(default_factory=dict)  # old id -> surviving id
+    rejected: tuple[Rejection, ...] = ()  # records that could not be normalized (dead-lettered, never block the page)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record the adapter could not turn into a Lead: where and why."""
+
+    record_id: str
+    field: str | None
+    code: str
+    message: str

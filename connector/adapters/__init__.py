@@ -61,3 +61,26 @@ class CrmAdapter(Protocol):
 
     def write(self, patches: Sequence[Patch]) -> list[WriteResult]:
         """Write patches in as few calls as the CRM allows; one WriteResult per patch, in order."""
+
+
+class CallGuard(Protocol):
+    """What an adapter consults around every API call: the shared rate limiter and daily budget.
+
+    `before` blocks until the call may go (or raises BudgetExhaustedError for writes over budget);
+    `after` feeds back what the CRM said (status, usage headers) so every replica's view is corrected.
+    """
+
+    def before(self, endpoint: str, kind: str) -> None:
+        """kind is 'read', 'search' or 'write'."""
+
+    def after(self, endpoint: str, status: int, headers: Mapping[str, str]) -> None: ...
+
+
+class NoGuard:
+    """A CallGuard that never waits: tests of request shapes, and the sandbox demo's first cut."""
+
+    def before(self, endpoint: str, kind: str) -> None:
+        return None
+
+    def after(self, endpoint: str, status: int, headers: Mapping[str, str]) -> None:
+        return None

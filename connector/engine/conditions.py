@@ -98,14 +98,27 @@ def field_kind(name: str, extra_kinds: Mapping[str, str] | None = None) -> str |
     return lead_field_types().get(name)
 
 
-def check_condition(cond: Condition, path: str, extra_kinds: Mapping[str, str] | None = None) -> list[ConfigProblem]:
-    """Problems with field names and op/type fit, each with its key path; empty when fine."""
+def check_condition(
+    cond: Condition,
+    path: str,
+    extra_kinds: Mapping[str, str] | None = None,
+    *,
+    kind_of: Callable[[str], str | None] | None = None,
+    known_hint: str | None = None,
+) -> list[ConfigProblem]:
+    """Problems with field names and op/type fit, each with its key path; empty when fine.
+
+    `kind_of` replaces the lead-field universe (e.g. event fields: name, kind, properties.NAME);
+    `known_hint` is then what the unknown-field message lists.
+    """
     problems: list[ConfigProblem] = []
     if cond.field is not None:
-        kind = field_kind(cond.field, extra_kinds)
+        kind = kind_of(cond.field) if kind_of is not None else field_kind(cond.field, extra_kinds)
         if kind is None:
-            known = sorted(set(lead_field_types()) | set(CONTEXT_FIELD_KINDS) | set(extra_kinds or ()))
-            problems.append(ConfigProblem(f"{path}.field", f"unknown field {cond.field!r}; known: {', '.join(known)}, extra.NAME, engagement.NAME"))
+            if known_hint is None:
+                known = sorted(set(lead_field_types()) | set(CONTEXT_FIELD_KINDS) | set(extra_kinds or ()))
+                known_hint = f"{', '.join(known)}, extra.NAME, engagement.NAME"
+            problems.append(ConfigProblem(f"{path}.field", f"unknown field {cond.field!r}; known: {known_hint}"))
         elif cond.op not in OPS_BY_KIND[kind]:
             problems.append(ConfigProblem(f"{path}.op", f"op {cond.op!r} does not apply to {kind} field {cond.field!r}; allowed: {', '.join(sorted(OPS_BY_KIND[kind]))}"))
         elif kind == "number" and cond.op in ("gt", "gte", "lt", "lte", "between"):
@@ -118,10 +131,22 @@ def check_condition(cond: Condition, path: str, extra_kinds: Mapping[str, str] |
             problems.append(ConfigProblem(f"{path}.value", f"bool field {cond.field!r} compares to true or false, got {cond.value!r}"))
     for key, subs in (("all", cond.all), ("any", cond.any)):
         for i, sub in enumerate(subs or ()):
-            problems += check_condition(sub, f"{path}.{key}[{i}]", extra_kinds)
+            problems += check_condition(sub, f"{path}.{key}[{i}]", extra_kinds, kind_of=kind_of, known_hint=known_hint)
     if cond.not_ is not None:
-        problems += check_condition(cond.not_, f"{path}.not", extra_kinds)
+        problems += check_condition(cond.not_, f"{path}.not", extra_kinds, kind_of=kind_of, known_hint=known_hint)
     return problems
+
+
+def condition_fields(cond: Condition | None) -> tuple[str, ...]:
+    """Every field a condition names, in order of appearance (duplicates removed)."""
+    if cond is None:
+        return ()
+    if cond.field is not None:
+        return (cond.field,)
+    names: list[str] = []
+    for sub in (*(cond.all or ()), *(cond.any or ()), *((cond.not_,) if cond.not_ is not None else ())):
+        names += [n for n in condition_fields(sub) if n not in names]
+    return tuple(names)
 
 
 def _getter(name: str) -> Callable[[Lead, Mapping[str, Any]], Any]:
@@ -193,7 +218,10 @@ def _field_test(op: str, expected: Any) -> Callable[[Any], bool]:
             if want_num is not None and not isinstance(v, bool):
                 n = _num(v)
                 return n is not None and n == want_num
-            return _norm(v) == want
+            if isinstance(expected, bool) and isinstance(v, str):
+                # HubSpot returns every property value as a string ("true"/"false") [facts §1.1]
+                return bool(_norm(v) == ("true" if expected else "false"))
+            return bool(_norm(v) == want)
 
         return eq if op == "eq" else (lambda v: not eq(v))
     if op == "between":
@@ -223,21 +251,33 @@ def _field_test(op: str, expected: Any) -> Callable[[Any], bool]:
     return numeric
 
 
-def compile_condition(cond: Condition | None) -> Predicate:
-    """Turn a validated condition into a fast predicate `(lead, ctx) -> bool`. None matches everything."""
+def compile_condition(
+    cond: Condition | None,
+    getter: Callable[[str], Callable[[Any, Mapping[str, Any]], Any]] | None = None,
+) -> Predicate:
+    """Turn a validated condition into a fast predicate `(lead, ctx) -> bool`. None matches everything.
+
+    `getter` replaces how a field name is read (e.g. from an Event instead of a Lead).
+    """
     if cond is None:
         return lambda lead, ctx: True
     if cond.field is not None:
-        get = _getter(cond.field)
         test = _field_test(cond.op or "eq", cond.value)
+        name = cond.field
+        if getter is None and name in CONTEXT_FIELD_KINDS:
+            return lambda lead, ctx: test(ctx.get(name))
+        if getter is None and "." not in name and name not in ("email_domain", "full_name"):
+            # the hot path of scoring: one closure per test instead of a getter call plus a test call
+            return lambda lead, ctx: test(ctx[name] if name in ctx else getattr(lead, name))
+        get = (getter or _getter)(name)
         return lambda lead, ctx: test(get(lead, ctx))
     if cond.all is not None:
-        parts = tuple(compile_condition(c) for c in cond.all)
+        parts = tuple(compile_condition(c, getter) for c in cond.all)
         return lambda lead, ctx: all(p(lead, ctx) for p in parts)
     if cond.any is not None:
-        parts = tuple(compile_condition(c) for c in cond.any)
+        parts = tuple(compile_condition(c, getter) for c in cond.any)
         return lambda lead, ctx: any(p(lead, ctx) for p in parts)
-    inner = compile_condition(cond.not_)
+    inner = compile_condition(cond.not_, getter)
     return lambda lead, ctx: not inner(lead, ctx)
 
 

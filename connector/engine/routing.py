@@ -1,16 +1,1234 @@
-"""Lead routing (placeholder until the routing engine lands)."""
+"""Lead routing: the `[routing]` config, its checks, compilation, routing state and `route_lead` (pure).
+
+Order of decisions for one lead: keep the existing owner → account match (email domain → account
+owner, or its parent's) → duplicate contact's owner → the first matching rule's pool → the fallback
+pool → the fallback queue. Within a pool a strategy picks one eligible rep.
+
+Round robin is weighted "earliest virtual finish" scheduling (stride scheduling). Each pool keeps,
+per rep, a *pass* (virtual time at which the rep's turns so far are used up) and a pool clock
+(`~vt`, the virtual finish of the last turn handed out). Serving a rep of weight w moves its pass
+by TURN / w; the eligible rep with the smallest `pass + stride` gets the lead. Consequences:
+
+* A rep skipped for being unavailable keeps its pass, so it is first in line when it is back:
+  it does not lose its turn.
+* A rep back after a long absence (or newly added) has a pass far behind the others. Its pass is
+  lifted to `~vt - stride` when it is considered, so it gets the next turn — one turn, then it
+  rotates normally — instead of a week's backlog in one burst. It never gets ahead of its place.
+* Among reps continuously eligible over any window of decisions, turns per unit weight differ
+  by at most one: |n_a / w_a - n_b / w_b| <= 1 (tested as a property).
+
+Passes and load counters are integer counters held by the store (`RoutingState`); `route_lead`
+returns the decision and the `StateChange` to apply in the same transaction.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Literal, Protocol
 
-from connector.engine.scoring import ScoringConfig
+from pydantic import BaseModel, ConfigDict, Field
+
+from connector.engine.availability import (
+    WEEKDAYS,
+    WORKWEEK,
+    OutOfOffice,
+    Schedule,
+    build_week,
+    load_holidays,
+    load_zone,
+)
+from connector.engine.conditions import Condition, Predicate, check_condition, compile_condition, describe, field_kind
+from connector.engine.experiments import assign_arm
+from connector.engine.scoring import NO_MODEL, ScoringConfig
 from connector.errors import ConfigProblem
+from connector.models import Account, Candidate, Crm, Lead, Owner, Rep, RoutingDecision, ScoreResult
+
+STRATEGIES: tuple[str, ...] = ("round_robin", "least_loaded", "best_match")
+SKILLS: tuple[str, ...] = ("industries", "products", "languages", "regions")
+MAX_WEIGHT = 20
+# One full turn in virtual time: divisible by every allowed weight, so strides are exact integers.
+TURN = math.lcm(*range(1, MAX_WEIGHT + 1))
+# Conversion-rate weighting scales a rep's weight by rate / pool mean, kept within these bounds
+# so one lucky week cannot starve or flood a rep.
+CONVERSION_FACTOR_BOUNDS = (0.5, 2.0)
+VT_KEY = "~vt"  # not an email, so it cannot collide with a rep key
+RR_PREFIX = "rr:"
+OPEN_SCOPE = "load:open"
+DAY_PREFIX = "load:day:"
+# Context fields routing adds to the condition universe beyond conditions.CONTEXT_FIELD_KINDS.
+ROUTING_FIELD_KINDS: dict[str, str] = {"territory": "str"}
 
 
-class RoutingConfig(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OutOfOfficeConfig(_Section):
+    """An absence: dates are whole days in the rep's time zone (both included); datetimes are instants."""
+
+    start: date | datetime  # date first: "2026-03-02" stays a whole day, not midnight
+    end: date | datetime
+    note: str = ""
+
+
+class RepConfig(_Section):
+    """One rep, named by the email of their CRM user (resolved to owner ids per CRM at start-up)."""
+
+    email: str = Field(min_length=3)
+    name: str = ""
+    owner_ids: dict[Crm, str] = Field(default_factory=dict)  # explicit ids win over the email lookup
+    active: bool = True
+    timezone: str = "UTC"
+    working_hours: str | list[str] | dict[str, str | list[str]] | None = None
+    working_days: list[str] = Field(default_factory=lambda: list(WORKWEEK))
+    out_of_office: list[OutOfOfficeConfig] = Field(default_factory=list)
+    country: str | None = None
+    holiday_subdivision: str | None = None
+    observe_holidays: bool = True
+    tier: str = "standard"
+    weight: int = Field(default=1, ge=1, le=MAX_WEIGHT)
+    industries: list[str] = Field(default_factory=list)
+    products: list[str] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=list)
+    regions: list[str] = Field(default_factory=list)
+    max_open_leads: int | None = Field(default=None, ge=0)
+    max_leads_per_day: int | None = Field(default=None, ge=0)
+
+
+class PoolConfig(_Section):
+    """A team: its reps (emails, in tie-break order) and the strategy that picks one of them."""
+
+    description: str = ""
+    reps: list[str] = Field(default_factory=list)
+    strategy: str = "round_robin"
+    weight_by_conversion: bool = False
+
+
+class RegionConfig(_Section):
+    """A named region: countries, optionally narrowed to states (then the countries' states listed)."""
+
+    countries: list[str] = Field(default_factory=list)
+    states: list[str] = Field(default_factory=list)
+
+
+class TerritoryConfig(_Section):
+    """A territory: countries, states, or postal-code ranges ([low, high] prefixes, inclusive)."""
+
+    countries: list[str] = Field(default_factory=list)
+    states: list[str] = Field(default_factory=list)
+    postal_ranges: list[tuple[str, str]] = Field(default_factory=list)
+
+
+class RuleConfig(_Section):
+    """A routing rule: when `when` matches (always, when omitted), the lead goes to `pool`."""
+
+    name: str = Field(min_length=1)
+    when: Condition | None = None
+    pool: str
+    strategy: str | None = None  # overrides the pool's strategy for this rule
+    tier: str | None = None  # prefer reps of this tier (e.g. "senior" for hot or large leads)
+    tier_strict: bool = False  # only that tier: wait / fall back rather than use other tiers
+    require_skills: list[str] = Field(default_factory=list)
+
+
+class ExperimentConfig(_Section):
+    """A split of one rule's leads between two strategies (stable per lead)."""
+
+    name: str = Field(min_length=1)
+    rule: str
+    control: str | None = None  # default: the rule's (or its pool's) strategy
+    treatment: str
+    treatment_share: float = Field(default=0.5, gt=0, lt=1)
+    enabled: bool = True
+
+
+class SlaConfig(_Section):
+    """Reassign a lead nobody actioned: no status change and no activity within `minutes`."""
+
+    minutes: int | None = Field(default=None, ge=1)
+    max_reassignments: int = Field(default=2, ge=0)
+
+
+class RoutingConfig(_Section):
+    """`[routing]`: reps, pools, regions, territories, ordered rules, fallback, SLA, experiments. Empty = route nobody."""
+
+    keep_existing_owner: bool = True
+    unassigned_owner_ids: list[str] = Field(default_factory=list)
+    account_matching: bool = True
+    account_owner: Literal["account", "parent"] = "account"
+    contact_matching: bool = True
+    matched_owner_availability: bool = False
+    reps: list[RepConfig] = Field(default_factory=list)
+    pools: dict[str, PoolConfig] = Field(default_factory=dict)
+    regions: dict[str, RegionConfig] = Field(default_factory=dict)
+    territories: dict[str, TerritoryConfig] = Field(default_factory=dict)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    fallback_pool: str | None = None
+    fallback_queue: dict[Crm, str] = Field(default_factory=dict)
+    when_unavailable: Literal["wait", "fallback"] = "wait"
+    day_timezone: str = "UTC"
+    language_field: str | None = None
+    sla: SlaConfig = Field(default_factory=SlaConfig)
+    experiments: list[ExperimentConfig] = Field(default_factory=list)
+
+
+def _email(value: str) -> str:
+    return value.strip().lower()
+
+
+def _up(value: str) -> str:
+    return value.strip().upper()
+
+
+def _postal(value: str) -> str:
+    """Postal codes compare without spaces or dashes, upper-case ("M5V 2T6" -> "M5V2T6", "01000-000" -> "01000000")."""
+    return value.replace(" ", "").replace("-", "").upper()
+
+
+def _field_kind(name: str) -> str | None:
+    return field_kind(name, ROUTING_FIELD_KINDS)
+
+
+def _condition_values(cond: Condition | None, path: str, name: str) -> Iterable[tuple[Any, str]]:
+    """(value, key path) of every eq / ne / in / not_in test of field `name`."""
+    if cond is None:
+        return
+    if cond.field == name and cond.op in ("eq", "ne", "in", "not_in"):
+        values = cond.value if isinstance(cond.value, list) else [cond.value]
+        for i, v in enumerate(values):
+            yield v, f"{path}.value" + (f"[{i}]" if isinstance(cond.value, list) else "")
+    for key, subs in (("all", cond.all), ("any", cond.any)):
+        for i, sub in enumerate(subs or ()):
+            yield from _condition_values(sub, f"{path}.{key}[{i}]", name)
+    if cond.not_ is not None:
+        yield from _condition_values(cond.not_, f"{path}.not", name)
+
+
+def _check_reps(cfg: RoutingConfig, path: str) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    seen: dict[str, int] = {}
+    for i, rep in enumerate(cfg.reps):
+        rp = f"{path}.reps[{i}]"
+        email = _email(rep.email)
+        if "@" not in email:
+            problems.append(ConfigProblem(f"{rp}.email", f"{rep.email!r} is not an email address (reps are named by their CRM user's email)"))
+        if email in seen:
+            problems.append(ConfigProblem(f"{rp}.email", f"duplicate rep {email} (also {path}.reps[{seen[email]}])"))
+        seen.setdefault(email, i)
+        try:
+            load_zone(rep.timezone)
+        except ValueError as exc:
+            problems.append(ConfigProblem(f"{rp}.timezone", str(exc)))
+        for j, day in enumerate(rep.working_days):
+            if day.lower() not in WEEKDAYS:
+                problems.append(ConfigProblem(f"{rp}.working_days[{j}]", f"{day!r} is not a weekday; use {', '.join(WEEKDAYS)}"))
+        if isinstance(rep.working_hours, dict):
+            for day, ranges in rep.working_hours.items():
+                if day.lower() not in WEEKDAYS:
+                    problems.append(ConfigProblem(f"{rp}.working_hours.{day}", f"{day!r} is not a weekday; use {', '.join(WEEKDAYS)}"))
+                    continue
+                for text in [ranges] if isinstance(ranges, str) else ranges:
+                    problems += _check_range(text, f"{rp}.working_hours.{day}")
+        elif rep.working_hours is not None:
+            for text in [rep.working_hours] if isinstance(rep.working_hours, str) else rep.working_hours:
+                problems += _check_range(text, f"{rp}.working_hours")
+        for j, absence in enumerate(rep.out_of_office):
+            if _comparable(absence.end) < _comparable(absence.start):
+                problems.append(ConfigProblem(f"{rp}.out_of_office[{j}].end", f"end {absence.end} is before start {absence.start}"))
+        if rep.country and rep.observe_holidays:
+            try:
+                load_holidays(rep.country, rep.holiday_subdivision)
+            except ValueError as exc:
+                key = "holiday_subdivision" if rep.holiday_subdivision else "country"
+                problems.append(ConfigProblem(f"{rp}.{key}", f"no public-holiday calendar: {exc} (use an ISO 3166 code, or observe_holidays = false)"))
+    return problems
+
+
+def _comparable(value: date | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    return datetime(value.year, value.month, value.day)
+
+
+def _check_range(text: str, path: str) -> list[ConfigProblem]:
+    try:
+        build_week(text, ("mon",))
+    except ValueError as exc:
+        return [ConfigProblem(path, str(exc))]
+    return []
+
+
+def _check_places(cfg: RoutingConfig, path: str) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    covered: dict[tuple[str, str | None], str] = {}
+    for name, region in cfg.regions.items():
+        rp = f"{path}.regions.{name}"
+        if not region.countries:
+            problems.append(ConfigProblem(f"{rp}.countries", "a region needs at least one country"))
+        for country in region.countries:
+            states: list[str | None] = [_up(s) for s in region.states] or [None]
+            for state in states:
+                place = (_up(country), state)
+                if place in covered:
+                    where = f"{place[0]}" + (f"/{state}" if state else "")
+                    problems.append(ConfigProblem(rp, f"{where} is already in region {covered[place]!r} (a place belongs to one region)"))
+                covered.setdefault(place, name)
+    ranges: list[tuple[str, str, str, frozenset[str], str]] = []
+    for name, terr in cfg.territories.items():
+        tp = f"{path}.territories.{name}"
+        if not (terr.countries or terr.states or terr.postal_ranges):
+            problems.append(ConfigProblem(tp, "a territory needs countries, states or postal_ranges"))
+        if (terr.states or terr.postal_ranges) and not terr.countries:
+            problems.append(ConfigProblem(f"{tp}.countries", "states and postal ranges need the countries they belong to"))
+        for i, (lo, hi) in enumerate(terr.postal_ranges):
+            plo, phi = _postal(lo), _postal(hi)
+            if not plo or len(plo) != len(phi):
+                problems.append(ConfigProblem(f"{tp}.postal_ranges[{i}]", f"[{lo!r}, {hi!r}]: low and high must be prefixes of the same length"))
+                continue
+            if plo > phi:
+                problems.append(ConfigProblem(f"{tp}.postal_ranges[{i}]", f"[{lo!r}, {hi!r}]: low is above high"))
+                continue
+            countries = frozenset(_up(c) for c in terr.countries)
+            for olo, ohi, oname, ocountries, opath in ranges:
+                if countries & ocountries and _overlaps(plo, phi, olo, ohi):
+                    problems.append(ConfigProblem(f"{tp}.postal_ranges[{i}]", f"[{lo!r}, {hi!r}] overlaps {opath} of territory {oname!r}"))
+            ranges.append((plo, phi, name, countries, f"{tp}.postal_ranges[{i}]"))
+    return problems
+
+
+def _overlaps(lo1: str, hi1: str, lo2: str, hi2: str) -> bool:
+    """Prefix ranges overlap when, compared at the shorter prefix length, their spans intersect."""
+    n = min(len(lo1), len(lo2))
+    return lo1[:n] <= hi2[:n] and lo2[:n] <= hi1[:n]
+
+
+def _check_rules(cfg: RoutingConfig, scoring: ScoringConfig, path: str) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    names: dict[str, int] = {}
+    catch_all: int | None = None
+    grades = {g.name.lower() for g in scoring.grades}
+    models = {m.lower() for m in scoring.models} | {NO_MODEL}
+    for i, rule in enumerate(cfg.rules):
+        rp = f"{path}.rules[{i}]"
+        if rule.name in names:
+            problems.append(ConfigProblem(f"{rp}.name", f"duplicate rule name {rule.name!r} (also {path}.rules[{names[rule.name]}])"))
+        names.setdefault(rule.name, i)
+        if catch_all is not None:
+            problems.append(ConfigProblem(rp, f"rule {rule.name!r} can never match: {path}.rules[{catch_all}] has no `when` and matches every lead"))
+        if rule.when is None and catch_all is None:
+            catch_all = i
+        if rule.pool not in cfg.pools:
+            problems.append(ConfigProblem(f"{rp}.pool", f"unknown pool {rule.pool!r}; pools: {', '.join(cfg.pools) or '(none defined)'}"))
+        if rule.strategy is not None and rule.strategy not in STRATEGIES:
+            problems.append(ConfigProblem(f"{rp}.strategy", f"unknown strategy {rule.strategy!r}; use one of {', '.join(STRATEGIES)}"))
+        for j, skill in enumerate(rule.require_skills):
+            if skill not in SKILLS:
+                problems.append(ConfigProblem(f"{rp}.require_skills[{j}]", f"unknown skill {skill!r}; use one of {', '.join(SKILLS)}"))
+        if "languages" in rule.require_skills and not cfg.language_field:
+            problems.append(ConfigProblem(f"{rp}.require_skills", "requiring languages needs routing.language_field (the lead field holding the language)"))
+        if rule.tier is not None and rule.pool in cfg.pools:
+            members = {_email(e) for e in cfg.pools[rule.pool].reps}
+            tiers = {r.tier for r in cfg.reps if _email(r.email) in members}
+            if rule.tier not in tiers:
+                problems.append(ConfigProblem(f"{rp}.tier", f"no rep of tier {rule.tier!r} in pool {rule.pool!r} (tiers there: {', '.join(sorted(tiers)) or 'none'})"))
+        if rule.when is not None:
+            wp = f"{rp}.when"
+            problems += check_condition(rule.when, wp, ROUTING_FIELD_KINDS)
+            for value, vp in _condition_values(rule.when, wp, "region"):
+                if str(value) not in cfg.regions:
+                    problems.append(ConfigProblem(vp, f"unknown region {value!r}; define it under {path}.regions (known: {', '.join(cfg.regions) or 'none'})"))
+            for value, vp in _condition_values(rule.when, wp, "territory"):
+                if str(value) not in cfg.territories:
+                    problems.append(ConfigProblem(vp, f"unknown territory {value!r}; define it under {path}.territories (known: {', '.join(cfg.territories) or 'none'})"))
+            for value, vp in _condition_values(rule.when, wp, "grade"):
+                if str(value).lower() not in grades:
+                    problems.append(ConfigProblem(vp, f"unknown grade {value!r}; scoring.grades are {', '.join(g.name for g in scoring.grades)}"))
+            for value, vp in _condition_values(rule.when, wp, "model"):
+                if str(value).lower() not in models:
+                    problems.append(ConfigProblem(vp, f"unknown model {value!r}; scoring.models are {', '.join(scoring.models) or 'none'}"))
+    return problems
+
+
+def _check_experiments(cfg: RoutingConfig, path: str) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    rules = {r.name: r for r in cfg.rules}
+    by_rule: dict[str, int] = {}
+    names: set[str] = set()
+    for i, exp in enumerate(cfg.experiments):
+        ep = f"{path}.experiments[{i}]"
+        if exp.name in names:
+            problems.append(ConfigProblem(f"{ep}.name", f"duplicate experiment name {exp.name!r}"))
+        names.add(exp.name)
+        if ":" in exp.name:
+            problems.append(ConfigProblem(f"{ep}.name", "an experiment name cannot contain ':' (decisions record the arm as NAME:ARM)"))
+        if exp.rule not in rules:
+            problems.append(ConfigProblem(f"{ep}.rule", f"unknown rule {exp.rule!r}; rules: {', '.join(rules) or '(none defined)'}"))
+        elif exp.enabled:
+            if exp.rule in by_rule:
+                problems.append(ConfigProblem(f"{ep}.rule", f"rule {exp.rule!r} already has an experiment ({path}.experiments[{by_rule[exp.rule]}])"))
+            by_rule.setdefault(exp.rule, i)
+        for key in ("control", "treatment"):
+            value = getattr(exp, key)
+            if value is not None and value not in STRATEGIES:
+                problems.append(ConfigProblem(f"{ep}.{key}", f"unknown strategy {value!r}; use one of {', '.join(STRATEGIES)}"))
+        if exp.rule in rules:
+            rule = rules[exp.rule]
+            control = exp.control or rule.strategy or (cfg.pools[rule.pool].strategy if rule.pool in cfg.pools else None)
+            if control == exp.treatment:
+                problems.append(ConfigProblem(f"{ep}.treatment", f"treatment {exp.treatment!r} is the same as the control strategy; nothing to compare"))
+    return problems
 
 
 def check_routing(cfg: RoutingConfig, scoring: ScoringConfig, path: str) -> list[ConfigProblem]:
-    return []
+    """Every problem in `[routing]`, each with its key path (e.g. routing.rules[3].pool); empty when fine."""
+    problems = _check_reps(cfg, path)
+    known = {_email(r.email) for r in cfg.reps}
+    for name, pool in cfg.pools.items():
+        pp = f"{path}.pools.{name}"
+        if not pool.reps:
+            problems.append(ConfigProblem(f"{pp}.reps", f"pool {name!r} has no reps"))
+        if pool.strategy not in STRATEGIES:
+            problems.append(ConfigProblem(f"{pp}.strategy", f"unknown strategy {pool.strategy!r}; use one of {', '.join(STRATEGIES)}"))
+        seen: set[str] = set()
+        for i, email in enumerate(pool.reps):
+            if _email(email) not in known:
+                problems.append(ConfigProblem(f"{pp}.reps[{i}]", f"{email} is not a rep; add it to {path}.reps"))
+            if _email(email) in seen:
+                problems.append(ConfigProblem(f"{pp}.reps[{i}]", f"{email} is listed twice in pool {name!r}"))
+            seen.add(_email(email))
+    problems += _check_places(cfg, path)
+    problems += _check_rules(cfg, scoring, path)
+    problems += _check_experiments(cfg, path)
+    if cfg.fallback_pool is not None and cfg.fallback_pool not in cfg.pools:
+        problems.append(ConfigProblem(f"{path}.fallback_pool", f"unknown pool {cfg.fallback_pool!r}; pools: {', '.join(cfg.pools) or '(none defined)'}"))
+    if cfg.when_unavailable == "fallback" and cfg.fallback_pool is None and not cfg.fallback_queue:
+        problems.append(ConfigProblem(f"{path}.when_unavailable", "\"fallback\" needs a fallback_pool or a fallback_queue"))
+    if cfg.rules and not cfg.reps:
+        problems.append(ConfigProblem(f"{path}.reps", "rules are defined but there are no reps to route to"))
+    try:
+        load_zone(cfg.day_timezone)
+    except ValueError as exc:
+        problems.append(ConfigProblem(f"{path}.day_timezone", str(exc)))
+    if cfg.language_field is not None and _field_kind(cfg.language_field) is None:
+        problems.append(ConfigProblem(f"{path}.language_field", f"unknown lead field {cfg.language_field!r} (a lead attribute or extra.NAME)"))
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledExperiment:
+    name: str
+    control: str
+    treatment: str
+    treatment_share: float
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    name: str
+    predicate: Predicate
+    description: str
+    pool: str
+    strategy: str | None
+    tier: str | None
+    tier_strict: bool
+    require_skills: tuple[str, ...]
+    experiment: CompiledExperiment | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPool:
+    name: str
+    members: tuple[str, ...]  # rep emails, lower-case, in tie-break order
+    strategy: str
+    weight_by_conversion: bool
+    scope: str  # the round-robin counter scope
+
+
+@dataclass(frozen=True)
+class CompiledRouting:
+    """Everything `route_lead` needs, precomputed once per config (schedules, lookups, predicates)."""
+
+    rep_emails: tuple[str, ...]
+    schedules: Mapping[str, Schedule]
+    pools: Mapping[str, CompiledPool]
+    rules: tuple[CompiledRule, ...]
+    fallback_pool: str | None
+    fallback_queue: Mapping[str, str]
+    when_unavailable: Literal["wait", "fallback"]
+    keep_existing_owner: bool
+    unassigned_owner_ids: frozenset[str]
+    account_matching: bool
+    prefer_parent_owner: bool
+    contact_matching: bool
+    matched_owner_availability: bool
+    region_by_country: Mapping[str, str]
+    region_by_state: Mapping[tuple[str, str], str]
+    territory_by_country: Mapping[str, str]
+    territory_by_state: Mapping[tuple[str, str], str]
+    postal_ranges: Mapping[str, tuple[tuple[str, str, str], ...]]  # country -> (low, high, territory)
+    day_zone: Any  # ZoneInfo
+    language_field: str | None
+    sla_minutes: int | None
+    max_reassignments: int
+    config: RoutingConfig
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.rep_emails) or bool(self.fallback_queue)
+
+
+def _schedule(rep: RepConfig) -> Schedule:
+    zone = load_zone(rep.timezone)
+    absences = tuple(OutOfOffice(a.start, a.end, a.note) for a in rep.out_of_office)
+    calendar = load_holidays(rep.country, rep.holiday_subdivision) if rep.country and rep.observe_holidays else None
+    week = build_week(rep.working_hours, rep.working_days)
+    return Schedule(timezone=zone, week=week, out_of_office=absences, holidays=calendar, country=_up(rep.country) if rep.country else None)
+
+
+def compile_routing(cfg: RoutingConfig) -> CompiledRouting:
+    """Precompute schedules, per-pool structures, place lookups and rule predicates (config already checked)."""
+    pools = {
+        name: CompiledPool(name, tuple(dict.fromkeys(_email(e) for e in p.reps)), p.strategy, p.weight_by_conversion, f"{RR_PREFIX}{name}")
+        for name, p in cfg.pools.items()
+    }
+    experiments = {e.rule: e for e in cfg.experiments if e.enabled}
+    rules = []
+    for rule in cfg.rules:
+        exp = experiments.get(rule.name)
+        compiled_exp = None
+        if exp is not None:
+            control = exp.control or rule.strategy or pools[rule.pool].strategy
+            compiled_exp = CompiledExperiment(exp.name, control, exp.treatment, exp.treatment_share)
+        rules.append(CompiledRule(
+            name=rule.name, predicate=compile_condition(rule.when), description=describe(rule.when), pool=rule.pool,
+            strategy=rule.strategy, tier=rule.tier, tier_strict=rule.tier_strict,
+            require_skills=tuple(rule.require_skills), experiment=compiled_exp,
+        ))
+    region_by_country: dict[str, str] = {}
+    region_by_state: dict[tuple[str, str], str] = {}
+    for name, region in cfg.regions.items():
+        for country in region.countries:
+            if region.states:
+                for state in region.states:
+                    region_by_state.setdefault((_up(country), _up(state)), name)
+            else:
+                region_by_country.setdefault(_up(country), name)
+    territory_by_country: dict[str, str] = {}
+    territory_by_state: dict[tuple[str, str], str] = {}
+    postal: dict[str, list[tuple[str, str, str]]] = {}
+    for name, terr in cfg.territories.items():
+        for country in terr.countries:
+            c = _up(country)
+            for lo, hi in terr.postal_ranges:
+                postal.setdefault(c, []).append((_postal(lo), _postal(hi), name))
+            for state in terr.states:
+                territory_by_state.setdefault((c, _up(state)), name)
+            if not terr.states and not terr.postal_ranges:
+                territory_by_country.setdefault(c, name)
+    return CompiledRouting(
+        rep_emails=tuple(_email(r.email) for r in cfg.reps),
+        schedules={_email(r.email): _schedule(r) for r in cfg.reps},
+        pools=pools,
+        rules=tuple(rules),
+        fallback_pool=cfg.fallback_pool,
+        fallback_queue={str(k): v for k, v in cfg.fallback_queue.items()},
+        when_unavailable=cfg.when_unavailable,
+        keep_existing_owner=cfg.keep_existing_owner,
+        unassigned_owner_ids=frozenset(cfg.unassigned_owner_ids) | frozenset(cfg.fallback_queue.values()),
+        account_matching=cfg.account_matching,
+        prefer_parent_owner=cfg.account_owner == "parent",
+        contact_matching=cfg.contact_matching,
+        matched_owner_availability=cfg.matched_owner_availability,
+        region_by_country=region_by_country,
+        region_by_state=region_by_state,
+        territory_by_country=territory_by_country,
+        territory_by_state=territory_by_state,
+        postal_ranges={c: tuple(sorted(v)) for c, v in postal.items()},
+        day_zone=load_zone(cfg.day_timezone),
+        language_field=cfg.language_field,
+        sla_minutes=cfg.sla.minutes,
+        max_reassignments=cfg.sla.max_reassignments,
+        config=cfg,
+    )
+
+
+def build_reps(cfg: RoutingConfig | CompiledRouting, owners_by_crm: Mapping[str, Sequence[Owner]]) -> tuple[list[Rep], list[ConfigProblem]]:
+    """Resolve each configured rep to owner ids per CRM (email, case-insensitive; explicit ids win).
+
+    A rep whose CRM user is inactive or archived gets no id in that CRM; a rep with no active
+    owner anywhere is inactive; a rep found in no CRM is a warning (it receives no leads).
+    """
+    config = cfg.config if isinstance(cfg, CompiledRouting) else cfg
+    by_email: dict[str, dict[str, Owner]] = {}
+    by_id: dict[str, dict[str, Owner]] = {}
+    for crm, owners in owners_by_crm.items():
+        by_email[crm] = {}
+        by_id[crm] = {o.id: o for o in owners}
+        for user in owners:
+            if user.email and not user.is_queue:
+                # An active user wins over an archived one with the same email.
+                key = _email(user.email)
+                if key not in by_email[crm] or (user.is_active and not by_email[crm][key].is_active):
+                    by_email[crm][key] = user
+    reps: list[Rep] = []
+    warnings: list[ConfigProblem] = []
+    for i, rc in enumerate(config.reps):
+        email = _email(rc.email)
+        path = f"routing.reps[{i}]"
+        ids: dict[str, str] = {}
+        found_any = False
+        inactive_in: list[str] = []
+        names: list[str] = []
+        for crm in owners_by_crm:
+            explicit = {str(k): v for k, v in rc.owner_ids.items()}.get(crm)
+            owner: Owner | None = by_id[crm].get(explicit) if explicit else by_email[crm].get(email)
+            if explicit and owner is None:
+                # Explicit ids are trusted even when the owner list does not show them (e.g. a queue).
+                ids[crm] = explicit
+                found_any = True
+                continue
+            if owner is None:
+                continue
+            found_any = True
+            names.append(owner.name)
+            if owner.is_active:
+                ids[crm] = owner.id
+            else:
+                inactive_in.append(crm)
+        for crm, explicit in rc.owner_ids.items():
+            if crm not in owners_by_crm:
+                ids[crm] = explicit
+                found_any = True
+        if not found_any:
+            crms = ", ".join(owners_by_crm) or "no CRM"
+            warnings.append(ConfigProblem(f"{path}.email", f"rep {email} is not an owner in {crms}; this rep receives no leads"))
+        for crm in inactive_in:
+            warnings.append(ConfigProblem(f"{path}.email", f"rep {email} is inactive in {crm}; this rep receives no {crm} leads"))
+        is_active = rc.active and bool(ids)
+        reps.append(Rep(
+            email=email,
+            name=rc.name or next((n for n in names if n), ""),
+            owner_ids=ids,
+            is_active=is_active,
+            timezone=rc.timezone,
+            country=rc.country,
+            weight=rc.weight,
+            tier=rc.tier,
+            skills={k: tuple(getattr(rc, k)) for k in SKILLS if getattr(rc, k)},
+            max_open_leads=rc.max_open_leads,
+            max_leads_per_day=rc.max_leads_per_day,
+        ))
+    return reps, warnings
+
+
+@dataclass(frozen=True)
+class CounterOp:
+    """One counter change the store applies: `add` a delta or `set` a value of scope/key."""
+
+    scope: str
+    key: str
+    kind: Literal["add", "set"]
+    value: int
+
+
+@dataclass(frozen=True)
+class StateChange:
+    ops: tuple[CounterOp, ...] = ()
+
+    def __add__(self, other: StateChange) -> StateChange:
+        return StateChange(self.ops + other.ops)
+
+
+NO_CHANGE = StateChange()
+
+
+@dataclass(frozen=True)
+class RoutingState:
+    """A snapshot of the routing counters: scope -> key -> value.
+
+    Scopes: "rr:<pool>" -> {rep email: pass, "~vt": pool clock}; "load:open" -> {rep email: open
+    leads}; "load:day:<YYYY-MM-DD>" -> {rep email: leads assigned that day (in routing.day_timezone)}.
+    """
+
+    counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+    def get(self, scope: str, key: str) -> int:
+        values = self.counters.get(scope)
+        return values.get(key, 0) if values is not None else 0
+
+    def scope(self, scope: str) -> Mapping[str, int]:
+        return self.counters.get(scope, {})
+
+
+def state_from_counters(counters: Mapping[str, Mapping[str, int]]) -> RoutingState:
+    """The snapshot the store's counters describe (copied, so later store writes do not leak in)."""
+    return RoutingState({scope: dict(values) for scope, values in counters.items()})
+
+
+def apply_change(state: RoutingState, change: StateChange) -> RoutingState:
+    """The state after `change`: lets a batch route many leads in memory against an evolving snapshot."""
+    if not change.ops:
+        return state
+    counters = dict(state.counters)
+    copied: set[str] = set()
+    for op in change.ops:
+        if op.scope not in copied:
+            counters[op.scope] = dict(counters.get(op.scope, {}))
+            copied.add(op.scope)
+        values = counters[op.scope]
+        assert isinstance(values, dict)
+        values[op.key] = values.get(op.key, 0) + op.value if op.kind == "add" else op.value
+    return RoutingState(counters)
+
+
+def day_scope(compiled: CompiledRouting, now: datetime) -> str:
+    """The scope of today's per-rep lead counts (the day in routing.day_timezone)."""
+    return f"{DAY_PREFIX}{now.astimezone(compiled.day_zone).date().isoformat()}"
+
+
+def required_scopes(compiled: CompiledRouting, now: datetime) -> list[str]:
+    """Every counter scope `route_lead` may read or change at `now` (lock and load these)."""
+    return sorted({p.scope for p in compiled.pools.values()} | {OPEN_SCOPE, day_scope(compiled, now)})
+
+
+def release_change(rep_email: str) -> StateChange:
+    """One open lead fewer for a rep (the pipeline applies it when a routed lead closes or converts)."""
+    return StateChange((CounterOp(OPEN_SCOPE, _email(rep_email), "add", -1),))
+
+
+# A pool member as a batch sees it: email, rep, why not eligible (None: eligible), candidate, stride.
+_Member = tuple[str, "Rep | None", "str | None", Candidate, int]
+
+
+class AvailabilitySnapshot:
+    """Reps by email and owner id, and why each one cannot take leads at `now` (inactive, absent, off hours).
+
+    Build it once per batch with `availability_snapshot` and pass it in `RoutingContext.availability`;
+    without one, `route_lead` works out only the reps it looks at, lead by lead. Capacity is not
+    part of it: that depends on the evolving routing state.
+    """
+
+    __slots__ = ("now", "reps", "day", "_compiled", "_by_email", "_by_owner", "_blocked", "_skills", "_cands", "_members")
+
+    def __init__(self, reps: Sequence[Rep], compiled: CompiledRouting, now: datetime, *, eager: bool = True) -> None:
+        self.now = now
+        self.reps = reps
+        self._compiled = compiled
+        self._by_email = {_email(r.email): r for r in reps}
+        self._by_owner: dict[tuple[str, str], Rep] | None = None
+        self._blocked: dict[str, str | None] = {}
+        self._skills: dict[str, Mapping[str, frozenset[str]]] = {}
+        self._cands: dict[tuple[str, bool, str], Candidate] = {}
+        self._members: dict[tuple[str, str], tuple[object, tuple[_Member, ...]]] = {}
+        self.day = day_scope(compiled, now)
+        if eager:
+            for email in self._by_email:
+                self.blocked_reason(email)
+
+    def rep(self, email: str) -> Rep | None:
+        return self._by_email.get(email)
+
+    def rep_for_owner(self, crm: str, owner_id: str) -> Rep | None:
+        if self._by_owner is None:
+            self._by_owner = {(c, oid): r for r in self.reps for c, oid in r.owner_ids.items()}
+        return self._by_owner.get((crm, owner_id))
+
+    def blocked_reason(self, email: str) -> str | None:
+        """Inactive, out of office, holiday or outside working hours; None when the rep can work now."""
+        if email in self._blocked:
+            return self._blocked[email]
+        rep = self._by_email.get(email)
+        reason: str | None
+        if rep is None:
+            reason = "not resolved to a CRM owner"
+        elif not rep.is_active:
+            reason = "inactive"
+        else:
+            schedule = self._compiled.schedules.get(email)
+            if schedule is None:
+                schedule = Schedule(timezone=load_zone(rep.timezone))
+            reason = schedule.unavailable_reason(self.now)
+        self._blocked[email] = reason
+        return reason
+
+    def members(self, pool: CompiledPool, crm: str, known: Collection[str] | None) -> tuple[_Member, ...]:
+        """(email, rep, why not, candidate, stride) per pool member: what does not change within the batch."""
+        cached = self._members.get((pool.name, crm))
+        if cached is not None and cached[0] is known:
+            return cached[1]
+        rows: list[_Member] = []
+        for email in pool.members:
+            rep = self._by_email.get(email)
+            why = self.blocked_reason(email)
+            if why is None and rep is not None:
+                owner_id = rep.owner_ids.get(crm)
+                if owner_id is None:
+                    why = f"no owner id in {crm}"
+                elif known is not None and owner_id not in known:
+                    why = f"owner {owner_id} is not an active owner in {crm}"
+            weight = rep.weight if rep is not None and 1 <= rep.weight <= MAX_WEIGHT else 1
+            rows.append((email, rep, why, self.candidate(email, why is None, why or "eligible"), TURN // weight))
+        table = tuple(rows)
+        self._members[(pool.name, crm)] = (known, table)
+        return table
+
+    def skills(self, email: str, rep: Rep) -> Mapping[str, frozenset[str]]:
+        cached = self._skills.get(email)
+        if cached is None:
+            cached = {k: frozenset(v.strip().lower() for v in values) for k, values in rep.skills.items()}
+            self._skills[email] = cached
+        return cached
+
+    def candidate(self, email: str, eligible: bool, reason: str) -> Candidate:
+        """Candidates repeat across a batch; share the values."""
+        key = (email, eligible, reason)
+        cand = self._cands.get(key)
+        if cand is None:
+            cand = self._cands[key] = Candidate(email, eligible, reason)
+        return cand
+
+
+def availability_snapshot(reps: Sequence[Rep], compiled: CompiledRouting, now: datetime) -> AvailabilitySnapshot:
+    """Every rep's availability at `now`, computed once and reused for a batch routed at that instant."""
+    return AvailabilitySnapshot(reps, compiled, now, eager=True)
+
+
+@dataclass(frozen=True)
+class RoutingContext:
+    """What the pipeline looked up for one lead: reps, the matched account, a duplicate contact's owner."""
+
+    reps: Sequence[Rep] = ()
+    account: Account | None = None
+    contact_owner_id: str | None = None
+    is_free_mail: bool = False
+    conversion_rates: Mapping[str, float] = field(default_factory=dict)  # rep email -> past conversion rate
+    known_owner_ids: Collection[str] | None = None  # active owner ids of the lead's CRM; None = not known
+    is_competitor: bool = False
+    availability: AvailabilitySnapshot | None = None
+
+
+class LeadRoutingView(Protocol):
+    """What SLA checks need from the store's record of a routed lead (store.LeadState fits)."""
+
+    @property
+    def routed_owner_id(self) -> str | None: ...
+    @property
+    def routed_rep(self) -> str | None: ...
+    @property
+    def routed_at(self) -> datetime | None: ...
+    @property
+    def reassignments(self) -> int: ...
+    @property
+    def initial_status(self) -> str | None: ...
+
+
+def _snapshot(ctx: RoutingContext, compiled: CompiledRouting, now: datetime) -> AvailabilitySnapshot:
+    snap = ctx.availability
+    if snap is not None and snap.now == now and snap.reps is ctx.reps and snap._compiled is compiled:
+        return snap
+    return AvailabilitySnapshot(ctx.reps, compiled, now, eager=False)
+
+
+def place_of(lead: Lead, compiled: CompiledRouting) -> tuple[str | None, str | None]:
+    """(region, territory) of a lead: the most specific match wins (postal range > state > country)."""
+    if not lead.country:
+        return None, None
+    country = _up(lead.country)
+    state = _up(lead.state) if lead.state else None
+    region = (compiled.region_by_state.get((country, state)) if state else None) or compiled.region_by_country.get(country)
+    territory = None
+    ranges = compiled.postal_ranges.get(country)
+    if ranges and lead.postal_code:
+        code = _postal(lead.postal_code)
+        for lo, hi, name in ranges:
+            prefix = code[: len(lo)]
+            if len(prefix) == len(lo) and lo <= prefix <= hi:
+                territory = name
+                break
+    if territory is None and state:
+        territory = compiled.territory_by_state.get((country, state))
+    if territory is None:
+        territory = compiled.territory_by_country.get(country)
+    return region, territory
+
+
+def condition_context(lead: Lead, score: ScoreResult, ctx: RoutingContext, compiled: CompiledRouting) -> dict[str, Any]:
+    """The context fields rule conditions can read besides lead attributes."""
+    region, territory = place_of(lead, compiled)
+    return {
+        "score": score.score,
+        "grade": score.grade,
+        "model": score.model,
+        "bant": score.bant,
+        "is_mql": score.is_mql,
+        "region": region,
+        "territory": territory,
+        "is_free_mail": ctx.is_free_mail,
+        "is_competitor": ctx.is_competitor,
+    }
+
+
+def _match_rule(lead: Lead, fields: Mapping[str, Any], compiled: CompiledRouting) -> CompiledRule | None:
+    for rule in compiled.rules:
+        if rule.predicate(lead, fields):
+            return rule
+    return None
+
+
+def _owner_problem(
+    owner_id: str, crm: str, ctx: RoutingContext, snap: AvailabilitySnapshot, state: RoutingState,
+    compiled: CompiledRouting, now: datetime, *, check_availability: bool,
+) -> tuple[str | None, Rep | None]:
+    """Why an existing / account / contact owner cannot take the lead (None: they can), and their rep."""
+    rep = snap.rep_for_owner(crm, owner_id)
+    if ctx.known_owner_ids is None:
+        if rep is None:
+            return f"owner {owner_id} is not a known active owner in {crm}", None
+    elif owner_id not in ctx.known_owner_ids:
+        return f"owner {owner_id} is not an active owner in {crm}", rep
+    if rep is None:
+        return None, None
+    if not rep.is_active:
+        return f"{rep.email} is inactive", rep
+    if check_availability:
+        why = snap.blocked_reason(_email(rep.email)) or _capacity_problem(rep, state, compiled, now)
+        if why is not None:
+            return f"{rep.email}: {why}", rep
+    return None, rep
+
+
+def _capacity_problem(rep: Rep, state: RoutingState, compiled: CompiledRouting, now: datetime, day: str | None = None) -> str | None:
+    email = _email(rep.email)
+    if rep.max_open_leads is not None:
+        n = state.get(OPEN_SCOPE, email)
+        if n >= rep.max_open_leads:
+            return f"at capacity: {n}/{rep.max_open_leads} open leads"
+    if rep.max_leads_per_day is not None:
+        n = state.get(day or day_scope(compiled, now), email)
+        if n >= rep.max_leads_per_day:
+            return f"at capacity: {n}/{rep.max_leads_per_day} leads today"
+    return None
+
+
+def _load_ops(email: str, compiled: CompiledRouting, now: datetime, day: str | None = None) -> tuple[CounterOp, ...]:
+    return (CounterOp(OPEN_SCOPE, email, "add", 1), CounterOp(day or day_scope(compiled, now), email, "add", 1))
+
+
+def _lead_skills(lead: Lead, region: str | None, territory: str | None, compiled: CompiledRouting) -> dict[str, frozenset[str]]:
+    """What the lead asks of a rep, per skill (lower-case); empty sets are not asked for."""
+    language: Any = None
+    name = compiled.language_field
+    if name:
+        language = lead.extra.get(name[len("extra."):]) if name.startswith("extra.") else getattr(lead, name, None)
+    places = {p.strip().lower() for p in (region, territory, lead.country) if p}
+    return {
+        "industries": frozenset({lead.industry.strip().lower()}) if lead.industry else frozenset(),
+        "products": frozenset(p.strip().lower() for p in lead.product_interest if p),
+        "languages": frozenset({str(language).strip().lower()}) if language else frozenset(),
+        "regions": frozenset(places),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Pick:
+    email: str | None
+    rep: Rep | None
+    strategy: str
+    arm: str | None
+    candidates: tuple[Candidate, ...]
+    reasons: tuple[str, ...]
+    ops: tuple[CounterOp, ...]
+
+
+def _conversion_factor(email: str, pool: CompiledPool, rates: Mapping[str, float]) -> float:
+    known = [rates[m] for m in pool.members if m in rates]
+    if email not in rates or not known:
+        return 1.0
+    mean = sum(known) / len(known)
+    if mean <= 0:
+        return 1.0
+    lo, hi = CONVERSION_FACTOR_BOUNDS
+    return min(hi, max(lo, rates[email] / mean))
+
+
+def _pick(
+    pool: CompiledPool, rule: CompiledRule | None, lead: Lead, fields: Mapping[str, Any], ctx: RoutingContext,
+    snap: AvailabilitySnapshot, state: RoutingState, compiled: CompiledRouting, now: datetime,
+    exclude: frozenset[str] = frozenset(),
+) -> _Pick:
+    """One eligible rep of `pool` by the rule's (or experiment arm's, or pool's) strategy, with every candidate's verdict."""
+    strategy = (rule.strategy if rule is not None else None) or pool.strategy
+    arm: str | None = None
+    reasons: list[str] = []
+    if rule is not None and rule.experiment is not None:
+        exp = rule.experiment
+        which = assign_arm(exp.name, lead.key, exp.treatment_share)
+        strategy = exp.treatment if which == "treatment" else exp.control
+        arm = f"{exp.name}:{which}"
+        reasons.append(f"experiment {exp.name!r}: arm {which} ({strategy})")
+    day = snap.day
+    open_counts = state.scope(OPEN_SCOPE)
+    day_counts = state.scope(day)
+    need_skills = bool(rule is not None and rule.require_skills) or strategy == "best_match"
+    wanted = _lead_skills(lead, fields.get("region"), fields.get("territory"), compiled) if need_skills else {}
+    required = rule.require_skills if rule is not None else ()
+    cands: list[Candidate] = []
+    eligible: list[tuple[int, str, Rep, int]] = []
+    for index, (email, rep, why, cand, stride) in enumerate(snap.members(pool, lead.crm, ctx.known_owner_ids)):
+        if why is None and rep is not None:
+            if exclude and (email in exclude or rep.owner_ids.get(lead.crm) in exclude):
+                why = "already had this lead"
+            elif rep.max_open_leads is not None and open_counts.get(email, 0) >= rep.max_open_leads:
+                why = f"at capacity: {open_counts.get(email, 0)}/{rep.max_open_leads} open leads"
+            elif rep.max_leads_per_day is not None and day_counts.get(email, 0) >= rep.max_leads_per_day:
+                why = f"at capacity: {day_counts.get(email, 0)}/{rep.max_leads_per_day} leads today"
+            elif required:
+                have = snap.skills(email, rep)
+                for skill in required:
+                    if wanted[skill] and not wanted[skill] & have.get(skill, frozenset()):
+                        why = f"lacks skill {skill}: {', '.join(sorted(wanted[skill]))}"
+                        break
+            if why is None:
+                eligible.append((index, email, rep, stride))
+            else:
+                cand = snap.candidate(email, False, why)
+        cands.append(cand)
+    if rule is not None and rule.tier is not None:
+        in_tier = [e for e in eligible if e[2].tier == rule.tier]
+        if in_tier or rule.tier_strict:
+            for index, email, rep, _ in eligible:
+                if rep.tier != rule.tier:
+                    cands[index] = snap.candidate(email, False, f"tier {rep.tier}; rule {rule.name!r} wants {rule.tier}")
+            eligible = in_tier
+            reasons.append(f"tier {rule.tier} only")
+        else:
+            reasons.append(f"no eligible {rule.tier} rep; any tier")
+    rr = state.scope(pool.scope)
+    vt = rr.get(VT_KEY, 0)
+    rates = ctx.conversion_rates if pool.weight_by_conversion else {}
+    best: tuple[Any, ...] | None = None
+    chosen: tuple[int, str, Rep, int, int] | None = None
+    for index, email, rep, stride in eligible:
+        weight = rep.weight if rep.weight >= 1 else 1
+        if rates:
+            stride = max(1, round(TURN / (weight * _conversion_factor(email, pool, rates))))
+        start = rr.get(email, 0)
+        if start < vt - stride:
+            start = vt - stride  # back from an absence: next in line, not a backlog
+        finish = start + stride
+        if strategy == "least_loaded":
+            key: tuple[Any, ...] = (open_counts.get(email, 0) * TURN // weight, finish, start, index)
+        elif strategy == "best_match":
+            have = snap.skills(email, rep)
+            matched = sum(1 for sk, w in wanted.items() if w and w & have.get(sk, frozenset()))
+            key = (-matched, finish, start, index)
+        else:
+            key = (finish, start, index)
+        if best is None or key < best:
+            best, chosen = key, (index, email, rep, start, finish)
+    if chosen is not None:
+        cands[chosen[0]] = Candidate(chosen[1], True, "chosen")
+    candidates = tuple(cands)
+    if chosen is None or best is None:
+        return _Pick(None, None, strategy, arm, candidates, tuple(reasons), ())
+    _, email, rep, start, finish = chosen
+    if strategy == "least_loaded":
+        reasons.append(f"{email}: fewest open leads per weight ({state.get(OPEN_SCOPE, email)} open, weight {rep.weight})")
+    elif strategy == "best_match":
+        reasons.append(f"{email}: best skills match ({-best[0]} of the lead's needs), next in rotation among ties")
+    else:
+        reasons.append(f"{email}: next in weighted rotation (weight {rep.weight})")
+    ops = (
+        CounterOp(pool.scope, email, "set", finish),
+        CounterOp(pool.scope, VT_KEY, "set", max(vt, finish)),
+        CounterOp(OPEN_SCOPE, email, "add", 1),
+        CounterOp(day, email, "add", 1),
+    )
+    return _Pick(email, rep, strategy, arm, candidates, tuple(reasons), ops)
+
+
+def _decision(lead: Lead, kind: Any, owner_id: str | None, rep: str | None, reasons: list[str], **kw: Any) -> RoutingDecision:
+    return RoutingDecision(lead_key=lead.key, owner_id=owner_id, rep=rep, kind=kind, reasons=tuple(reasons), **kw)
+
+
+def _matched(
+    lead: Lead, ctx: RoutingContext, snap: AvailabilitySnapshot, state: RoutingState, compiled: CompiledRouting,
+    now: datetime, reasons: list[str],
+) -> tuple[RoutingDecision, StateChange] | None:
+    """Pre-routing: keep the owner, then account match, then duplicate-contact match."""
+    crm = lead.crm
+    if compiled.keep_existing_owner and lead.owner_id and lead.owner_id not in compiled.unassigned_owner_ids:
+        why, rep = _owner_problem(lead.owner_id, crm, ctx, snap, state, compiled, now, check_availability=False)
+        if why is None:
+            # The owner already counts in the load counters (or is not a configured rep): no change.
+            return _decision(lead, "kept", lead.owner_id, _email(rep.email) if rep else None, [*reasons, f"kept existing owner {lead.owner_id}"]), NO_CHANGE
+        reasons.append(f"existing owner not kept: {why}")
+    tries: list[tuple[Any, str, str | None]] = []
+    if compiled.account_matching and ctx.account is not None:
+        if ctx.is_free_mail:
+            reasons.append(f"no account matching: {lead.email_domain} is a free-mail domain")
+        else:
+            acc = ctx.account
+            label = f"account {acc.name or acc.id} ({acc.domain})"
+            own = ("account_match", f"{label} owner", acc.owner_id)
+            parent = ("account_match", f"parent account {acc.parent_id} owner of {label}", acc.parent_owner_id)
+            tries += [parent, own] if compiled.prefer_parent_owner else [own, parent]
+    if compiled.contact_matching and ctx.contact_owner_id:
+        tries.append(("contact_match", "existing contact with the same email: owner", ctx.contact_owner_id))
+    for kind, label, owner_id in tries:
+        if not owner_id:
+            continue
+        why, rep = _owner_problem(owner_id, crm, ctx, snap, state, compiled, now, check_availability=compiled.matched_owner_availability)
+        if why is not None:
+            reasons.append(f"{label} {owner_id} skipped: {why}")
+            continue
+        email = _email(rep.email) if rep else None
+        change = StateChange(_load_ops(email, compiled, now)) if email else NO_CHANGE
+        return _decision(lead, kind, owner_id, email, [*reasons, f"{label} {owner_id}"]), change
+    return None
+
+
+def route_lead(
+    lead: Lead, score: ScoreResult, ctx: RoutingContext, state: RoutingState, compiled: CompiledRouting, now: datetime,
+) -> tuple[RoutingDecision, StateChange]:
+    """Who should own `lead` and why, plus the counter changes that decision makes (pure)."""
+    if not compiled.is_configured:
+        return _decision(lead, "none", None, None, ["routing is not configured (no reps, no fallback queue)"]), NO_CHANGE
+    snap = _snapshot(ctx, compiled, now)
+    reasons: list[str] = []
+    matched = _matched(lead, ctx, snap, state, compiled, now, reasons)
+    if matched is not None:
+        return matched
+    fields = condition_context(lead, score, ctx, compiled)
+    rule = _match_rule(lead, fields, compiled)
+    return _route_in_pools(lead, rule, fields, ctx, snap, state, compiled, now, reasons, kind="rule")
+
+
+def _route_in_pools(
+    lead: Lead, rule: CompiledRule | None, fields: Mapping[str, Any], ctx: RoutingContext, snap: AvailabilitySnapshot,
+    state: RoutingState, compiled: CompiledRouting, now: datetime, reasons: list[str], *, kind: str,
+    exclude: frozenset[str] = frozenset(),
+) -> tuple[RoutingDecision, StateChange]:
+    tried: list[_Pick] = []
+    pools: list[tuple[str, CompiledRule | None, str]] = []
+    if rule is not None:
+        reasons.append(f"rule {rule.name!r} matched: {rule.description}")
+        pools.append((rule.pool, rule, kind))
+        if compiled.when_unavailable == "fallback" and compiled.fallback_pool and compiled.fallback_pool != rule.pool:
+            pools.append((compiled.fallback_pool, None, "fallback" if kind == "rule" else kind))
+    else:
+        reasons.append("no rule matched")
+        if compiled.fallback_pool:
+            pools.append((compiled.fallback_pool, None, "fallback" if kind == "rule" else kind))
+    for pool_name, pool_rule, pool_kind in pools:
+        pool = compiled.pools[pool_name]
+        pick = _pick(pool, pool_rule, lead, fields, ctx, snap, state, compiled, now, exclude)
+        if pick.rep is not None and pick.email is not None:
+            reasons.append(f"pool {pool_name!r} ({pick.strategy})")
+            return _decision(
+                lead, pool_kind, pick.rep.owner_ids[lead.crm], pick.email, [*reasons, *pick.reasons],
+                rule=rule.name if rule is not None else None, pool=pool_name, strategy=pick.strategy, arm=pick.arm,
+                candidates=pick.candidates,
+            ), StateChange(pick.ops)
+        reasons.append(f"pool {pool_name!r}: nobody available")
+        tried.append(pick)
+    last = tried[-1] if tried else None
+    extra = {
+        "rule": rule.name if rule is not None else None,
+        "pool": pools[0][0] if pools else None,
+        "strategy": tried[0].strategy if tried else None,
+        "arm": tried[0].arm if tried else None,
+        "candidates": tuple(c for p in tried for c in p.candidates),
+    }
+    nobody_available = last is not None
+    queue = compiled.fallback_queue.get(lead.crm)
+    if nobody_available and compiled.when_unavailable == "wait":
+        return _decision(lead, "wait", None, None, [*reasons, "waiting: retry when a rep is available (when_unavailable = wait)"], **extra), NO_CHANGE
+    if queue:
+        return _decision(lead, "fallback", queue, None, [*reasons, f"fallback queue {queue} in {lead.crm}"], **extra), NO_CHANGE
+    if nobody_available:
+        return _decision(lead, "wait", None, None, [*reasons, f"waiting: no fallback queue for {lead.crm}"], **extra), NO_CHANGE
+    return _decision(lead, "none", None, None, [*reasons, "no fallback pool or queue: left unassigned"], **extra), NO_CHANGE
+
+
+SlaStatus = Literal["off", "not_routed", "pending", "actioned", "owner_changed", "exhausted", "expired"]
+
+
+@dataclass(frozen=True, slots=True)
+class SlaVerdict:
+    """Where a routed lead stands against the SLA; `expired` means reassign now."""
+
+    status: SlaStatus
+    reason: str
+
+    @property
+    def expired(self) -> bool:
+        return self.status == "expired"
+
+    @property
+    def stops_clock(self) -> bool:
+        """The SLA no longer applies (actioned, a person changed the owner, limit reached, off)."""
+        return self.status in ("off", "actioned", "owner_changed", "exhausted")
+
+    def __bool__(self) -> bool:
+        return self.expired
+
+
+def sla_deadline(decision: RoutingDecision, compiled: CompiledRouting, now: datetime) -> datetime | None:
+    """When the SLA of a fresh pool assignment runs out (None: no SLA, or not a pool assignment)."""
+    if compiled.sla_minutes is None or decision.rep is None or decision.pool is None:
+        return None
+    if decision.kind not in ("rule", "fallback", "reassigned"):
+        return None
+    return now + timedelta(minutes=compiled.sla_minutes)
+
+
+def sla_check(lead: Lead, view: LeadRoutingView, compiled: CompiledRouting, now: datetime) -> SlaVerdict:
+    """Has the routed lead gone unactioned past the SLA? Any status change or activity stops the clock."""
+    if compiled.sla_minutes is None:
+        return SlaVerdict("off", "no SLA configured (routing.sla.minutes)")
+    if view.routed_at is None:
+        return SlaVerdict("not_routed", "the lead was not routed by the connector")
+    if lead.owner_id != view.routed_owner_id:
+        return SlaVerdict("owner_changed", f"owner changed to {lead.owner_id} by a person; the SLA stops")
+    status = lead.lead_status or lead.stage
+    if view.initial_status is not None and status != view.initial_status:
+        return SlaVerdict("actioned", f"status moved from {view.initial_status!r} to {status!r}")
+    if lead.last_activity_at is not None and lead.last_activity_at > view.routed_at:
+        return SlaVerdict("actioned", f"activity at {lead.last_activity_at.isoformat()} after routing")
+    if view.reassignments >= compiled.max_reassignments:
+        return SlaVerdict("exhausted", f"already reassigned {view.reassignments} time(s), the maximum (routing.sla.max_reassignments)")
+    due = view.routed_at + timedelta(minutes=compiled.sla_minutes)
+    if now < due:
+        return SlaVerdict("pending", f"SLA runs until {due.isoformat()}")
+    who = view.routed_rep or view.routed_owner_id
+    return SlaVerdict("expired", f"not actioned by {who} within {compiled.sla_minutes} min (status still {status!r}, no activity since routing)")
+
+
+def reassign_lead(
+    lead: Lead, score: ScoreResult, view: LeadRoutingView, ctx: RoutingContext, state: RoutingState,
+    compiled: CompiledRouting, now: datetime, reason: str,
+) -> tuple[RoutingDecision, StateChange]:
+    """The next eligible rep of the lead's pool (the rules decide the pool again), never the current owner.
+
+    Kind "reassigned" with `reason` and the count; kind "wait" (owner None: keep the current owner)
+    when nobody else is available. The previous rep's open-lead count goes down by one.
+    """
+    number = view.reassignments + 1
+    reasons = [f"reassigned: {reason}", f"reassignment {number} of at most {compiled.max_reassignments}"]
+    snap = _snapshot(ctx, compiled, now)
+    fields = condition_context(lead, score, ctx, compiled)
+    rule = _match_rule(lead, fields, compiled)
+    exclude = frozenset(x for x in (view.routed_rep, view.routed_owner_id) if x)
+    decision, change = _route_in_pools(lead, rule, fields, ctx, snap, state, compiled, now, reasons, kind="reassigned", exclude=exclude)
+    if decision.rep is None or decision.owner_id is None:
+        return RoutingDecision(
+            lead_key=lead.key, owner_id=None, kind="wait", rule=decision.rule, pool=decision.pool, strategy=decision.strategy,
+            reasons=(*decision.reasons, "no other eligible rep: the current owner keeps the lead for now"), candidates=decision.candidates,
+        ), NO_CHANGE
+    if view.routed_rep:
+        change = change + release_change(view.routed_rep)
+    return decision, change

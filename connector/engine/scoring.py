@@ -1,15 +1,790 @@
-"""Lead scoring (placeholder until the scoring engine lands)."""
+"""Lead scoring: the `[scoring]` config, its checks, compilation, event aggregates and `score_lead` (pure)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import hashlib
+import math
+from bisect import bisect_right, insort
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from connector.engine.conditions import Condition, Predicate, check_condition, compile_condition
+from connector.engine.freemail import FREE_MAIL_DOMAINS
 from connector.errors import ConfigProblem
+from connector.models import CRMS, Contribution, Event, Lead, ScoreResult
+
+DAY_SECONDS = 86_400.0
+# Outputs of scoring: a scoring condition cannot read them (they do not exist yet while scoring).
+OUTPUT_FIELDS = frozenset({"score", "grade", "is_mql"})
+EVENT_FIELDS_HINT = "name, kind, properties.NAME"
+NO_MODEL = "none"
+PREBUILT_COUNTS = 64
 
 
-class ScoringConfig(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GradeBand(_Section):
+    """One named band over the score: `min` inclusive, `max` exclusive (default: the `min` of the band above)."""
+
+    name: str = Field(min_length=1)
+    min: float | None = None
+    max: float | None = None
+
+
+class DecayStep(_Section):
+    """One step of the inactivity ladder: after `days` without activity the lead loses `-points`."""
+
+    days: float = Field(gt=0)
+    points: float = Field(le=0)
+
+
+class Rule(_Section):
+    """One scoring rule. Its form follows from its keys:
+
+    - fit: `when` only — `points` once when the lead matches;
+    - behaviour: `event` / `kind` / `where` — `points` per matching event (optional `cap`,
+      `window_days`, `half_life_days`; `when` then gates the rule on the lead);
+    - engagement: `engagement = "COUNTER"` — `points` per unit of `lead.engagement[COUNTER]` (optional `cap`).
+    """
+
+    name: str = Field(min_length=1)
+    points: float
+    when: Condition | None = None
+    event: str | list[str] | None = None
+    kind: Literal["track", "page", "identify"] | None = None
+    where: Condition | None = None
+    engagement: str | None = Field(default=None, min_length=1)
+    cap: float | None = Field(default=None, gt=0)
+    window_days: float | None = Field(default=None, gt=0)
+    half_life_days: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Rule:
+        behaviour = self.event is not None or self.kind is not None or self.where is not None
+        if behaviour and self.engagement is not None:
+            raise ValueError("a rule is either behaviour (event / kind / where) or engagement, not both")
+        if not behaviour and self.engagement is None and self.when is None:
+            raise ValueError("a rule needs `when` (fit), `event` / `kind` / `where` (behaviour) or `engagement`")
+        if not behaviour and (self.window_days is not None or self.half_life_days is not None):
+            raise ValueError("window_days and half_life_days apply to behaviour (event) rules only")
+        if not behaviour and self.engagement is None and self.cap is not None:
+            raise ValueError("cap applies to behaviour and engagement rules (a fit rule scores once)")
+        names = [self.event] if isinstance(self.event, str) else self.event
+        if names is not None and (not names or any(not n.strip() for n in names)):
+            raise ValueError("event needs one or more non-empty event names")
+        return self
+
+    @property
+    def form(self) -> Literal["fit", "behaviour", "engagement"]:
+        if self.engagement is not None:
+            return "engagement"
+        if self.event is not None or self.kind is not None or self.where is not None:
+            return "behaviour"
+        return "fit"
+
+    @property
+    def event_names(self) -> tuple[str, ...] | None:
+        if self.event is None:
+            return None
+        return (self.event,) if isinstance(self.event, str) else tuple(self.event)
+
+
+class ModelConfig(_Section):
+    """One scoring model (e.g. per product line): who it applies to, its rules and its decay."""
+
+    description: str = ""
+    audience: Condition | None = None
+    rules: list[Rule] = Field(default_factory=list)
+    inactivity: list[DecayStep] = Field(default_factory=list)
+    floor: float | None = None
+    ceiling: float | None = None
+
+
+class StageMap(_Section):
+    """What one CRM (or `crm:object_type`) should hold for a result: stage, lead status, grade label."""
+
+    by_grade: dict[str, str] = Field(default_factory=dict)
+    mql: str | None = None  # stage for an MQL whose grade has no by_grade entry
+    default: str | None = None  # stage when neither by_grade nor mql gives one
+    lead_status_by_grade: dict[str, str] = Field(default_factory=dict)
+    grade_labels: dict[str, str] = Field(default_factory=dict)
+
+
+class LowIntent(_Section):
+    """Signals that alone must never make a lead reach the top grade (checked against rule caps).
+
+    `events` are track-event names (a rule limited to `kind = "page"` or `"identify"` cannot count them).
+    """
+
+    events: list[str] = Field(default_factory=lambda: ["Email Opened"])
+    engagement: list[str] = Field(default_factory=lambda: ["email_opens"])
+
+
+def _default_grades() -> list[GradeBand]:
+    return [GradeBand(name="hot", min=60), GradeBand(name="warm", min=30), GradeBand(name="cold")]
+
+
+BantLevel = Literal["hot", "warm", "cold"]
+
+
+def _default_bant_grades() -> dict[BantLevel, str]:
+    return {"hot": "hot", "warm": "warm", "cold": "cold"}
+
+
+class ScoringConfig(_Section):
+    """`[scoring]`: models, grades, MQL, BANT, negative-signal lists, stage mapping. Empty = score 0, lowest grade."""
+
+    write_model: str = "best"
+    grades: list[GradeBand] = Field(default_factory=_default_grades, min_length=1)
+    mql_threshold: float | None = None
+    grade_from: Literal["score", "bant"] = "score"
+    bant_grades: dict[BantLevel, str] = Field(default_factory=_default_bant_grades)
+    use_shipped_free_mail: bool = True
+    free_mail_domains: list[str] = Field(default_factory=list)
+    competitor_domains: list[str] = Field(default_factory=list)
+    regions: dict[str, list[str]] = Field(default_factory=dict)
+    low_intent: LowIntent = Field(default_factory=LowIntent)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    stages: dict[str, StageMap] = Field(default_factory=dict)
+
+
+def _leaves(cond: Condition | None, path: str) -> Iterator[tuple[str, str]]:
+    """(field, key path) of every field test in a condition tree."""
+    if cond is None:
+        return
+    if cond.field is not None:
+        yield cond.field, path
+    for key, subs in (("all", cond.all), ("any", cond.any)):
+        for i, sub in enumerate(subs or ()):
+            yield from _leaves(sub, f"{path}.{key}[{i}]")
+    if cond.not_ is not None:
+        yield from _leaves(cond.not_, f"{path}.not")
+
+
+def _event_field_kind(name: str) -> str | None:
+    if name in ("name", "kind"):
+        return "str"
+    if name.startswith("properties.") and len(name) > len("properties."):
+        return "any"
+    return None
+
+
+def _check_lead_condition(cond: Condition | None, path: str) -> list[ConfigProblem]:
+    if cond is None:
+        return []
+    problems = check_condition(cond, path)
+    for name, leaf in _leaves(cond, path):
+        if name in OUTPUT_FIELDS:
+            problems.append(ConfigProblem(f"{leaf}.field", f"{name!r} is a result of scoring; a scoring condition cannot read it"))
+    return problems
+
+
+def _is_domain(value: str) -> bool:
+    v = value.strip()
+    return "." in v and "@" not in v and " " not in v and not v.startswith(".") and not v.endswith(".")
+
+
+def _check_grades(cfg: ScoringConfig, path: str) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    bands = cfg.grades
+    seen: set[str] = set()
+    for i, band in enumerate(bands):
+        bp = f"{path}.grades[{i}]"
+        if band.name in seen:
+            problems.append(ConfigProblem(f"{bp}.name", f"grade {band.name!r} is listed twice"))
+        seen.add(band.name)
+        above = bands[i - 1] if i else None
+        if above is None:
+            if band.max is not None:
+                problems.append(ConfigProblem(f"{bp}.max", "the top band takes no max (scores above it would have no grade)"))
+        else:
+            if above.min is None:
+                problems.append(ConfigProblem(f"{path}.grades[{i - 1}].min", "only the lowest band may omit min; list bands from highest to lowest"))
+                continue
+            if band.min is not None and band.min >= above.min:
+                problems.append(ConfigProblem(
+                    f"{bp}.min", f"bands are unordered: min {band.min:g} is not below min {above.min:g} of {above.name!r}; list bands from highest to lowest"
+                ))
+            if band.max is not None and band.max > above.min:
+                problems.append(ConfigProblem(f"{bp}.max", f"band {band.name!r} overlaps {above.name!r}: max {band.max:g} is above its min {above.min:g}"))
+            elif band.max is not None and band.max < above.min:
+                problems.append(ConfigProblem(f"{bp}.max", f"gap between {band.name!r} and {above.name!r}: scores from {band.max:g} to {above.min:g} have no grade"))
+        if band.min is not None and band.max is not None and band.min >= band.max:
+            problems.append(ConfigProblem(bp, f"band {band.name!r} is empty: min {band.min:g} is not below max {band.max:g}"))
+    if bands[-1].min is not None:
+        problems.append(ConfigProblem(f"{path}.grades[{len(bands) - 1}].min", "the lowest band takes no min, so that every score gets a grade"))
+    if cfg.grade_from == "bant":
+        for level, grade in cfg.bant_grades.items():
+            if grade not in seen:
+                problems.append(ConfigProblem(f"{path}.bant_grades.{level}", f"grade {grade!r} is not one of the grades ({', '.join(b.name for b in bands)})"))
+    return problems
+
+
+def _check_rule(rule: Rule, rp: str) -> list[ConfigProblem]:
+    problems = _check_lead_condition(rule.when, f"{rp}.when")
+    if rule.where is not None:
+        problems += check_condition(rule.where, f"{rp}.where", kind_of=_event_field_kind, known_hint=EVENT_FIELDS_HINT)
+    if rule.points < 0 and rule.half_life_days is not None:
+        problems.append(ConfigProblem(f"{rp}.half_life_days", "a negative rule cannot fade: decay never raises a score"))
+    if rule.points < 0 and rule.window_days is not None:
+        problems.append(ConfigProblem(f"{rp}.window_days", "a negative rule cannot expire: decay never raises a score"))
+    return problems
+
+
+def _check_low_intent(cfg: ScoringConfig, name: str, model: ModelConfig, mp: str) -> list[ConfigProblem]:
+    """Low-intent signals (email opens) on their own must stay below the top grade: each needs a cap, and the caps must add up below it."""
+    if cfg.grade_from != "score" or cfg.grades[0].min is None:
+        return []
+    top, top_min = cfg.grades[0].name, cfg.grades[0].min
+    low_events = {n.strip().lower() for n in cfg.low_intent.events}
+    low_counters = set(cfg.low_intent.engagement)
+    problems: list[ConfigProblem] = []
+    reach = 0.0
+    counted: list[str] = []
+    for i, rule in enumerate(model.rules):
+        if rule.points <= 0:
+            continue
+        if rule.form == "behaviour":
+            names = rule.event_names
+            if names is None:
+                # email opens are track events; a rule limited to page or identify calls cannot count them
+                hits = sorted(low_events) if rule.kind in (None, "track") else []
+            else:
+                hits = sorted(low_events & {n.strip().lower() for n in names})
+        elif rule.form == "engagement":
+            hits = [rule.engagement] if rule.engagement in low_counters else []
+        else:
+            hits = []
+        if not hits:
+            continue
+        if rule.cap is None:
+            problems.append(ConfigProblem(
+                f"{mp}.rules[{i}].cap",
+                f"rule {rule.name!r} counts low-intent signals ({', '.join(h for h in hits if h)}) without a cap: they alone could make a lead {top!r}; set a cap",
+            ))
+            continue
+        reach += rule.cap
+        counted.append(rule.name)
+    if reach >= top_min:
+        problems.append(ConfigProblem(
+            f"{mp}.rules",
+            f"low-intent rules ({', '.join(counted)}) can add up to {reach:g} points, reaching {top!r} (min {top_min:g}) on their own; lower their caps",
+        ))
+    return problems
+
+
+def _check_model(cfg: ScoringConfig, name: str, model: ModelConfig, path: str) -> list[ConfigProblem]:
+    mp = f"{path}.models.{name}"
+    problems = _check_lead_condition(model.audience, f"{mp}.audience")
+    if not model.rules:
+        problems.append(ConfigProblem(f"{mp}.rules", f"model {name!r} has no rules; add at least one or remove the model"))
+    seen: set[str] = set()
+    for i, rule in enumerate(model.rules):
+        rp = f"{mp}.rules[{i}]"
+        if rule.name in seen:
+            problems.append(ConfigProblem(f"{rp}.name", f"rule name {rule.name!r} is used twice in model {name!r} (explanations need unique names)"))
+        seen.add(rule.name)
+        problems += _check_rule(rule, rp)
+    for i, step in enumerate(model.inactivity[1:], start=1):
+        before = model.inactivity[i - 1]
+        if step.days <= before.days:
+            problems.append(ConfigProblem(f"{mp}.inactivity[{i}].days", f"steps go from fewest to most days: {step.days:g} is not after {before.days:g}"))
+        if step.points > before.points:
+            problems.append(ConfigProblem(f"{mp}.inactivity[{i}].points", f"a longer inactivity takes at least as many points: {step.points:g} is above {before.points:g}"))
+    if model.floor is not None and model.ceiling is not None and model.floor >= model.ceiling:
+        problems.append(ConfigProblem(f"{mp}.floor", f"floor {model.floor:g} is not below ceiling {model.ceiling:g}"))
+    return problems + _check_low_intent(cfg, name, model, mp)
+
+
+def _check_stages(cfg: ScoringConfig, path: str) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    grades = [b.name for b in cfg.grades]
+    for key, smap in cfg.stages.items():
+        sp = f"{path}.stages.{key}"
+        crm, _, object_type = key.partition(":")
+        if crm not in CRMS or (":" in key and not object_type):
+            problems.append(ConfigProblem(sp, f"stage maps are keyed by CRM ({', '.join(CRMS)}) or CRM:object_type, got {key!r}"))
+        for attr in ("by_grade", "lead_status_by_grade", "grade_labels"):
+            for grade, value in getattr(smap, attr).items():
+                if grade not in grades:
+                    problems.append(ConfigProblem(f"{sp}.{attr}.{grade}", f"{grade!r} is not one of the grades ({', '.join(grades)})"))
+                if not value.strip():
+                    problems.append(ConfigProblem(f"{sp}.{attr}.{grade}", "value is empty"))
+        for attr in ("mql", "default"):
+            value = getattr(smap, attr)
+            if value is not None and not value.strip():
+                problems.append(ConfigProblem(f"{sp}.{attr}", "value is empty (leave the key out instead)"))
+    return problems
 
 
 def check_scoring(cfg: ScoringConfig, path: str) -> list[ConfigProblem]:
-    return []
+    """Every semantic problem in `[scoring]`, each with its key path (pydantic already checked shapes)."""
+    problems = _check_grades(cfg, path)
+    if cfg.write_model != "best" and cfg.write_model not in cfg.models:
+        known = ", ".join(["best", *cfg.models])
+        problems.append(ConfigProblem(f"{path}.write_model", f"model {cfg.write_model!r} does not exist; use one of: {known}"))
+    for key in ("free_mail_domains", "competitor_domains"):
+        for i, domain in enumerate(getattr(cfg, key)):
+            if not _is_domain(domain):
+                problems.append(ConfigProblem(f"{path}.{key}[{i}]", f"{domain!r} is not a domain (like example.com)"))
+    region_of: dict[str, str] = {}
+    for region, countries in cfg.regions.items():
+        for i, country in enumerate(countries):
+            code = country.strip().upper()
+            if code in region_of:
+                problems.append(ConfigProblem(f"{path}.regions.{region}[{i}]", f"country {code} is already in region {region_of[code]!r}"))
+            region_of.setdefault(code, region)
+    for name, model in cfg.models.items():
+        problems += _check_model(cfg, name, model, path)
+    return problems + _check_stages(cfg, path)
+
+
+@dataclass(frozen=True, slots=True)
+class FitRule:
+    matches: Predicate
+    contribution: Contribution  # built once: a fit rule always gives the same line
+
+
+@dataclass(frozen=True, slots=True)
+class EngagementRule:
+    name: str
+    counter: str
+    points: float
+    cap: float | None
+    gate: Predicate | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRule:
+    """A behaviour rule, indexed across all models so one pass over events feeds every model."""
+
+    index: int
+    model: str
+    name: str
+    points: float
+    cap: float | None
+    window_seconds: float | None
+    half_life_seconds: float | None
+    kind: str | None
+    where: Predicate | None
+    gate: Predicate | None
+    label: str
+    keep: int | None  # windowed rules keep this many latest timestamps (None: all in the window)
+    # Lines for 1..PREBUILT_COUNTS events of a rule without half-life (their value depends on the count only).
+    by_count: tuple[Contribution, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledModel:
+    name: str
+    audience: Predicate | None
+    fits: tuple[FitRule, ...]
+    behaviours: tuple[EventRule, ...]
+    engagements: tuple[EngagementRule, ...]
+    ladder: tuple[tuple[float, float, float], ...]  # (seconds, points, days), deepest first
+    floor: float | None
+    ceiling: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StageTarget:
+    """What a CRM should hold for a result (None: nothing configured)."""
+
+    stage: str | None = None
+    lead_status: str | None = None
+    grade_label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledScoring:
+    """`[scoring]` compiled once: predicates, regexes, event-rule index and lookups."""
+
+    config: ScoringConfig
+    signature: str
+    models: tuple[CompiledModel, ...]
+    event_rules: tuple[EventRule, ...]
+    rules_by_event: Mapping[str, tuple[EventRule, ...]]  # lower-case event name -> rules naming it
+    rules_any_event: tuple[EventRule, ...]  # rules without an event-name filter
+    bands: tuple[tuple[str, float | None], ...]  # (grade, min) highest first
+    free_mail: frozenset[str]
+    competitors: tuple[str, ...]
+    region_of: Mapping[str, str]
+    stages: Mapping[str, StageMap]
+
+
+def _event_getter(name: str) -> Callable[[Any, Mapping[str, Any]], Any]:
+    if name == "name":
+        return lambda ev, ctx: ev.name
+    if name == "kind":
+        return lambda ev, ctx: ev.kind
+    key = name[len("properties."):]
+    return lambda ev, ctx: ev.properties.get(key)
+
+
+def _fit_source(cond: Condition | None) -> str:
+    return "field:" + ",".join(dict.fromkeys(f for f, _ in _leaves(cond, "")))
+
+
+def compile_scoring(cfg: ScoringConfig) -> CompiledScoring:
+    """Compile a checked config once; score_lead then does no parsing. Call check_scoring first."""
+    event_rules: list[EventRule] = []
+    models: list[CompiledModel] = []
+    for mname, mcfg in cfg.models.items():
+        fits: list[FitRule] = []
+        behaviours: list[EventRule] = []
+        engagements: list[EngagementRule] = []
+        for rule in mcfg.rules:
+            gate = compile_condition(rule.when) if rule.when is not None else None
+            if rule.form == "fit":
+                fits.append(FitRule(compile_condition(rule.when), Contribution(mname, rule.name, round(rule.points, 2), _fit_source(rule.when))))
+            elif rule.form == "engagement":
+                engagements.append(EngagementRule(rule.name, rule.engagement or "", rule.points, rule.cap, gate))
+            else:
+                keep = None
+                if rule.window_days is not None and rule.half_life_days is None and rule.cap is not None and rule.points:
+                    # only the latest ceil(cap/points) events in the window can matter once the cap is reached
+                    keep = max(1, math.ceil(rule.cap / abs(rule.points)))
+                names = rule.event_names
+                label = "|".join(names) if names else (rule.kind or "any")
+                er = EventRule(
+                    index=len(event_rules), model=mname, name=rule.name, points=rule.points, cap=rule.cap,
+                    window_seconds=rule.window_days * DAY_SECONDS if rule.window_days else None,
+                    half_life_seconds=rule.half_life_days * DAY_SECONDS if rule.half_life_days else None,
+                    kind=rule.kind, where=compile_condition(rule.where, _event_getter) if rule.where else None,
+                    gate=gate, label=label, keep=keep,
+                )
+                if rule.half_life_days is None:
+                    er = replace(er, by_count=tuple(_count_line(er, n) for n in range(PREBUILT_COUNTS + 1)))
+                event_rules.append(er)
+                behaviours.append(er)
+        ladder = tuple(sorted(((s.days * DAY_SECONDS, s.points, s.days) for s in mcfg.inactivity), reverse=True))
+        models.append(CompiledModel(
+            name=mname, audience=compile_condition(mcfg.audience) if mcfg.audience else None, fits=tuple(fits),
+            behaviours=tuple(behaviours), engagements=tuple(engagements), ladder=ladder,
+            floor=mcfg.floor, ceiling=mcfg.ceiling,
+        ))
+    by_event: dict[str, list[EventRule]] = {}
+    any_event: list[EventRule] = []
+    for er, rule in zip(event_rules, (r for m in cfg.models.values() for r in m.rules if r.form == "behaviour"), strict=True):
+        names = rule.event_names
+        if names is None:
+            any_event.append(er)
+        else:
+            for n in dict.fromkeys(n.strip().lower() for n in names):
+                by_event.setdefault(n, []).append(er)
+    free = {d.strip().lower() for d in cfg.free_mail_domains}
+    if cfg.use_shipped_free_mail:
+        free |= set(FREE_MAIL_DOMAINS)
+    return CompiledScoring(
+        config=cfg,
+        signature=hashlib.sha256(cfg.model_dump_json(by_alias=True).encode()).hexdigest()[:16],
+        models=tuple(models),
+        event_rules=tuple(event_rules),
+        rules_by_event={k: tuple(v) for k, v in by_event.items()},
+        rules_any_event=tuple(any_event),
+        bands=tuple((b.name, b.min) for b in cfg.grades),
+        free_mail=frozenset(free),
+        competitors=tuple(d.strip().lower() for d in cfg.competitor_domains),
+        region_of={c.strip().upper(): r for r, cs in reversed(cfg.regions.items()) for c in cs},
+        stages=dict(cfg.stages),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RuleAggregate:
+    """What one behaviour rule needs from a lead's events, whatever `now` is later."""
+
+    count: int = 0
+    last_at: float | None = None  # epoch seconds of the latest matching event
+    decayed: float = 0.0  # half-life rules: sum of 2^(-(last_at - t_i) / h) over matching events
+    times: tuple[float, ...] = ()  # windowed rules: matching timestamps inside the window, sorted
+
+
+@dataclass(frozen=True, slots=True)
+class EventAggregates:
+    """Per-rule aggregates of a lead's events: score from these instead of rescanning events.
+
+    Exact for any `now` at or after `latest_at`; for replay at an earlier time pass the raw events.
+    """
+
+    signature: str  # CompiledScoring.signature these were built for
+    rules: tuple[RuleAggregate, ...] = ()
+    latest_at: float | None = None  # latest activity (any non-identify event), epoch seconds
+    event_count: int = 0
+
+
+def _epoch(dt: datetime) -> float:
+    # The model says timezone-aware UTC; a naive value is read as UTC rather than machine-local time.
+    return (dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def _matching_rules(event: Event, compiled: CompiledScoring) -> Iterator[EventRule]:
+    named = compiled.rules_by_event.get(event.name.strip().lower(), ())
+    for er in (*named, *compiled.rules_any_event) if compiled.rules_any_event else named:
+        if er.kind is not None and er.kind != event.kind:
+            continue
+        if er.where is not None and not er.where(event, {}):  # type: ignore[arg-type]
+            continue
+        yield er
+
+
+def _fold(agg: RuleAggregate, er: EventRule, t: float, latest: float) -> RuleAggregate:
+    """One matching event at time t folded into a rule's aggregate (O(1), or O(keep) for windows)."""
+    count = agg.count + 1
+    decayed = agg.decayed
+    last = agg.last_at
+    if er.half_life_seconds is not None:
+        h = er.half_life_seconds
+        if last is None:
+            decayed = 1.0
+        elif t > last:
+            # sum_i 2^(-(now - t_i)/h) = 2^(-(now - t_ref)/h) * sum_i 2^(-(t_ref - t_i)/h): move t_ref forward
+            decayed = decayed * 2.0 ** (-(t - last) / h) + 1.0
+        else:
+            decayed += 2.0 ** (-(last - t) / h)
+    times = agg.times
+    if er.window_seconds is not None:
+        horizon = max(latest, t) - er.window_seconds
+        if t > horizon:
+            kept = list(times)
+            insort(kept, t)
+            cut = bisect_right(kept, horizon)
+            if er.keep is not None:
+                cut = max(cut, len(kept) - er.keep)
+            times = tuple(kept[cut:])
+    return RuleAggregate(count=count, last_at=t if last is None or t > last else last, decayed=decayed, times=times)
+
+
+def update_aggregates(agg: EventAggregates, event: Event, compiled: CompiledScoring) -> EventAggregates:
+    """`agg` with one more event folded in (a new value; O(matching rules))."""
+    _check_signature(agg, compiled)
+    t = _epoch(event.occurred_at)
+    rules = list(agg.rules) if agg.rules else [RuleAggregate()] * len(compiled.event_rules)
+    latest = agg.latest_at
+    if event.kind != "identify":
+        latest = t if latest is None or t > latest else latest
+    for er in _matching_rules(event, compiled):
+        rules[er.index] = _fold(rules[er.index], er, t, latest if latest is not None else t)
+    return EventAggregates(signature=compiled.signature, rules=tuple(rules), latest_at=latest, event_count=agg.event_count + 1)
+
+
+def aggregate_events(events: Sequence[Event], compiled: CompiledScoring, until: datetime | None = None) -> EventAggregates:
+    """Fold a lead's events into per-rule aggregates; events after `until` are left out (they had not happened)."""
+    limit = _epoch(until) if until is not None else math.inf
+    timed = sorted(((_epoch(ev.occurred_at), i, ev) for i, ev in enumerate(events)), key=lambda x: (x[0], x[1]))
+    rules = [RuleAggregate()] * len(compiled.event_rules)
+    latest: float | None = None
+    count = 0
+    for t, _, ev in timed:
+        if t > limit:
+            break
+        count += 1
+        if ev.kind != "identify":
+            latest = t
+        for er in _matching_rules(ev, compiled):
+            rules[er.index] = _fold(rules[er.index], er, t, latest if latest is not None else t)
+    return EventAggregates(signature=compiled.signature, rules=tuple(rules), latest_at=latest, event_count=count)
+
+
+def _check_signature(agg: EventAggregates, compiled: CompiledScoring) -> None:
+    if agg.signature != compiled.signature:
+        raise ValueError(
+            f"event aggregates were built for scoring config {agg.signature}, not {compiled.signature}; rebuild them with aggregate_events"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreOutcome:
+    """A lead's score under every model whose audience matched, and the one to write back."""
+
+    primary: ScoreResult
+    by_model: Mapping[str, ScoreResult] = field(default_factory=dict)
+
+
+def bant_view(lead: Lead) -> str:
+    """hot: all four BANT criteria met; warm: need met but not all four (budget, timeframe or authority missing); cold: otherwise."""
+    if lead.need is True:
+        if lead.budget is True and lead.authority is True and lead.timeframe is True:
+            return "hot"
+        return "warm"
+    return "cold"
+
+
+def _domain_hit(domain: str | None, domains: tuple[str, ...]) -> bool:
+    if not domain:
+        return False
+    return any(domain == d or domain.endswith("." + d) for d in domains)
+
+
+def _context(lead: Lead, compiled: CompiledScoring) -> dict[str, Any]:
+    domain = lead.email_domain
+    company = lead.company_domain.strip().lower() if lead.company_domain else None
+    country = lead.country.strip().upper() if lead.country else None
+    return {
+        "region": compiled.region_of.get(country) if country else None,
+        "is_free_mail": domain in compiled.free_mail if domain else False,
+        "is_competitor": bool(compiled.competitors) and (_domain_hit(domain, compiled.competitors) or _domain_hit(company, compiled.competitors)),
+        "bant": bant_view(lead),
+        "model": None,
+    }
+
+
+def _capped(value: float, cap: float | None) -> float:
+    if cap is None:
+        return value
+    return min(value, cap) if value >= 0 else max(value, -cap)
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def _count_line(er: EventRule, count: int) -> Contribution:
+    value = _capped(er.points * count, er.cap)
+    return Contribution(er.model, er.name, round(value, 2), f"event:{er.label} x{count}")
+
+
+def _behaviour(er: EventRule, agg: RuleAggregate, now: float) -> Contribution | None:
+    if er.window_seconds is not None:
+        times = agg.times[bisect_right(agg.times, now - er.window_seconds):]
+        count = len(times)
+        if not count:
+            return None
+        if er.by_count:
+            return er.by_count[count] if count < len(er.by_count) else _count_line(er, count)
+        if er.half_life_seconds is not None:
+            h = er.half_life_seconds
+            weight = sum(2.0 ** (-max(0.0, now - t) / h) for t in times)
+        else:
+            weight = float(count)
+    else:
+        count = agg.count
+        if not count:
+            return None
+        if er.by_count:
+            return er.by_count[count] if count < len(er.by_count) else _count_line(er, count)
+        if er.half_life_seconds is not None and agg.last_at is not None:
+            weight = agg.decayed * 2.0 ** (-max(0.0, now - agg.last_at) / er.half_life_seconds)
+        else:
+            weight = float(count)
+    full = _capped(er.points * count, er.cap)
+    value = _capped(er.points * weight, er.cap)
+    return Contribution(er.model, er.name, round(value, 2), f"event:{er.label} x{count}", round(full - value, 2))
+
+
+def _score_model(m: CompiledModel, lead: Lead, ctx: Mapping[str, Any], agg: EventAggregates, now: float, compiled: CompiledScoring) -> ScoreResult:
+    name = m.name
+    parts: list[Contribution] = [r.contribution for r in m.fits if r.matches(lead, ctx)]
+    rules = agg.rules
+    for er in m.behaviours:
+        a = rules[er.index]
+        if not a.count or (er.gate is not None and not er.gate(lead, ctx)):
+            continue
+        c = _behaviour(er, a, now)
+        if c is not None:
+            parts.append(c)
+    for eg in m.engagements:
+        n = _number(lead.engagement.get(eg.counter))
+        if not n or n < 0 or (eg.gate is not None and not eg.gate(lead, ctx)):
+            continue
+        parts.append(Contribution(name, eg.name, round(_capped(eg.points * n, eg.cap), 2), f"engagement:{eg.counter} x{n:g}"))
+    if m.ladder:
+        # Inactivity runs from the latest sign of life: an event, the CRM's last activity, or creation.
+        # With none known the lead counts as inactive for ever, so that any later-learnt activity
+        # can only lower the decay (an added event never lowers a score).
+        ref = agg.latest_at
+        for stamp in (lead.last_activity_at, lead.created_at):
+            if stamp is not None:
+                t = _epoch(stamp)
+                ref = t if ref is None or t > ref else ref
+        idle = math.inf if ref is None else now - ref
+        for seconds, points, days in m.ladder:
+            if idle >= seconds:
+                parts.append(Contribution(name, "inactivity", round(points, 2), f"decay:inactivity {days:g}d", round(-points, 2)))
+                break
+    subtotal = sum([c.points for c in parts])
+    if m.floor is not None and subtotal < m.floor:
+        parts.append(Contribution(name, "floor", round(m.floor - subtotal, 2), f"clamp:floor {m.floor:g}"))
+    elif m.ceiling is not None and subtotal > m.ceiling:
+        parts.append(Contribution(name, "ceiling", round(m.ceiling - subtotal, 2), f"clamp:ceiling {m.ceiling:g}"))
+    else:
+        return _result(name, round(subtotal, 2) + 0.0, tuple(parts), ctx["bant"], lead, compiled)
+    return _result(name, round(sum([c.points for c in parts]), 2) + 0.0, tuple(parts), ctx["bant"], lead, compiled)
+
+
+def _grade(score: float, compiled: CompiledScoring) -> str:
+    for grade, low in compiled.bands:
+        if low is None or score >= low:
+            return grade
+    return compiled.bands[-1][0]
+
+
+def _target(grade: str, is_mql: bool, crm: str, object_type: str, compiled: CompiledScoring) -> StageTarget:
+    smap = compiled.stages.get(f"{crm}:{object_type}") or compiled.stages.get(crm)
+    if smap is None:
+        return StageTarget()
+    stage = smap.by_grade.get(grade)
+    if stage is None and is_mql:
+        stage = smap.mql
+    if stage is None:
+        stage = smap.default
+    return StageTarget(stage, smap.lead_status_by_grade.get(grade), smap.grade_labels.get(grade))
+
+
+def desired_stage(result: ScoreResult, crm: str, object_type: str, compiled: CompiledScoring) -> StageTarget:
+    """The stage / lead status / grade label a CRM should hold for a result (a `crm:object_type` map wins over `crm`).
+
+    Stage: `by_grade[grade]`, else `mql` when the result is an MQL, else `default`. score_lead already fills these
+    in for the lead's own CRM; the diff moves stages forward only.
+    """
+    return _target(result.grade, result.is_mql, crm, object_type, compiled)
+
+
+def _result(model: str, score: float, parts: tuple[Contribution, ...], bant: str, lead: Lead, compiled: CompiledScoring) -> ScoreResult:
+    cfg = compiled.config
+    grade = cfg.bant_grades[bant] if cfg.grade_from == "bant" else _grade(score, compiled)  # type: ignore[index]
+    is_mql = cfg.mql_threshold is not None and score >= cfg.mql_threshold
+    target = _target(grade, is_mql, lead.crm, lead.object_type, compiled)
+    return ScoreResult(
+        model=model, score=score, grade=grade, contributions=parts, is_mql=is_mql, bant=bant,
+        stage=target.stage, lead_status=target.lead_status, grade_label=target.grade_label,
+    )
+
+
+def score_lead(lead: Lead, events: Sequence[Event] | EventAggregates, compiled: CompiledScoring, now: datetime) -> ScoreOutcome:
+    """Score a lead under every model whose audience matches, at `now`.
+
+    `events` are the lead's raw events (those after `now` are ignored) or their aggregates
+    (`aggregate_events` / `update_aggregates`, same compiled config). Each result's score is
+    the sum of its contributions, each rounded to cents: `round(sum(points), 2)`.
+    """
+    now_s = _epoch(now)
+    if isinstance(events, EventAggregates):
+        _check_signature(events, compiled)
+        agg = events
+    else:
+        agg = aggregate_events(events, compiled, until=now)
+    if not agg.rules and compiled.event_rules:
+        agg = EventAggregates(compiled.signature, tuple([RuleAggregate()] * len(compiled.event_rules)), agg.latest_at, agg.event_count)
+    ctx = _context(lead, compiled)
+    by_model: dict[str, ScoreResult] = {}
+    for m in compiled.models:
+        ctx["model"] = m.name
+        if m.audience is None or m.audience(lead, ctx):
+            by_model[m.name] = _score_model(m, lead, ctx, agg, now_s, compiled)
+    write = compiled.config.write_model
+    if write == "best":
+        primary = max(by_model.values(), key=lambda r: r.score, default=None)  # max keeps the first (config order) on ties
+        if primary is None:
+            primary = _result(NO_MODEL, 0.0, (), ctx["bant"], lead, compiled)
+    else:
+        primary = by_model.get(write) or _result(write, 0.0, (), ctx["bant"], lead, compiled)
+    return ScoreOutcome(primary=primary, by_model=by_model)

@@ -1,0 +1,1 @@
+"""The sandbox CRMs: loopback servers imitating HubSpot and Salesforce, and their seed data."""

@@ -1,0 +1,351 @@
+"""The six stages — fetch, normalize, score, route, diff, write — and run_batch(), the only place they are composed."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from connector.adapters import CrmAdapter
+from connector.engine.diff import Desired, DiffRules, plan_write
+from connector.engine.routing import (
+    CompiledRouting,
+    RoutingContext,
+    apply_change,
+    availability_snapshot,
+    required_scopes,
+    route_lead,
+    state_from_counters,
+)
+from connector.engine.scoring import CompiledScoring, ScoreOutcome, score_lead
+from connector.models import Account, Event, FetchPage, FieldDecision, Lead, Patch, Rep, RoutingDecision, WriteResult
+from connector.store import LeadState, RoutingTxn, Store
+
+log = logging.getLogger("connector.pipeline")
+
+
+@dataclass(frozen=True)
+class CrmRuntime:
+    """Everything one CRM contributes to a run: its adapter, diff rules and the reps resolved against its owners."""
+
+    crm: str
+    adapter: CrmAdapter
+    rules: DiffRules
+    reps: Sequence[Rep]
+    active_owner_ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The compiled engine, shared by every CRM."""
+
+    scoring: CompiledScoring
+    routing: CompiledRouting
+    free_mail_domains: frozenset[str]
+    account_matching: bool = True
+
+
+@dataclass
+class BatchResult:
+    """What one batch did; summed into a run summary."""
+
+    fetched: int = 0
+    skipped: int = 0
+    scored: int = 0
+    routed: int = 0
+    written: int = 0
+    unchanged: int = 0
+    dead_lettered: int = 0
+    waiting: int = 0
+    grades: Counter[str] = field(default_factory=Counter)
+    owners: Counter[str] = field(default_factory=Counter)
+    patches: list[Patch] = field(default_factory=list)  # non-empty patches only
+    planned: dict[str, Patch] = field(default_factory=dict)  # every lead's patch, empty or not, by lead key
+    decisions: dict[str, RoutingDecision] = field(default_factory=dict)
+    scores: dict[str, ScoreOutcome] = field(default_factory=dict)
+
+    def add(self, other: BatchResult, *, keep_details: bool = False) -> None:
+        for name in ("fetched", "skipped", "scored", "routed", "written", "unchanged", "dead_lettered", "waiting"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.grades.update(other.grades)
+        self.owners.update(other.owners)
+        if keep_details:
+            self.patches.extend(other.patches)
+
+
+class _DryRun(Exception):
+    """Raised inside the routing transaction to roll it back in dry-run mode."""
+
+
+def fetch(adapter: CrmAdapter, cursor: str | None, *, full: bool) -> Iterator[FetchPage]:
+    """Stage 1: pages of leads changed since the cursor (or every lead for a backfill)."""
+    return adapter.fetch_all(cursor) if full else adapter.fetch_changed(cursor)
+
+
+def normalize(page: FetchPage) -> tuple[list[Lead], int]:
+    """Stage 2: the page's leads worth processing (latest copy per id) and how many were skipped.
+
+    Adapters already translated CRM records to Leads; here converted, archived and merged-away
+    leads are set aside — they are never routed or written.
+    """
+    latest: dict[str, Lead] = {}
+    skipped = 0
+    for lead in page.leads:
+        if lead.is_converted or lead.is_archived or lead.merged_into:
+            skipped += 1
+            continue
+        latest[lead.id] = lead
+    return list(latest.values()), skipped
+
+
+def score(leads: Sequence[Lead], events: Mapping[str, Sequence[Event]], scoring: CompiledScoring, now: datetime) -> dict[str, ScoreOutcome]:
+    """Stage 3: every lead scored by every model whose audience matches (pure)."""
+    return {lead.key: score_lead(lead, events.get(lead.key, ()), scoring, now) for lead in leads}
+
+
+def route(
+    txn: RoutingTxn,
+    leads: Sequence[Lead],
+    scores: Mapping[str, ScoreOutcome],
+    states: Mapping[str, LeadState],
+    runtime: CrmRuntime,
+    engine: EngineConfig,
+    accounts: Mapping[str, Account],
+    contact_owners: Mapping[str, str],
+    now: datetime,
+) -> dict[str, RoutingDecision]:
+    """Stage 4: one owner per lead, decided once (invariant 1) and recorded with its counters in `txn`.
+
+    A lead that already has a routing decision keeps it — a re-run, a replay after a crash or a
+    second worker never routes it again.
+    """
+    scopes = [*required_scopes(engine.routing, now), waiting_scope(runtime.crm)]
+    state = state_from_counters({scope: txn.counters(scope) for scope in scopes})
+    availability = availability_snapshot(runtime.reps, engine.routing, now)  # once per batch, not per lead
+    decisions: dict[str, RoutingDecision] = {}
+    for lead in leads:
+        known = states.get(lead.key)
+        if known is not None and known.routed_at is not None:
+            decisions[lead.key] = RoutingDecision(
+                lead_key=lead.key, owner_id=known.routed_owner_id, rep=known.routed_rep, kind="kept",
+                reasons=("routed earlier; a lead is routed once",),
+            )
+            continue
+        domain = lead.email_domain
+        ctx = RoutingContext(
+            reps=runtime.reps,
+            account=accounts.get(domain) if domain else None,
+            contact_owner_id=contact_owners.get((lead.email or "").lower()),
+            is_free_mail=domain in engine.free_mail_domains if domain else False,
+            known_owner_ids=runtime.active_owner_ids,
+            availability=availability,
+        )
+        outcome = scores[lead.key]
+        decision, change = route_lead(lead, outcome.primary, ctx, state, engine.routing, now)
+        decisions[lead.key] = decision
+        if decision.kind == "wait":
+            # Nobody available now: remember the lead so the next run re-reads it even if it never changes.
+            txn.set(waiting_scope(runtime.crm), lead.id, 1)
+            continue
+        if decision.owner_id is None:
+            continue
+        if state.get(waiting_scope(runtime.crm), lead.id):
+            txn.set(waiting_scope(runtime.crm), lead.id, 0)
+        state = apply_change(state, change)
+        for op in change.ops:
+            if op.kind == "add":
+                txn.add(op.scope, op.key, op.value)
+            else:
+                txn.set(op.scope, op.key, op.value)
+        txn.record_decision(
+            lead_key=lead.key, kind="route", owner_id=decision.owner_id, rep=decision.rep, rule=decision.rule,
+            pool=decision.pool, strategy=decision.strategy, arm=decision.arm, score=outcome.primary.score,
+            grade=outcome.primary.grade, model=outcome.primary.model, explanation=explanation(decision, outcome),
+            created_at=now,
+        )
+        txn.set_routed(lead.key, decision.owner_id, decision.rep, now, initial_status=lead.lead_status or lead.stage)
+    return decisions
+
+
+def waiting_scope(crm: str) -> str:
+    """Counter scope listing leads whose routing waits for an available rep (value 1 = waiting)."""
+    return f"waiting:{crm}"
+
+
+def explanation(decision: RoutingDecision, outcome: ScoreOutcome) -> dict[str, Any]:
+    """The decision log's JSON: why this score, why this owner."""
+    return {
+        "routing": {
+            "kind": decision.kind,
+            "rule": decision.rule,
+            "pool": decision.pool,
+            "strategy": decision.strategy,
+            "arm": decision.arm,
+            "reasons": list(decision.reasons),
+            "candidates": [{"rep": c.rep, "eligible": c.eligible, "reason": c.reason} for c in decision.candidates],
+        },
+        "score": {
+            name: {
+                "score": r.score,
+                "grade": r.grade,
+                "contributions": [{"rule": c.rule, "points": c.points, "source": c.source, "decay": c.decay} for c in r.contributions],
+            }
+            for name, r in outcome.by_model.items()
+        },
+    }
+
+
+def desired_for(lead: Lead, outcome: ScoreOutcome, decision: RoutingDecision | None) -> Desired:
+    """What the engine wants written for one lead."""
+    primary = outcome.primary
+    return Desired(
+        owner_id=decision.owner_id if decision is not None else None,
+        score=primary.score,
+        grade=primary.grade,
+        stage=primary.stage,
+        lead_status=primary.lead_status,
+        owner_reason=(f"routed by {decision.kind}" + (f" rule {decision.rule}" if decision.rule else "")) if decision else "",
+    )
+
+
+def diff(
+    leads: Sequence[Lead],
+    scores: Mapping[str, ScoreOutcome],
+    decisions: Mapping[str, RoutingDecision],
+    states: Mapping[str, LeadState],
+    rules: DiffRules,
+) -> list[Patch]:
+    """Stage 5: the smallest write per lead; unchanged leads produce no patch (invariant 3)."""
+    patches = []
+    for lead in leads:
+        state = states.get(lead.key)
+        written = state.written if state is not None else {}
+        patches.append(plan_write(lead, desired_for(lead, scores[lead.key], decisions.get(lead.key)), written, rules))
+    return patches
+
+
+def agreed_values(patch: Patch, state: LeadState | None) -> dict[str, Any]:
+    """Fields the CRM already holds as the connector wants them and that are not yet its baseline."""
+    known = state.written if state is not None else {}
+    return {
+        field: patch.current.get(field)
+        for field, decision in patch.decisions.items()
+        if decision is FieldDecision.UNCHANGED and (field not in known or known[field] != patch.current.get(field))
+    }
+
+
+def write(store: Store, adapter: CrmAdapter, now: datetime, *, limit: int = 10_000, max_attempts: int = 5) -> list[WriteResult]:
+    """Stage 6: flush this CRM's outbox in batches; per-record results are recorded (dead letters for record errors)."""
+    results: list[WriteResult] = []
+    while True:
+        items = store.pending_outbox(adapter.crm, limit=min(limit, 1000))
+        if not items:
+            return results
+        written = adapter.write([item.patch for item in items])
+        store.complete_outbox([(item.id, item.patch, res) for item, res in zip(items, written, strict=True)], now, max_attempts=max_attempts)
+        results.extend(written)
+        if all(not r.ok and r.retryable for r in written):
+            # Nothing went through and everything is retryable: leave it pending for the next run.
+            return results
+        limit -= len(items)
+        if limit <= 0:
+            return results
+
+
+def lookup_context(adapter: CrmAdapter, leads: Sequence[Lead], engine: EngineConfig) -> tuple[Mapping[str, Account], Mapping[str, str]]:
+    """Accounts by email domain (free-mail domains never match) and existing contacts' owners, one call set per batch."""
+    if not engine.account_matching:
+        return {}, {}
+    domains = {d for lead in leads if (d := lead.email_domain) and d not in engine.free_mail_domains}
+    accounts = adapter.find_accounts(sorted(domains)) if domains else {}
+    contact_owners: Mapping[str, str] = {}
+    if adapter.object_type != "contacts":
+        emails = sorted({lead.email.lower() for lead in leads if lead.email})
+        contact_owners = adapter.find_contacts_by_email(emails) if emails else {}
+    return accounts, contact_owners
+
+
+def waiting_leads(store: Store, crm: str) -> list[str]:
+    """Ids of this CRM's leads still waiting for an available rep."""
+    scope = waiting_scope(crm)
+    with store.routing_transaction([scope]) as txn:
+        return sorted(key for key, value in txn.counters(scope).items() if value > 0)
+
+
+def run_batch(
+    store: Store,
+    runtime: CrmRuntime,
+    engine: EngineConfig,
+    page: FetchPage,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+) -> BatchResult:
+    """One page through score → route → diff → write. Decisions, counters and the outbox commit together."""
+    result = BatchResult(fetched=len(page.leads) + len(page.rejected))
+    for rej in page.rejected:
+        if not dry_run:
+            store.add_dead_letter(
+                crm=runtime.crm, object_type=runtime.adapter.object_type, record_id=rej.record_id, field=rej.field,
+                code=rej.code, message=rej.message, payload={}, now=now,
+            )
+        result.dead_lettered += 1
+    leads, result.skipped = normalize(page)
+    if not leads:
+        return result
+    keys = [lead.key for lead in leads]
+    events = store.events_for(keys + [lead.email.lower() for lead in leads if lead.email])
+    merged_events = {lead.key: [*events.get(lead.key, ()), *events.get((lead.email or "").lower(), ())] for lead in leads}
+    for evs in merged_events.values():
+        evs.sort(key=lambda e: e.occurred_at)
+    scores = score(leads, merged_events, engine.scoring, now)
+    result.scored = len(scores)
+    accounts, contact_owners = lookup_context(runtime.adapter, leads, engine)
+
+    patches: list[Patch] = []
+    decisions: dict[str, RoutingDecision] = {}
+    try:
+        # The per-CRM scope serialises routing of one CRM's leads across workers and replicas.
+        scopes = [f"route:{runtime.crm}", waiting_scope(runtime.crm), *required_scopes(engine.routing, now)]
+        with store.routing_transaction(scopes) as txn:
+            states = txn.lead_states(keys)
+            decisions = route(txn, leads, scores, states, runtime, engine, accounts, contact_owners, now)
+            patches = diff(leads, scores, decisions, states, runtime.rules)
+            if dry_run:
+                raise _DryRun
+            for lead, patch in zip(leads, patches, strict=True):
+                agreed = agreed_values(patch, states.get(lead.key))
+                if agreed:
+                    txn.remember_values(lead.key, agreed, now)
+            for patch in patches:
+                if not patch.is_empty:
+                    txn.enqueue(patch, now)
+    except _DryRun:
+        pass
+
+    for lead in leads:
+        outcome = scores[lead.key]
+        result.grades[outcome.primary.grade] += 1
+        decision = decisions.get(lead.key)
+        if decision is not None and decision.kind not in ("kept", "none", "wait") and decision.owner_id:
+            result.routed += 1
+        if decision is not None and decision.kind == "wait":
+            result.waiting += 1
+        if decision is not None and decision.rep:
+            result.owners[decision.rep] += 1
+    result.unchanged = sum(1 for p in patches if p.is_empty)
+    result.patches = [p for p in patches if not p.is_empty]
+    result.planned = {lead.key: p for lead, p in zip(leads, patches, strict=True)}
+    result.decisions = decisions
+    result.scores = scores
+    if dry_run:
+        return result
+    for res in write(store, runtime.adapter, now):
+        if res.ok:
+            result.written += 1
+        elif not res.retryable:
+            result.dead_lettered += 1
+    return result

@@ -1,0 +1,1250 @@
+"""The state store: cursors, lead state, decisions, routing counters, outbox, dead letters, events, runs, quota rows."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.util.exc import CommandError
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from connector.errors import ConfigError, ConfigProblem, StoreLockedError
+from connector.models import Event, FieldDecision, Patch, WriteResult
+
+T = TypeVar("T")
+
+DecisionKind = Literal["route", "reassign", "score", "keep"]
+DECISION_KINDS: tuple[str, ...] = ("route", "reassign", "score", "keep")
+DeadLetterStatus = Literal["open", "retrying", "discarded", "resolved"]
+DEAD_LETTER_STATUSES: tuple[str, ...] = ("open", "retrying", "discarded", "resolved")
+
+# How long an SQLite writer waits for another process's write transaction before giving up.
+# Routing and limiter transactions are milliseconds long, so 30 s only runs out when a process hangs.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+# Two replicas starting at once against a fresh PostgreSQL must not both run the DDL.
+_MIGRATION_LOCK_KEY = 0x636F6E6E  # "conn"
+# SQLite caps bound parameters per statement (32,766 since 3.32, 999 before); stay well under both.
+_CHUNK = 500
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+@dataclass(frozen=True)
+class LeadState:
+    """What the connector decided and wrote for one lead."""
+
+    lead_key: str
+    routed_owner_id: str | None = None
+    routed_rep: str | None = None
+    routed_at: datetime | None = None
+    written: Mapping[str, Any] = field(default_factory=dict)
+    written_at: datetime | None = None
+    reassignments: int = 0
+    sla_due_at: datetime | None = None
+    initial_status: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecisionRecord:
+    """One append-only line of the decision log; id is None until stored."""
+
+    id: int | None = None
+    lead_key: str
+    kind: str  # one of DECISION_KINDS
+    owner_id: str | None = None
+    rep: str | None = None
+    rule: str | None = None
+    pool: str | None = None
+    strategy: str | None = None
+    arm: str | None = None
+    score: float | None = None
+    grade: str | None = None
+    model: str | None = None
+    explanation: Mapping[str, Any] = field(default_factory=dict)
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A pending write, committed together with the decision that caused it."""
+
+    id: int
+    patch: Patch
+    created_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record the connector gave up on, with where and why."""
+
+    id: int
+    crm: str
+    object_type: str
+    record_id: str
+    field: str | None
+    code: str | None
+    message: str
+    attempts: int
+    first_seen: datetime
+    last_seen: datetime
+    status: str
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CursorRow:
+    crm: str
+    object_type: str
+    stream: str
+    value: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class LimiterState:
+    """One account's shared sliding window: (epoch microseconds, calls) pairs, and a 429 block."""
+
+    recent_calls: tuple[tuple[int, int], ...] = ()
+    blocked_until_us: int = 0
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    """One account's calls counted for one budget day, plus the CRM's own limit when it told us."""
+
+    day: str
+    used: int = 0
+    observed_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class IntakeRequest:
+    """Work accepted by the service, to be written to the intake table before the 2xx.
+
+    kind: "record" (re-fetch ref by id), "deleted", "merged" (ref merged into target) or "email"
+    (find the lead by the email in ref). source: "webhook" or "events".
+    """
+
+    crm: str
+    object_type: str
+    kind: str
+    ref: str
+    target: str | None = None
+    source: str = "webhook"
+    correlation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class IntakeItem:
+    """A claimed intake row."""
+
+    id: int
+    crm: str
+    object_type: str
+    kind: str
+    ref: str
+    target: str | None
+    source: str
+    correlation_id: str | None
+    accepted_at: datetime
+    attempts: int
+
+
+class _UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out; SQLite has no time zones, so it stores naive UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"the state store needs timezone-aware UTC datetimes, got naive {value.isoformat()}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# The query-side mirror of connector/migrations (tests compare the two, so they cannot drift).
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+_TS = _UtcDateTime()
+_KEY = sa.String(320)
+metadata = sa.MetaData()
+
+cursors_t = sa.Table(
+    "cursors",
+    metadata,
+    sa.Column("crm", sa.String(32), primary_key=True),
+    sa.Column("object_type", sa.String(64), primary_key=True),
+    sa.Column("stream", sa.String(32), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+    sa.Column("updated_at", _TS, nullable=False),
+)
+lead_states_t = sa.Table(
+    "lead_states",
+    metadata,
+    sa.Column("lead_key", _KEY, primary_key=True),
+    sa.Column("routed_owner_id", sa.String(64), nullable=True, index=True),
+    sa.Column("routed_rep", sa.String(320), nullable=True),
+    sa.Column("routed_at", _TS, nullable=True),
+    sa.Column("written", sa.JSON(), nullable=False),
+    sa.Column("written_at", _TS, nullable=True),
+    sa.Column("reassignments", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("sla_due_at", _TS, nullable=True, index=True),
+    sa.Column("initial_status", sa.String(255), nullable=True),
+)
+decisions_t = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("lead_key", _KEY, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("owner_id", sa.String(64), nullable=True),
+    sa.Column("rep", sa.String(320), nullable=True),
+    sa.Column("rule", sa.String(255), nullable=True),
+    sa.Column("pool", sa.String(255), nullable=True),
+    sa.Column("strategy", sa.String(64), nullable=True),
+    sa.Column("arm", sa.String(64), nullable=True),
+    sa.Column("score", sa.Float(), nullable=True),
+    sa.Column("grade", sa.String(32), nullable=True),
+    sa.Column("model", sa.String(128), nullable=True),
+    sa.Column("explanation", sa.JSON(), nullable=False),
+    sa.Column("created_at", _TS, nullable=False),
+    sa.Index("ix_decisions_lead_key", "lead_key", "id"),
+)
+routing_locks_t = sa.Table(
+    "routing_locks",
+    metadata,
+    sa.Column("scope", sa.String(255), primary_key=True),
+)
+routing_counters_t = sa.Table(
+    "routing_counters",
+    metadata,
+    sa.Column("scope", sa.String(255), primary_key=True),
+    sa.Column("key", sa.String(320), primary_key=True),
+    sa.Column("value", sa.BigInteger(), nullable=False),
+)
+outbox_t = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("crm", sa.String(32), nullable=False),
+    sa.Column("object_type", sa.String(64), nullable=False),
+    sa.Column("record_id", sa.String(64), nullable=False),
+    sa.Column("patch", sa.JSON(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("created_at", _TS, nullable=False),
+    sa.Column("updated_at", _TS, nullable=False),
+    sa.Column("claimed_by", sa.String(128), nullable=True),
+    sa.Column("claimed_until", _TS, nullable=True),
+    sa.Index("ix_outbox_crm_status", "crm", "status", "id"),
+)
+dead_letters_t = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("crm", sa.String(32), nullable=False),
+    sa.Column("object_type", sa.String(64), nullable=False),
+    sa.Column("record_id", sa.String(64), nullable=False),
+    sa.Column("field", sa.String(255), nullable=True),
+    sa.Column("code", sa.String(128), nullable=True),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("first_seen", _TS, nullable=False),
+    sa.Column("last_seen", _TS, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status_changed_at", _TS, nullable=False),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Index("ix_dead_letters_status", "status", "id"),
+    sa.Index("ix_dead_letters_record", "crm", "object_type", "record_id"),
+)
+events_t = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(255), nullable=True),
+    sa.Column("lead_key", _KEY, nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("occurred_at", _TS, nullable=False),
+    sa.Column("properties", sa.JSON(), nullable=False),
+    sa.Index("ux_events_event_id", "event_id", unique=True),
+    sa.Index("ix_events_lead_key", "lead_key", "occurred_at"),
+    sa.Index("ix_events_occurred_at", "occurred_at"),
+)
+runs_t = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("summary", sa.JSON(), nullable=False),
+    sa.Column("created_at", _TS, nullable=False, index=True),
+)
+rate_limits_t = sa.Table(
+    "rate_limits",
+    metadata,
+    sa.Column("account", sa.String(255), primary_key=True),
+    sa.Column("recent_calls", sa.JSON(), nullable=False),
+    sa.Column("blocked_until_us", sa.BigInteger(), nullable=False, server_default="0"),
+)
+daily_budgets_t = sa.Table(
+    "daily_budgets",
+    metadata,
+    sa.Column("account", sa.String(255), primary_key=True),
+    sa.Column("day", sa.String(10), nullable=False),
+    sa.Column("used", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("observed_limit", sa.BigInteger(), nullable=True),
+)
+
+intake_t = sa.Table(
+    "intake",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("crm", sa.String(32), nullable=False),
+    sa.Column("object_type", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("ref", sa.String(320), nullable=False),
+    sa.Column("target", sa.String(320), nullable=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("correlation_id", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("claimed_by", sa.String(64), nullable=True),
+    sa.Column("claimed_until", _TS, nullable=True),
+    sa.Column("accepted_at", _TS, nullable=False),
+    sa.Column("finished_at", _TS, nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Index("ix_intake_status_id", "status", "id"),
+)
+webhook_deliveries_t = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("delivery_id", sa.String(200), primary_key=True),
+    sa.Column("received_at", _TS, nullable=False),
+    sa.Index("ix_webhook_deliveries_received_at", "received_at"),
+)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"cannot store a {type(value).__name__} in a JSON column of the state store")
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, default=_json_default, separators=(",", ":"))
+
+
+def patch_to_json(patch: Patch) -> dict[str, Any]:
+    """A Patch as plain JSON data (FieldDecision by value); `patch_from_json` reverses it exactly."""
+    return {
+        "crm": patch.crm,
+        "object_type": patch.object_type,
+        "record_id": patch.record_id,
+        "changes": dict(patch.changes),
+        "current": dict(patch.current),
+        "reasons": dict(patch.reasons),
+        "decisions": {k: FieldDecision(v).value for k, v in patch.decisions.items()},
+    }
+
+
+def patch_from_json(data: Mapping[str, Any]) -> Patch:
+    """Rebuild a Patch from `patch_to_json` output (an outbox row or a dead letter's payload)."""
+    return Patch(
+        crm=data["crm"],
+        object_type=data["object_type"],
+        record_id=data["record_id"],
+        changes=dict(data.get("changes", {})),
+        current=dict(data.get("current", {})),
+        reasons=dict(data.get("reasons", {})),
+        decisions={k: FieldDecision(v) for k, v in data.get("decisions", {}).items()},
+    )
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _lead_state(row: sa.Row[Any]) -> LeadState:
+    return LeadState(
+        lead_key=row.lead_key,
+        routed_owner_id=row.routed_owner_id,
+        routed_rep=row.routed_rep,
+        routed_at=row.routed_at,
+        written=dict(row.written or {}),
+        written_at=row.written_at,
+        reassignments=row.reassignments,
+        sla_due_at=row.sla_due_at,
+        initial_status=row.initial_status,
+    )
+
+
+def _dead_letter(row: sa.Row[Any]) -> DeadLetter:
+    return DeadLetter(
+        id=row.id,
+        crm=row.crm,
+        object_type=row.object_type,
+        record_id=row.record_id,
+        field=row.field,
+        code=row.code,
+        message=row.message,
+        attempts=row.attempts,
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+        status=row.status,
+        payload=dict(row.payload or {}),
+    )
+
+
+def _decision(row: sa.Row[Any]) -> DecisionRecord:
+    return DecisionRecord(
+        id=row.id,
+        lead_key=row.lead_key,
+        kind=row.kind,
+        owner_id=row.owner_id,
+        rep=row.rep,
+        rule=row.rule,
+        pool=row.pool,
+        strategy=row.strategy,
+        arm=row.arm,
+        score=row.score,
+        grade=row.grade,
+        model=row.model,
+        explanation=dict(row.explanation or {}),
+        created_at=row.created_at,
+    )
+
+
+def _event(row: sa.Row[Any]) -> Event:
+    return Event(
+        lead_key=row.lead_key,
+        name=row.name,
+        occurred_at=row.occurred_at,
+        properties=dict(row.properties or {}),
+        kind=row.kind,
+        event_id=row.event_id,
+    )
+
+
+def _store_problem(message: str) -> ConfigError:
+    return ConfigError([ConfigProblem("store.url", message)])
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take BEGIN away from the sqlite3 module (its legacy mode never BEGINs before SELECT), so
+    # `_sqlite_on_begin` decides between DEFERRED reads and IMMEDIATE writes.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+    # WAL lets readers (CLI, /healthz) run while a sync writes; fine for a local file.
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: sa.Connection) -> None:
+    # IMMEDIATE takes the write lock up front: a DEFERRED transaction that reads, then writes, gets
+    # SQLITE_BUSY without waiting when another process wrote in between.
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _create_engine(url_text: str) -> sa.Engine:
+    try:
+        url = sa.make_url(url_text)
+    except sa.exc.ArgumentError as exc:
+        raise _store_problem(f"not a database URL ({exc}); use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB") from exc
+    backend = url.get_backend_name()
+    if backend == "postgresql" and url.drivername == "postgresql":
+        # A bare postgresql:// would pick psycopg2, which the connector does not ship; psycopg 3 is the driver.
+        url = url.set(drivername="postgresql+psycopg")
+    if backend not in ("sqlite", "postgresql"):
+        raise _store_problem(f"unsupported database {backend!r}; use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+    try:
+        if backend == "sqlite":
+            engine = sa.create_engine(url, json_serializer=_dumps, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+            sa.event.listen(engine, "connect", _sqlite_on_connect)
+            sa.event.listen(engine, "begin", _sqlite_on_begin)
+        else:
+            engine = sa.create_engine(url, json_serializer=_dumps, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise _store_problem(f"cannot use {url.drivername}: {exc}") from exc
+    return engine
+
+
+def _busy_code(exc: sa.exc.OperationalError) -> bool:
+    # sqlite3 exposes the (extended) result code; the low byte is the primary code.
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+class RoutingTxn:
+    """Everything routing changes for one batch; valid only inside `Store.routing_transaction`."""
+
+    def __init__(self, store: Store, conn: sa.Connection) -> None:
+        self._store = store
+        self._conn = conn
+
+    def counters(self, scope: str) -> dict[str, int]:
+        """Counters of one scope, e.g. "rr:pool-a" -> {rep_email: turns handed out}."""
+        rows = self._conn.execute(
+            sa.select(routing_counters_t.c.key, routing_counters_t.c.value).where(routing_counters_t.c.scope == scope)
+        )
+        return {row.key: int(row.value) for row in rows}
+
+    def add(self, scope: str, key: str, delta: int) -> None:
+        stmt = self._store._insert(routing_counters_t).values(scope=scope, key=key, value=delta)
+        self._conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["scope", "key"], set_={"value": routing_counters_t.c.value + stmt.excluded.value}
+            )
+        )
+
+    def set(self, scope: str, key: str, value: int) -> None:
+        stmt = self._store._insert(routing_counters_t).values(scope=scope, key=key, value=value)
+        self._conn.execute(stmt.on_conflict_do_update(index_elements=["scope", "key"], set_={"value": stmt.excluded.value}))
+
+    def lead_states(self, lead_keys: Sequence[str]) -> dict[str, LeadState]:
+        """Lead states read inside the lock, so a concurrent worker's committed routing is seen."""
+        return self._store._lead_states(self._conn, lead_keys)
+
+    def remember_values(self, lead_key: str, values: Mapping[str, Any], now: datetime) -> None:
+        """Record CRM values the connector found already as it wanted them, as if it had written them.
+
+        They become the baseline of the owner and stage locks: a later change by anyone else is then
+        recognised as a person's choice (invariant 2), even though the connector never wrote the field.
+        """
+        self._store._merge_values(self._conn, lead_key, values, now)
+
+    def record_decision(self, rec: DecisionRecord | None = None, /, **fields: Any) -> int:
+        """Append one decision (a DecisionRecord, its id ignored, or its fields as keywords); returns its id."""
+        if rec is None:
+            rec = DecisionRecord(**fields)
+        elif fields:
+            raise TypeError("record_decision takes a DecisionRecord or keyword fields, not both")
+        return self._store._insert_decision(self._conn, rec)
+
+    def set_routed(
+        self,
+        lead_key: str,
+        owner_id: str | None,
+        rep: str | None,
+        now: datetime,
+        *,
+        sla_due_at: datetime | None = None,
+        initial_status: str | None = None,
+        reassignment: bool = False,
+    ) -> None:
+        """Record the lead's owner; a reassignment counts up. initial_status is kept once known."""
+        stmt = self._store._insert(lead_states_t).values(
+            lead_key=lead_key,
+            routed_owner_id=owner_id,
+            routed_rep=rep,
+            routed_at=now,
+            written={},
+            reassignments=1 if reassignment else 0,
+            sla_due_at=sla_due_at,
+            initial_status=initial_status,
+        )
+        self._conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["lead_key"],
+                set_={
+                    "routed_owner_id": stmt.excluded.routed_owner_id,
+                    "routed_rep": stmt.excluded.routed_rep,
+                    "routed_at": stmt.excluded.routed_at,
+                    "reassignments": lead_states_t.c.reassignments + (1 if reassignment else 0),
+                    "sla_due_at": stmt.excluded.sla_due_at,
+                    "initial_status": sa.func.coalesce(stmt.excluded.initial_status, lead_states_t.c.initial_status),
+                },
+            )
+        )
+
+    def enqueue(self, patch: Patch, now: datetime) -> int:
+        """Queue a write; it commits with the decision that caused it (or not at all)."""
+        return self._store._insert_outbox(self._conn, patch, now)
+
+
+class Store:
+    """One engine over SQLite or PostgreSQL; the only module that talks SQL."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self.dialect: str = engine.dialect.name
+        self.url: str = engine.url.render_as_string(hide_password=True)
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Connect and (by default) upgrade the schema to head; a bad or unreachable URL is a ConfigError on store.url."""
+        engine = _create_engine(url)
+        store = cls(engine)
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            if migrate:
+                store._migrate()
+        except sa.exc.DBAPIError as exc:
+            engine.dispose()
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+            raise _store_problem(f"cannot open the state store at {store.url}: {reason}") from exc
+        except CommandError as exc:
+            engine.dispose()
+            raise _store_problem(
+                f"the state store at {store.url} has a schema this connector version does not know ({exc}); "
+                "run the newer connector version or point [store] url at another database"
+            ) from exc
+        return store
+
+    def _migrate(self) -> None:
+        cfg = Config()
+        # configparser interpolates '%' in option values.
+        cfg.set_main_option("script_location", str(_MIGRATIONS).replace("%", "%%"))
+        cfg.set_main_option("path_separator", "os")
+        with self._engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def ping(self) -> bool:
+        """True when the database answers (for /healthz)."""
+        try:
+            with self._engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except sa.exc.DBAPIError:
+            return False
+        return True
+
+    def _insert(self, table: sa.Table) -> Any:
+        # Both dialects spell upserts as INSERT ... ON CONFLICT; SQLAlchemy exposes them per dialect.
+        return postgresql.insert(table) if self.dialect == "postgresql" else sqlite_dialect.insert(table)
+
+    @contextmanager
+    def _translate_locked(self) -> Iterator[None]:
+        try:
+            yield
+        except sa.exc.OperationalError as exc:
+            if _busy_code(exc):
+                raise StoreLockedError(
+                    f"the state store {self.url} stayed locked by another process for {SQLITE_BUSY_TIMEOUT_SECONDS} s"
+                ) from exc
+            raise
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        with self._translate_locked(), self._engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self._translate_locked(), self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    # cursors
+
+    def get_cursor(self, crm: str, object_type: str, stream: str) -> str | None:
+        with self._read() as conn:
+            return cast(
+                "str | None",
+                conn.scalar(
+                    sa.select(cursors_t.c.value).where(
+                        cursors_t.c.crm == crm, cursors_t.c.object_type == object_type, cursors_t.c.stream == stream
+                    )
+                ),
+            )
+
+    def set_cursor(self, crm: str, object_type: str, stream: str, value: str, now: datetime) -> None:
+        stmt = self._insert(cursors_t).values(crm=crm, object_type=object_type, stream=stream, value=value, updated_at=now)
+        with self._write() as conn:
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["crm", "object_type", "stream"],
+                    set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+                )
+            )
+
+    def list_cursors(self) -> list[CursorRow]:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(cursors_t).order_by(cursors_t.c.crm, cursors_t.c.object_type, cursors_t.c.stream))
+            return [CursorRow(r.crm, r.object_type, r.stream, r.value, r.updated_at) for r in rows]
+
+    # lead state
+
+    def _lead_states(self, conn: sa.Connection, lead_keys: Sequence[str]) -> dict[str, LeadState]:
+        out: dict[str, LeadState] = {}
+        for chunk in _chunks(list(dict.fromkeys(lead_keys))):
+            for row in conn.execute(sa.select(lead_states_t).where(lead_states_t.c.lead_key.in_(chunk))):
+                out[row.lead_key] = _lead_state(row)
+        return out
+
+    def get_lead_states(self, lead_keys: Sequence[str]) -> dict[str, LeadState]:
+        """States of the leads the connector has routed or written; others are absent."""
+        with self._read() as conn:
+            return self._lead_states(conn, lead_keys)
+
+    def leads_past_sla(self, now: datetime, limit: int = 1000) -> list[LeadState]:
+        """Routed leads whose SLA deadline has passed (earliest first), for SLA reassignment."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(lead_states_t)
+                .where(lead_states_t.c.sla_due_at.is_not(None), lead_states_t.c.sla_due_at <= now)
+                .order_by(lead_states_t.c.sla_due_at, lead_states_t.c.lead_key)
+                .limit(limit)
+            )
+            return [_lead_state(r) for r in rows]
+
+    def clear_sla(self, lead_keys: Sequence[str]) -> None:
+        """Stop the SLA clock of leads that were actioned."""
+        with self._write() as conn:
+            for chunk in _chunks(list(lead_keys)):
+                conn.execute(sa.update(lead_states_t).where(lead_states_t.c.lead_key.in_(chunk)).values(sla_due_at=None))
+
+    @contextmanager
+    def routing_transaction(self, scopes: Sequence[str]) -> Iterator[RoutingTxn]:
+        """Routing for one batch commits together or not at all; one holder per scope at a time.
+
+        PostgreSQL: a row lock (SELECT ... FOR UPDATE) on each scope's lock row, taken in sorted
+        order so two workers with overlapping scopes cannot deadlock. SQLite: BEGIN IMMEDIATE,
+        which serializes all writers of the file. Pass a scope covering the leads too (e.g.
+        "route:hubspot") when two workers may route the same lead through different pools.
+        """
+        ordered = sorted(set(scopes))
+        with self._write() as conn:
+            if self.dialect == "postgresql":
+                for scope in ordered:
+                    conn.execute(self._insert(routing_locks_t).values(scope=scope).on_conflict_do_nothing())
+                    conn.execute(sa.select(routing_locks_t.c.scope).where(routing_locks_t.c.scope == scope).with_for_update())
+            yield RoutingTxn(self, conn)
+
+    def _insert_decision(self, conn: sa.Connection, rec: DecisionRecord) -> int:
+        if rec.kind not in DECISION_KINDS:
+            raise ValueError(f"decision kind must be one of {', '.join(DECISION_KINDS)}, got {rec.kind!r} (lead {rec.lead_key})")
+        values = {
+            "lead_key": rec.lead_key,
+            "kind": rec.kind,
+            "owner_id": rec.owner_id,
+            "rep": rec.rep,
+            "rule": rec.rule,
+            "pool": rec.pool,
+            "strategy": rec.strategy,
+            "arm": rec.arm,
+            "score": rec.score,
+            "grade": rec.grade,
+            "model": rec.model,
+            "explanation": dict(rec.explanation),
+            "created_at": rec.created_at,
+        }
+        return int(conn.execute(sa.insert(decisions_t).values(**values).returning(decisions_t.c.id)).scalar_one())
+
+    def record_decision(self, rec: DecisionRecord) -> int:
+        """Append a decision outside routing (e.g. a score-only decision); returns its id."""
+        with self._write() as conn:
+            return self._insert_decision(conn, rec)
+
+    def decisions_for(self, lead_key: str) -> list[DecisionRecord]:
+        """The lead's decision log, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(sa.select(decisions_t).where(decisions_t.c.lead_key == lead_key).order_by(decisions_t.c.id))
+            return [_decision(r) for r in rows]
+
+    def owner_counts(self) -> dict[str, int]:
+        """Routed leads per owner id (reports, least-loaded)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(lead_states_t.c.routed_owner_id, sa.func.count())
+                .where(lead_states_t.c.routed_owner_id.is_not(None))
+                .group_by(lead_states_t.c.routed_owner_id)
+            )
+            return {owner: int(n) for owner, n in rows}
+
+    # outbox
+
+    def _insert_outbox(self, conn: sa.Connection, patch: Patch, now: datetime) -> int:
+        stmt = (
+            sa.insert(outbox_t)
+            .values(
+                crm=patch.crm,
+                object_type=patch.object_type,
+                record_id=patch.record_id,
+                patch=patch_to_json(patch),
+                status="pending",
+                attempts=0,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(outbox_t.c.id)
+        )
+        return int(conn.execute(stmt).scalar_one())
+
+    def enqueue(self, patches: Sequence[Patch], now: datetime) -> list[int]:
+        """Queue writes that no routing decision goes with (score-only patches); ids in order."""
+        with self._write() as conn:
+            return [self._insert_outbox(conn, p, now) for p in patches]
+
+    def pending_outbox(self, crm: str, limit: int = 1000) -> list[OutboxItem]:
+        """Writes still to do for one CRM, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(outbox_t.c.id, outbox_t.c.patch, outbox_t.c.created_at, outbox_t.c.attempts)
+                .where(outbox_t.c.crm == crm, outbox_t.c.status == "pending")
+                .order_by(outbox_t.c.id)
+                .limit(limit)
+            )
+            return [OutboxItem(r.id, patch_from_json(r.patch), r.created_at, r.attempts) for r in rows]
+
+    def claim_outbox(self, crm: str, worker: str, now: datetime, *, limit: int = 1000, lease_seconds: float = 300) -> list[OutboxItem]:
+        """Take up to `limit` pending writes for this worker (oldest first) that no other worker holds a live lease on.
+
+        For several replicas: each sends only what it claimed. On PostgreSQL the claim skips rows
+        another replica is claiming right now (FOR UPDATE SKIP LOCKED) instead of waiting; a lease
+        that runs out (a replica killed mid-write) makes the rows claimable again.
+        """
+        available = sa.or_(outbox_t.c.claimed_until.is_(None), outbox_t.c.claimed_until <= now)
+        query = (
+            sa.select(outbox_t.c.id, outbox_t.c.patch, outbox_t.c.created_at, outbox_t.c.attempts)
+            .where(outbox_t.c.crm == crm, outbox_t.c.status == "pending", available)
+            .order_by(outbox_t.c.id)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        with self._write() as conn:
+            rows = conn.execute(query).all()
+            for chunk in _chunks([r.id for r in rows]):
+                conn.execute(
+                    sa.update(outbox_t)
+                    .where(outbox_t.c.id.in_(chunk))
+                    .values(claimed_by=worker, claimed_until=now + timedelta(seconds=lease_seconds))
+                )
+            return [OutboxItem(r.id, patch_from_json(r.patch), r.created_at, r.attempts) for r in rows]
+
+    def complete_outbox(
+        self, done: Sequence[tuple[int, Patch, WriteResult]], now: datetime, *, max_attempts: int = 5
+    ) -> None:
+        """Record write outcomes: ok → done and LeadState.written merged; a record error → dead letter;
+        retryable → stays pending, until max_attempts (config sync.max_dead_letter_attempts) dead-letters it.
+        """
+        with self._write() as conn:
+            for outbox_id, patch, result in done:
+                where = outbox_t.c.id == outbox_id
+                if result.ok:
+                    conn.execute(sa.update(outbox_t).where(where).values(status="done", updated_at=now))
+                    self._merge_written(conn, patch, now)
+                    continue
+                attempts = int(conn.scalar(sa.select(outbox_t.c.attempts).where(where)) or 0) + 1
+                if result.retryable and attempts < max_attempts:
+                    # Release the lease so the next claim (by any replica) retries it.
+                    conn.execute(
+                        sa.update(outbox_t).where(where).values(attempts=attempts, updated_at=now, claimed_until=None)
+                    )
+                    continue
+                conn.execute(sa.update(outbox_t).where(where).values(status="failed", attempts=attempts, updated_at=now))
+                message = result.message or "the CRM rejected the write without a message"
+                if result.retryable:
+                    message = f"gave up after {attempts} attempts: {message}"
+                self._add_dead_letter(
+                    conn,
+                    crm=patch.crm,
+                    object_type=patch.object_type,
+                    record_id=patch.record_id,
+                    field=result.field,
+                    code=result.error_code,
+                    message=message,
+                    payload=patch_to_json(patch),
+                    now=now,
+                )
+
+    def _merge_written(self, conn: sa.Connection, patch: Patch, now: datetime) -> None:
+        self._merge_values(conn, f"{patch.crm}:{patch.object_type}:{patch.record_id}", patch.changes, now)
+
+    def _merge_values(self, conn: sa.Connection, lead_key: str, values: Mapping[str, Any], now: datetime) -> None:
+        current = conn.scalar(sa.select(lead_states_t.c.written).where(lead_states_t.c.lead_key == lead_key))
+        if current is None:
+            conn.execute(
+                self._insert(lead_states_t)
+                .values(lead_key=lead_key, written=dict(values), written_at=now, reassignments=0)
+                .on_conflict_do_update(index_elements=["lead_key"], set_={"written": dict(values), "written_at": now})
+            )
+            return
+        merged = {**current, **values}
+        conn.execute(
+            sa.update(lead_states_t).where(lead_states_t.c.lead_key == lead_key).values(written=merged, written_at=now)
+        )
+
+    def purge_outbox(self, before: datetime) -> int:
+        """Delete finished (done) outbox rows last touched before `before`; failed rows stay with their dead letters."""
+        with self._write() as conn:
+            result = conn.execute(sa.delete(outbox_t).where(outbox_t.c.status == "done", outbox_t.c.updated_at < before))
+            return int(result.rowcount)
+
+    # dead letters
+
+    def _add_dead_letter(
+        self,
+        conn: sa.Connection,
+        *,
+        crm: str,
+        object_type: str,
+        record_id: str,
+        field: str | None,
+        code: str | None,
+        message: str,
+        payload: Mapping[str, Any],
+        now: datetime,
+    ) -> int:
+        # The same record failing with the same code is one problem seen again, not a new one.
+        existing = conn.execute(
+            sa.select(dead_letters_t.c.id, dead_letters_t.c.attempts)
+            .where(
+                dead_letters_t.c.crm == crm,
+                dead_letters_t.c.object_type == object_type,
+                dead_letters_t.c.record_id == record_id,
+                dead_letters_t.c.code.is_(None) if code is None else dead_letters_t.c.code == code,
+                dead_letters_t.c.status.in_(("open", "retrying")),
+            )
+            .order_by(dead_letters_t.c.id)
+            .limit(1)
+        ).first()
+        if existing is not None:
+            conn.execute(
+                sa.update(dead_letters_t)
+                .where(dead_letters_t.c.id == existing.id)
+                .values(
+                    attempts=existing.attempts + 1,
+                    last_seen=now,
+                    message=message,
+                    field=field,
+                    payload=dict(payload),
+                    status="open",
+                    status_changed_at=now,
+                )
+            )
+            return int(existing.id)
+        stmt = (
+            sa.insert(dead_letters_t)
+            .values(
+                crm=crm,
+                object_type=object_type,
+                record_id=record_id,
+                field=field,
+                code=code,
+                message=message,
+                attempts=1,
+                first_seen=now,
+                last_seen=now,
+                status="open",
+                status_changed_at=now,
+                payload=dict(payload),
+            )
+            .returning(dead_letters_t.c.id)
+        )
+        return int(conn.execute(stmt).scalar_one())
+
+    def add_dead_letter(
+        self,
+        *,
+        crm: str,
+        object_type: str,
+        record_id: str,
+        field: str | None,
+        code: str | None,
+        message: str,
+        payload: Mapping[str, Any],
+        now: datetime,
+    ) -> int:
+        """File a record the connector gives up on; the same record + code again counts up that row. Returns its id."""
+        with self._write() as conn:
+            return self._add_dead_letter(
+                conn,
+                crm=crm,
+                object_type=object_type,
+                record_id=record_id,
+                field=field,
+                code=code,
+                message=message,
+                payload=payload,
+                now=now,
+            )
+
+    def list_dead_letters(self, status: str | None = "open", limit: int = 100) -> list[DeadLetter]:
+        """Dead letters with this status (None: all), oldest first."""
+        query = sa.select(dead_letters_t).order_by(dead_letters_t.c.id).limit(limit)
+        if status is not None:
+            query = query.where(dead_letters_t.c.status == status)
+        with self._read() as conn:
+            return [_dead_letter(r) for r in conn.execute(query)]
+
+    def get_dead_letter(self, id: int) -> DeadLetter | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(dead_letters_t).where(dead_letters_t.c.id == id)).first()
+            return _dead_letter(row) if row is not None else None
+
+    def set_dead_letter_status(self, id: int, status: str, now: datetime) -> None:
+        """Move a dead letter to open / retrying / discarded / resolved; unknown ids raise KeyError."""
+        if status not in DEAD_LETTER_STATUSES:
+            raise ValueError(f"dead letter status must be one of {', '.join(DEAD_LETTER_STATUSES)}, got {status!r}")
+        with self._write() as conn:
+            result = conn.execute(
+                sa.update(dead_letters_t).where(dead_letters_t.c.id == id).values(status=status, status_changed_at=now)
+            )
+            if result.rowcount == 0:
+                raise KeyError(f"no dead letter with id {id}")
+
+    def count_dead_letters(self, status: str | None = "open") -> int:
+        query = sa.select(sa.func.count()).select_from(dead_letters_t)
+        if status is not None:
+            query = query.where(dead_letters_t.c.status == status)
+        with self._read() as conn:
+            return int(conn.scalar(query) or 0)
+
+    # behaviour events
+
+    def add_events(self, events: Sequence[Event]) -> int:
+        """Store events, skipping any whose event_id is already stored (or repeated in the batch); returns how many were new."""
+        rows: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for e in events:
+            if e.event_id is not None:
+                if e.event_id in seen:
+                    continue
+                seen.add(e.event_id)
+            rows.append(
+                {
+                    "event_id": e.event_id,
+                    "lead_key": e.lead_key,
+                    "name": e.name,
+                    "kind": e.kind,
+                    "occurred_at": e.occurred_at,
+                    "properties": dict(e.properties),
+                }
+            )
+        inserted = 0
+        with self._write() as conn:
+            for chunk in _chunks(rows):
+                stmt = self._insert(events_t).on_conflict_do_nothing(index_elements=["event_id"]).returning(events_t.c.id)
+                inserted += len(conn.execute(stmt, list(chunk)).all())
+        return inserted
+
+    def events_for(self, lead_keys: Sequence[str], since: datetime | None = None) -> dict[str, list[Event]]:
+        """Every requested key → its events (oldest first; an empty list when none)."""
+        keys = list(dict.fromkeys(lead_keys))
+        out: dict[str, list[Event]] = {k: [] for k in keys}
+        with self._read() as conn:
+            for chunk in _chunks(keys):
+                query = sa.select(events_t).where(events_t.c.lead_key.in_(chunk))
+                if since is not None:
+                    query = query.where(events_t.c.occurred_at >= since)
+                for row in conn.execute(query.order_by(events_t.c.occurred_at, events_t.c.id)):
+                    out[row.lead_key].append(_event(row))
+        return out
+
+    def purge_events(self, before: datetime) -> int:
+        """Delete events that occurred before `before` (beyond every decay horizon); returns how many."""
+        with self._write() as conn:
+            return int(conn.execute(sa.delete(events_t).where(events_t.c.occurred_at < before)).rowcount)
+
+    # runs
+
+    def record_run(self, kind: str, summary: Mapping[str, Any], now: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(sa.insert(runs_t).values(kind=kind, summary=dict(summary), created_at=now))
+
+    def last_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        """Newest first: {"id", "kind", "summary", "created_at"}."""
+        with self._read() as conn:
+            rows = conn.execute(sa.select(runs_t).order_by(runs_t.c.id.desc()).limit(limit))
+            return [{"id": r.id, "kind": r.kind, "summary": dict(r.summary), "created_at": r.created_at} for r in rows]
+
+    # shared quota (the algorithms live in connector/ratelimit.py; this is their row lock)
+
+    def update_limiter(self, account: str, fn: Callable[[LimiterState], tuple[LimiterState, T]]) -> T:
+        """Read, change and write one account's limiter row under a row lock (every process sees one window).
+
+        `fn` is pure and quick: it runs inside the lock and must not sleep.
+        """
+        with self._write() as conn:
+            conn.execute(
+                self._insert(rate_limits_t).values(account=account, recent_calls=[], blocked_until_us=0).on_conflict_do_nothing()
+            )
+            row = conn.execute(sa.select(rate_limits_t).where(rate_limits_t.c.account == account).with_for_update()).one()
+            state = LimiterState(tuple((int(t), int(n)) for t, n in row.recent_calls), int(row.blocked_until_us))
+            new, out = fn(state)
+            conn.execute(
+                sa.update(rate_limits_t)
+                .where(rate_limits_t.c.account == account)
+                .values(recent_calls=[[t, n] for t, n in new.recent_calls], blocked_until_us=new.blocked_until_us)
+            )
+            return out
+
+    def update_budget(self, account: str, fn: Callable[[BudgetState], tuple[BudgetState, T]]) -> T:
+        """Read, change and write one account's daily budget row under a row lock (day "" the first time).
+
+        `fn` is pure and quick: it runs inside the lock.
+        """
+        with self._write() as conn:
+            # Insert-then-lock, so two processes starting a fresh account cannot both count from zero.
+            conn.execute(self._insert(daily_budgets_t).values(account=account, day="", used=0).on_conflict_do_nothing())
+            row = conn.execute(sa.select(daily_budgets_t).where(daily_budgets_t.c.account == account).with_for_update()).one()
+            new, out = fn(BudgetState(row.day, int(row.used), None if row.observed_limit is None else int(row.observed_limit)))
+            conn.execute(
+                sa.update(daily_budgets_t)
+                .where(daily_budgets_t.c.account == account)
+                .values(day=new.day, used=new.used, observed_limit=new.observed_limit)
+            )
+            return out
+
+    # service intake (accepted webhook / event work; the service answers 2xx only once it is here)
+
+    def _insert_intake(self, conn: sa.Connection, items: Sequence[IntakeRequest], now: datetime) -> list[int]:
+        ids: list[int] = []
+        for item in items:
+            stmt = (
+                sa.insert(intake_t)
+                .values(
+                    crm=item.crm, object_type=item.object_type, kind=item.kind, ref=item.ref, target=item.target,
+                    source=item.source, correlation_id=item.correlation_id, status="pending", attempts=0, accepted_at=now,
+                )
+                .returning(intake_t.c.id)
+            )
+            ids.append(int(conn.execute(stmt).scalar_one()))
+        return ids
+
+    def add_intake(self, items: Sequence[IntakeRequest], now: datetime) -> list[int]:
+        """Durably queue accepted work; returns the row ids in order."""
+        if not items:
+            return []
+        with self._write() as conn:
+            return self._insert_intake(conn, items, now)
+
+    def accept_deliveries(
+        self, delivery_ids: Sequence[str], plan: Callable[[frozenset[str]], Sequence[IntakeRequest]], now: datetime
+    ) -> tuple[frozenset[str], list[int]]:
+        """Record delivery ids never seen before and the intake rows `plan(new_ids)` derives from them, in one
+        transaction: a redelivered event is recognised durably, and never half-accepted. `plan` is pure and quick."""
+        wanted = list(dict.fromkeys(delivery_ids))
+        with self._write() as conn:
+            new: set[str] = set()
+            for chunk in _chunks(wanted):
+                stmt = (
+                    self._insert(webhook_deliveries_t)
+                    .on_conflict_do_nothing(index_elements=["delivery_id"])
+                    .returning(webhook_deliveries_t.c.delivery_id)
+                )
+                new.update(conn.execute(stmt, [{"delivery_id": d, "received_at": now} for d in chunk]).scalars())
+            fresh = frozenset(new)
+            return fresh, self._insert_intake(conn, plan(fresh) if fresh else [], now)
+
+    def claim_intake(self, worker: str, now: datetime, *, lease_seconds: float, limit: int = 500) -> list[IntakeItem]:
+        """Claim pending rows (and rows whose claim lease ran out: a crashed worker's), oldest first.
+
+        PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas claim disjoint rows; SQLite: BEGIN IMMEDIATE serializes.
+        """
+        claimable = sa.or_(
+            intake_t.c.status == "pending",
+            sa.and_(intake_t.c.status == "claimed", intake_t.c.claimed_until < now),
+        )
+        query = sa.select(intake_t).where(claimable).order_by(intake_t.c.id).limit(limit)
+        if self.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        until = now + timedelta(seconds=lease_seconds)
+        with self._write() as conn:
+            rows = list(conn.execute(query))
+            for chunk in _chunks([r.id for r in rows]):
+                conn.execute(
+                    sa.update(intake_t).where(intake_t.c.id.in_(chunk)).values(status="claimed", claimed_by=worker, claimed_until=until)
+                )
+            return [
+                IntakeItem(r.id, r.crm, r.object_type, r.kind, r.ref, r.target, r.source, r.correlation_id, r.accepted_at, int(r.attempts))
+                for r in rows
+            ]
+
+    def finish_intake(self, ids: Sequence[int], now: datetime, *, status: str = "done", error: str | None = None) -> None:
+        """Mark claimed rows done (or failed, after they were dead-lettered)."""
+        if status not in ("done", "failed"):
+            raise ValueError(f"intake rows finish as done or failed, got {status!r}")
+        with self._write() as conn:
+            for chunk in _chunks(list(ids)):
+                conn.execute(
+                    sa.update(intake_t)
+                    .where(intake_t.c.id.in_(chunk))
+                    .values(status=status, finished_at=now, error=error, claimed_by=None, claimed_until=None)
+                )
+
+    def release_intake(self, ids: Sequence[int], now: datetime, *, error: str | None, count_attempt: bool) -> None:
+        """Put claimed rows back to pending (a failed or interrupted batch), counting an attempt when it failed."""
+        values: dict[str, Any] = {"status": "pending", "claimed_by": None, "claimed_until": None, "error": error}
+        if count_attempt:
+            values["attempts"] = intake_t.c.attempts + 1
+        with self._write() as conn:
+            for chunk in _chunks(list(ids)):
+                conn.execute(sa.update(intake_t).where(intake_t.c.id.in_(chunk), intake_t.c.status == "claimed").values(**values))
+
+    def release_intake_claims(self, worker: str, now: datetime) -> int:
+        """Shutdown: every row this worker still holds goes back to pending for the next start; returns how many."""
+        with self._write() as conn:
+            result = conn.execute(
+                sa.update(intake_t)
+                .where(intake_t.c.status == "claimed", intake_t.c.claimed_by == worker)
+                .values(status="pending", claimed_by=None, claimed_until=None)
+            )
+            return int(result.rowcount)
+
+    def count_pending_intake(self) -> int:
+        """Intake rows not finished yet (pending or claimed)."""
+        with self._read() as conn:
+            query = sa.select(sa.func.count()).select_from(intake_t).where(intake_t.c.status.in_(("pending", "claimed")))
+            return int(conn.scalar(query) or 0)
+
+    def intake_rows(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Intake rows (all, or with this status), oldest first: for the CLI and tests."""
+        query = sa.select(intake_t).order_by(intake_t.c.id)
+        if status is not None:
+            query = query.where(intake_t.c.status == status)
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def purge_intake(self, before: datetime) -> int:
+        """Delete finished (done) intake rows and delivery ids older than `before`; failed rows stay. Returns rows removed."""
+        with self._write() as conn:
+            rows = conn.execute(sa.delete(intake_t).where(intake_t.c.status == "done", intake_t.c.finished_at < before)).rowcount
+            rows += conn.execute(sa.delete(webhook_deliveries_t).where(webhook_deliveries_t.c.received_at < before)).rowcount
+            return int(rows)
