@@ -17,13 +17,14 @@ from connector.engine.routing import build_reps, compile_routing
 from connector.engine.scoring import compile_scoring
 from connector.errors import BudgetExhaustedError
 from connector.models import FetchPage, Patch
-from connector.pipeline import BatchResult, CrmRuntime, EngineConfig, fetch, run_batch, waiting_leads, write
+from connector.pipeline import BatchResult, CrmRuntime, EngineConfig, fetch, run_batch, sla_sweep, waiting_leads, write
 from connector.store import Store
 
 log = logging.getLogger("connector.jobs")
 
 STREAM_CHANGED = "changed"
 STREAM_ALL = "all"
+STREAM_ARCHIVED = "archived"
 
 
 @dataclass
@@ -40,6 +41,7 @@ class RunSummary:
     dead_lettered: int = 0
     skipped: int = 0
     waiting: int = 0
+    reassigned: int = 0
     pages: int = 0
     api_calls: dict[str, int] = field(default_factory=dict)
     grades: dict[str, int] = field(default_factory=dict)
@@ -62,6 +64,7 @@ class RunSummary:
             "mode": self.mode, "dry_run": self.dry_run, "fetched": self.fetched, "scored": self.scored,
             "routed": self.routed, "written": self.written, "unchanged": self.unchanged,
             "dead_lettered": self.dead_lettered, "skipped": self.skipped, "waiting": self.waiting,
+            "reassigned": self.reassigned,
             "pages": self.pages, "api_calls": dict(sorted(self.api_calls.items())), "grades": dict(sorted(self.grades.items())),
             "leads_per_rep": dict(sorted(self.leads_per_rep.items())), "aborted": self.aborted, "seconds": round(self.seconds, 3),
         }
@@ -174,6 +177,15 @@ def _run(
             else:
                 if full and not dry_run:
                     store.set_cursor(crm, adapter.object_type, stream, "", clock.now())
+            if not full and not dry_run:
+                for page in adapter.fetch_archived(store.get_cursor(crm, adapter.object_type, STREAM_ARCHIVED)):
+                    summary.absorb(run_batch(store, runtime, engine, page, clock.now()), keep_patches=False)
+                    if page.cursor is not None:
+                        store.set_cursor(crm, adapter.object_type, STREAM_ARCHIVED, page.cursor, clock.now())
+                swept = sla_sweep(store, runtime, engine, clock.now())
+                summary.reassigned += swept.routed
+                summary.written += swept.written
+                summary.dead_lettered += swept.dead_lettered
     except BudgetExhaustedError as exc:
         summary.aborted = str(exc)
         log.warning("stopped writing: %s", exc)

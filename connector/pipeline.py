@@ -16,7 +16,11 @@ from connector.engine.routing import (
     RoutingContext,
     apply_change,
     availability_snapshot,
+    reassign_lead,
+    release_change,
     required_scopes,
+    sla_check,
+    sla_deadline,
     route_lead,
     state_from_counters,
 )
@@ -85,20 +89,22 @@ def fetch(adapter: CrmAdapter, cursor: str | None, *, full: bool) -> Iterator[Fe
     return adapter.fetch_all(cursor) if full else adapter.fetch_changed(cursor)
 
 
-def normalize(page: FetchPage) -> tuple[list[Lead], int]:
-    """Stage 2: the page's leads worth processing (latest copy per id) and how many were skipped.
+def normalize(page: FetchPage) -> tuple[list[Lead], list[str]]:
+    """Stage 2: the page's leads worth processing (latest copy per id), and the ids of closed ones.
 
     Adapters already translated CRM records to Leads; here converted, archived and merged-away
-    leads are set aside — they are never routed or written.
+    leads (and the page's deleted ids) are set aside — never routed or written, but their rep's
+    open-lead load is released.
     """
     latest: dict[str, Lead] = {}
-    skipped = 0
+    closed: list[str] = list(page.deleted_ids) + list(page.merged)
     for lead in page.leads:
         if lead.is_converted or lead.is_archived or lead.merged_into:
-            skipped += 1
+            closed.append(lead.id)
+            latest.pop(lead.id, None)
             continue
         latest[lead.id] = lead
-    return list(latest.values()), skipped
+    return list(latest.values()), closed
 
 
 def score(leads: Sequence[Lead], events: Mapping[str, Sequence[Event]], scoring: CompiledScoring, now: datetime) -> dict[str, ScoreOutcome]:
@@ -166,7 +172,10 @@ def route(
             grade=outcome.primary.grade, model=outcome.primary.model, explanation=explanation(decision, outcome),
             created_at=now,
         )
-        txn.set_routed(lead.key, decision.owner_id, decision.rep, now, initial_status=lead.lead_status or lead.stage)
+        txn.set_routed(
+            lead.key, decision.owner_id, decision.rep, now,
+            sla_due_at=sla_deadline(decision, engine.routing, now), initial_status=lead.lead_status or lead.stage,
+        )
     return decisions
 
 
@@ -268,6 +277,29 @@ def lookup_context(adapter: CrmAdapter, leads: Sequence[Lead], engine: EngineCon
     return accounts, contact_owners
 
 
+def closed_scope(crm: str) -> str:
+    """Counter scope marking leads whose open-lead load was released (value 1), so it happens once."""
+    return f"closed:{crm}"
+
+
+def release_closed(store: Store, runtime: CrmRuntime, engine: EngineConfig, ids: Sequence[str], now: datetime) -> int:
+    """Converted, deleted or merged leads stop counting against their rep's open-lead capacity (once each)."""
+    keys = {f"{runtime.crm}:{runtime.adapter.object_type}:{rid}": rid for rid in ids}
+    released = 0
+    scope = closed_scope(runtime.crm)
+    with store.routing_transaction([f"route:{runtime.crm}", scope, *required_scopes(engine.routing, now)]) as txn:
+        done = txn.counters(scope)
+        for key, state in txn.lead_states(list(keys)).items():
+            rid = keys[key]
+            if state.routed_rep is None or done.get(rid):
+                continue
+            for op in release_change(state.routed_rep).ops:
+                txn.add(op.scope, op.key, op.value)
+            txn.set(scope, rid, 1)
+            released += 1
+    return released
+
+
 def waiting_leads(store: Store, crm: str) -> list[str]:
     """Ids of this CRM's leads still waiting for an available rep."""
     scope = waiting_scope(crm)
@@ -293,7 +325,10 @@ def run_batch(
                 code=rej.code, message=rej.message, payload={}, now=now,
             )
         result.dead_lettered += 1
-    leads, result.skipped = normalize(page)
+    leads, closed = normalize(page)
+    result.skipped = len(closed)
+    if closed and not dry_run:
+        release_closed(store, runtime, engine, closed, now)
     if not leads:
         return result
     keys = [lead.key for lead in leads]
@@ -334,7 +369,7 @@ def run_batch(
             result.routed += 1
         if decision is not None and decision.kind == "wait":
             result.waiting += 1
-        if decision is not None and decision.rep:
+        if decision is not None and decision.rep and decision.kind != "kept":
             result.owners[decision.rep] += 1
     result.unchanged = sum(1 for p in patches if p.is_empty)
     result.patches = [p for p in patches if not p.is_empty]
@@ -348,4 +383,63 @@ def run_batch(
             result.written += 1
         elif not res.retryable:
             result.dead_lettered += 1
+    return result
+
+
+def sla_sweep(store: Store, runtime: CrmRuntime, engine: EngineConfig, now: datetime) -> BatchResult:
+    """Reassign this CRM's leads not actioned within routing.sla.minutes to the next eligible rep (at most K times)."""
+    result = BatchResult()
+    prefix = f"{runtime.crm}:{runtime.adapter.object_type}:"
+    due = [s.lead_key for s in store.leads_past_sla(now) if s.lead_key.startswith(prefix)]
+    if not due:
+        return result
+    found = {lead.key: lead for lead in runtime.adapter.fetch_by_ids([key[len(prefix):] for key in due])}
+    leads = [lead for lead in found.values() if not (lead.is_converted or lead.is_archived or lead.merged_into)]
+    events = store.events_for([lead.key for lead in leads])
+    scores = score(leads, events, engine.scoring, now)
+    stopped = [key for key in due if key not in scores]
+    scopes = [f"route:{runtime.crm}", *required_scopes(engine.routing, now)]
+    with store.routing_transaction(scopes) as txn:
+        states = txn.lead_states([lead.key for lead in leads])
+        state = state_from_counters({scope: txn.counters(scope) for scope in scopes})
+        ctx = RoutingContext(reps=runtime.reps, known_owner_ids=runtime.active_owner_ids,
+                             availability=availability_snapshot(runtime.reps, engine.routing, now))
+        for lead in leads:
+            view = states[lead.key]
+            verdict = sla_check(lead, view, engine.routing, now)
+            if verdict.stops_clock:
+                stopped.append(lead.key)
+                continue
+            if not verdict.expired:
+                continue
+            outcome = scores[lead.key]
+            decision, change = reassign_lead(lead, outcome.primary, view, ctx, state, engine.routing, now, verdict.reason)
+            if decision.owner_id is None:
+                continue  # nobody else is available: the current owner keeps it and the SLA stays due
+            state = apply_change(state, change)
+            for op in change.ops:
+                if op.kind == "add":
+                    txn.add(op.scope, op.key, op.value)
+                else:
+                    txn.set(op.scope, op.key, op.value)
+            txn.record_decision(
+                lead_key=lead.key, kind="reassign", owner_id=decision.owner_id, rep=decision.rep, rule=decision.rule,
+                pool=decision.pool, strategy=decision.strategy, arm=decision.arm, score=outcome.primary.score,
+                grade=outcome.primary.grade, model=outcome.primary.model, explanation=explanation(decision, outcome),
+                created_at=now,
+            )
+            txn.set_routed(lead.key, decision.owner_id, decision.rep, now,
+                           sla_due_at=sla_deadline(decision, engine.routing, now), reassignment=True)
+            patch = plan_write(lead, Desired(owner_id=decision.owner_id, owner_reason=verdict.reason), view.written, runtime.rules)
+            if not patch.is_empty:
+                txn.enqueue(patch, now)
+            result.routed += 1
+            result.decisions[lead.key] = decision
+            if decision.rep:
+                result.owners[decision.rep] += 1
+    if stopped:
+        store.clear_sla(stopped)
+    for res in write(store, runtime.adapter, now):
+        result.written += res.ok
+        result.dead_lettered += (not res.ok and not res.retryable)
     return result

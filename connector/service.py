@@ -32,7 +32,8 @@ from connector.errors import AuthError, BudgetExhaustedError, ConnectorError, Tr
 from connector.events import CRM_KEY_PREFIXES, EventFormatError, parse_segment
 from connector.metrics import Metrics
 from connector.models import Event, FetchPage, Lead
-from connector.pipeline import CrmRuntime, EngineConfig
+from connector.jobs import compile_engine, prepare, sync_once
+from connector.pipeline import CrmRuntime, EngineConfig, run_batch
 from connector.store import IntakeItem, IntakeRequest, Store
 from connector.webhooks import (
     SIGNATURE_HEADER,
@@ -324,8 +325,6 @@ class Service:
         worker_id: str | None = None,
         poll: bool | None = None,
     ) -> None:
-        from connector.jobs import compile_engine
-
         self.settings = settings
         self.store = store
         self.adapters = dict(adapters)
@@ -344,7 +343,8 @@ class Service:
         self._budgets = dict(budgets or {})
         self._last_purge = 0.0
         self._cycle = threading.Condition()
-        self.cycles = 0  # worker loop turns completed (tests and /metrics wait on it, never on the clock)
+        self.cycles = 0  # worker loop turns completed (wait_until re-checks after each, never on the clock)
+        self.polls_done = 0
         self.metrics.on_scrape(self._refresh_gauges)
         self.app = self._build_app()
 
@@ -412,7 +412,7 @@ class Service:
             self.metrics.queue_depth.set(len(self.queue))
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Block until `predicate()` holds, re-checked after each worker turn; False on timeout."""
+        """Block until `predicate()` holds, re-checked after each worker turn and each poll; False on timeout."""
         with self._cycle:
             return self._cycle.wait_for(predicate, timeout)
 
@@ -449,8 +449,6 @@ class Service:
             assert runtime is not None
             page = self._page_for(adapter, items)
             with self._crm_locks[crm]:
-                from connector.pipeline import run_batch
-
                 batch = run_batch(self.store, runtime, self.engine, page, self.clock.now())
         except BudgetExhaustedError as exc:
             self._crm[crm].over_budget_until = _parse_resume(exc.resumes_at)
@@ -539,8 +537,6 @@ class Service:
                 log.error("cannot prepare %s: %s", crm, exc, exc_info=not isinstance(exc, ConnectorError), extra={"crm": crm})
 
     def _prepare(self, crm: str, *, bootstrap: bool) -> None:
-        from connector.jobs import prepare
-
         state = self._crm[crm]
         try:
             with self._crm_locks[crm]:
@@ -567,8 +563,6 @@ class Service:
     # the poll loop
 
     def _poll(self, crm: str) -> None:
-        from connector.jobs import sync_once
-
         interval = self.settings.sync.poll_interval_seconds
         while not self._stop.is_set():
             try:
@@ -590,6 +584,9 @@ class Service:
             except Exception as exc:  # the poll loop is a process boundary: the next interval tries again
                 self.metrics.polls.labels(crm, "error").inc()
                 log.error("poll failed: %s", exc, exc_info=not isinstance(exc, ConnectorError), extra={"crm": crm})
+            with self._cycle:
+                self.polls_done += 1
+                self._cycle.notify_all()
             self._stop.wait(interval)
 
     def _refresh_runtime(self, crm: str) -> None:

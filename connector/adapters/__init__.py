@@ -47,6 +47,9 @@ class CrmAdapter(Protocol):
     def fetch_all(self, cursor: str | None = None) -> Iterator[FetchPage]:
         """Every lead (backfill), page by page, resumable from the cursor of the last handled page."""
 
+    def fetch_archived(self, cursor: str | None = None) -> Iterator[FetchPage]:
+        """Deletions the changed stream cannot see (HubSpot archive doesn't bump modified dates); pages carry deleted_ids."""
+
     def fetch_by_ids(self, ids: Sequence[str]) -> list[Lead]:
         """Re-read leads by id (after a webhook / change event); missing ids are left out."""
 

@@ -523,6 +523,10 @@ class SalesforceAdapter:
                              "after": [_fmt_cursor_time(stamp), str(last["Id"])], "started": _fmt_cursor_time(started)}
             yield self._page(records, _encode(state_out))
 
+    def fetch_archived(self, cursor: str | None = None) -> Iterator[FetchPage]:
+        """Nothing: deletions and merges already arrive through queryAll in fetch_changed (IsDeleted, MasterRecordId)."""
+        return iter(())
+
     def fetch_all(self, cursor: str | None = None) -> Iterator[FetchPage]:
         """Every lead matching lead_filter (backfill), keyset on Id, resumable from any page's cursor."""
         stream = "fetch_all"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from connector.clock import SystemClock
+from connector.clock import Clock, SystemClock
 from connector.config import Settings, example_config_path, load_settings
 from connector.jobs import make_adapters
 from connector.sandbox.hubspot import HubSpotSandbox
@@ -35,10 +35,10 @@ def settings_for(store_url: str, hubspot: HubSpotSandbox, **extra: Any) -> Setti
 class Env:
     """One connector 'process': settings, store and adapters over the sandbox."""
 
-    def __init__(self, store_url: str, hubspot: HubSpotSandbox, **extra: Any) -> None:
+    def __init__(self, store_url: str, hubspot: HubSpotSandbox, clock: Clock | None = None, **extra: Any) -> None:
         self.settings = settings_for(store_url, hubspot, **extra)
         self.store = Store.open(self.settings.store.url)
-        self.clock = SystemClock()
+        self.clock = clock or SystemClock()
         self.adapters = make_adapters(self.settings, clock=self.clock)
 
     def close(self) -> None:

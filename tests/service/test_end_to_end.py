@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from connector.clock import FrozenClock
 from connector.errors import TransientError
@@ -112,3 +113,17 @@ def test_a_crashed_workers_claims_are_taken_over_after_the_lease(tmp_path: Any, 
         with serving(service):
             assert service.wait_until(lambda: store.count_pending_intake() == 0, WAIT)
         assert (sandbox.get_record("contacts", rid) or {}).get("hubspot_owner_id")
+
+
+def test_poll_loop_syncs_every_enabled_crm(tmp_path: Any, sandbox: HubSpotSandbox, clock: FrozenClock) -> None:
+    settings = service_settings(f"sqlite:///{tmp_path / 'state.db'}", sandbox.base_url, sandbox.token, poll=True)
+    ids = sandbox.records_ids("contacts")
+    with Store.open(settings.store.url) as store:
+        service = Service(settings, store, make_adapters(settings, clock=clock), clock=clock)
+        with serving(service) as url:
+            assert service.wait_until(lambda: service.polls_done >= 1, WAIT)
+            metrics = requests.get(f"{url}/metrics", timeout=10).text
+        assert all((sandbox.get_record("contacts", rid) or {}).get("hubspot_owner_id") for rid in ids)
+        assert store.get_cursor("hubspot", "contacts", "changed") is not None
+        assert 'connector_polls_total{crm="hubspot",outcome="ok"} 1.0' in metrics
+        assert f'connector_leads_processed_total{{crm="hubspot"}} {float(len(ids))}' in metrics

@@ -86,7 +86,11 @@ def test_serve_finishes_left_over_intake_and_drains_on_sigterm(tmp_path: Path, s
         batch = logs.wait_for("intake batch processed")
         assert batch["rows"] == 2 and batch["correlation_ids"] == ["from-before"]
         url = f"http://127.0.0.1:{port}"
-        assert requests.get(f"{url}/readyz", timeout=10).status_code == 200
+        ready = requests.get(f"{url}/readyz", timeout=10, headers={"X-Request-ID": "probe-1"})
+        assert ready.status_code == 200
+        # Structured JSON logs, one line per request, with its correlation id.
+        line = logs.wait_for("request")
+        assert (line["path"], line["status"], line["correlation_id"]) == ("/readyz", 200, "probe-1")
         accepted = requests.post(
             f"{url}/events", timeout=10, headers={"Authorization": basic(EVENTS_SECRET)},
             json={"type": "track", "event": "Demo Requested", "userId": f"hubspot:contacts:{ids[0]}", "timestamp": "2026-11-23T09:00:00Z"},

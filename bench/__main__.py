@@ -1,0 +1,35 @@
+"""Run one benchmark (or `all`): each module bench/<name>.py has `run(argv) -> dict[str, float]` that prints its table."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import platform
+import sys
+
+BENCHMARKS = ("engine", "calls", "ceiling", "memory", "latency", "replicas")
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in (*BENCHMARKS, "all"):
+        print(f"usage: python -m bench {{{'|'.join(BENCHMARKS)}|all}} [options]", file=sys.stderr)
+        return 2
+    names = BENCHMARKS if argv[0] == "all" else (argv[0],)
+    figures: dict[str, float] = {}
+    for name in names:
+        try:
+            module = importlib.import_module(f"bench.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"bench.{name}":
+                raise
+            print(f"bench {name}: not available in this build", file=sys.stderr)
+            continue
+        print(f"== bench {name} ({platform.machine()}, Python {platform.python_version()}) ==", flush=True)
+        result = module.run(list(argv[1:]))
+        figures.update({f"{name}.{k}" if len(names) > 1 else k: v for k, v in result.items()})
+    print(json.dumps(figures, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
