@@ -127,6 +127,19 @@ def sync(once: bool, config_path: str | None, as_json: bool) -> None:
             clock.sleep(settings.sync.poll_interval_seconds)
 
 
+def backfill_progress(settings: Any, store: Any, adapters: Any, clock: Any, *, limit: int | None, as_json: bool) -> Any:
+    """A live bar on a terminal; plain lines on stderr when not a TTY or with --json (stdout stays one JSON object)."""
+    from connector.progress import BackfillProgress
+    from connector.ratelimit import guard_factory
+
+    guard_for = guard_factory(store, settings, clock)
+    budgets = {crm: guard_for(crm).budget for crm in adapters}
+    # The size is only known afterwards: --limit, or the leads this store has already seen, makes the ETA.
+    expected = {crm: limit or store.count_lead_states(f"{crm}:{a.object_type}:") or None for crm, a in adapters.items()}
+    live = sys.stderr.isatty() and not as_json
+    return BackfillProgress(live=live, expected=expected, budget_left=lambda crm: budgets[crm].remaining())
+
+
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Compute every change but write nothing (CRM or state store).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Stop after about N leads.")
@@ -142,7 +155,9 @@ def backfill(dry_run: bool, limit: int | None, out: str | None, config_path: str
         raise UsageError("--out writes the planned changes of a --dry-run; add --dry-run")
     settings = load(config_path)
     with opened(settings) as (store, adapters, clock):
-        summary = run_backfill(settings, store, adapters, clock, dry_run=dry_run, limit=limit)
+        progress = backfill_progress(settings, store, adapters, clock, limit=limit, as_json=as_json)
+        with progress:
+            summary = run_backfill(settings, store, adapters, clock, dry_run=dry_run, limit=limit, on_batch=progress)
     if out:
         from connector.report import write_diff_csv
 
@@ -268,6 +283,248 @@ def serve(host: str | None, port: int | None, config_path: str | None) -> None:
 
     settings = load(config_path)
     run_server(settings, host=host, port=port)
+
+
+@main.command()
+@config_option
+@json_option
+@handle_errors
+def status(config_path: str | None, as_json: bool) -> None:
+    """Cursors, last successful sync, backlog, API budget used today and dead letters (reads the state store only)."""
+    from connector.clock import SystemClock
+    from connector.status import collect_status, render_status
+    from connector.store import Store
+
+    settings = load(config_path)
+    with Store.open(settings.store.url) as store:
+        data = collect_status(settings, store, SystemClock().now())
+    if as_json:
+        click.echo(json.dumps(data))
+    else:
+        render_status(data)
+
+
+@main.group()
+def errors() -> None:
+    """Dead letters: records the connector gave up on — what, where, why, how often; retry or discard them."""
+
+
+@errors.command("list")
+@click.option("--status", "status_", type=click.Choice(["open", "retrying", "resolved", "discarded", "all"]), default="open", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
+@config_option
+@json_option
+@handle_errors
+def errors_list(status_: str, limit: int, config_path: str | None, as_json: bool) -> None:
+    """List dead letters: id, crm / object / record id / field, code, message, attempts, first and last seen."""
+    from connector.dead_letters import dead_letter_json, render_list
+    from connector.store import Store
+
+    settings = load(config_path)
+    with Store.open(settings.store.url) as store:
+        letters = store.list_dead_letters(None if status_ == "all" else status_, limit=limit)
+    if as_json:
+        click.echo(json.dumps({"dead_letters": [dead_letter_json(d) for d in letters]}))
+    else:
+        render_list(letters)
+
+
+@errors.command("show")
+@click.argument("letter_id", metavar="ID", type=int)
+@config_option
+@json_option
+@handle_errors
+def errors_show(letter_id: int, config_path: str | None, as_json: bool) -> None:
+    """One dead letter in full, with the write that failed."""
+    from connector.dead_letters import dead_letter_json, pick, render_one
+    from connector.store import Store
+
+    settings = load(config_path)
+    with Store.open(settings.store.url) as store:
+        letter = pick(store, [letter_id], every_open=False)[0]
+    if as_json:
+        click.echo(json.dumps(dead_letter_json(letter, with_payload=True)))
+    else:
+        render_one(letter)
+
+
+@errors.command("retry")
+@click.argument("letter_ids", metavar="ID...", nargs=-1, type=int)
+@click.option("--all", "every_open", is_flag=True, help="Retry every open dead letter.")
+@click.option("--force", is_flag=True, help="Retry even past [sync] max_dead_letter_attempts.")
+@config_option
+@json_option
+@handle_errors
+def errors_retry(letter_ids: tuple[int, ...], every_open: bool, force: bool, config_path: str | None, as_json: bool) -> None:
+    """Re-read each record from its CRM and run it through the pipeline again; resolved when the write succeeds."""
+    from connector.dead_letters import pick, retry
+
+    settings = load(config_path)
+    with opened(settings) as (store, adapters, clock):
+        results = retry(settings, store, adapters, clock, pick(store, list(letter_ids), every_open=every_open), force=force)
+    if as_json:
+        click.echo(json.dumps({"results": [r.as_json() for r in results]}))
+    else:
+        for r in results:
+            click.echo(f"dead letter {r.id}: {r.outcome} — {r.detail}")
+        if not results:
+            click.echo("no open dead letters")
+    sys.exit(EXIT_ABORTED if any(r.outcome in ("failed", "not_found") for r in results) else EXIT_OK)
+
+
+@errors.command("discard")
+@click.argument("letter_ids", metavar="ID...", nargs=-1, type=int)
+@click.option("--all", "every_open", is_flag=True, help="Discard every open dead letter.")
+@config_option
+@json_option
+@handle_errors
+def errors_discard(letter_ids: tuple[int, ...], every_open: bool, config_path: str | None, as_json: bool) -> None:
+    """Mark dead letters discarded: kept for the record, never retried."""
+    from connector.clock import SystemClock
+    from connector.dead_letters import discard, pick
+    from connector.store import Store
+
+    settings = load(config_path)
+    with Store.open(settings.store.url) as store:
+        ids = discard(store, pick(store, list(letter_ids), every_open=every_open), SystemClock().now())
+    if as_json:
+        click.echo(json.dumps({"discarded": ids}))
+    else:
+        click.echo(f"discarded {len(ids)} dead letter(s)" + (f": {', '.join(map(str, ids))}" if ids else ""))
+
+
+def _report_inputs(config_path: str | None, offline: bool) -> dict[str, Any]:
+    from connector.clock import SystemClock
+    from connector.insights import collect_report
+    from connector.jobs import make_adapters
+    from connector.ratelimit import guard_factory
+    from connector.store import Store
+
+    settings = load(config_path)
+    clock = SystemClock()
+    with Store.open(settings.store.url) as store:
+        adapters = None if offline else make_adapters(settings, guard_for=guard_factory(store, settings, clock), clock=clock) or None
+        return collect_report(settings, store, clock.now(), adapters)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--out", "out", type=click.Path(dir_okay=False), default="report.html", show_default=True, help="Where to write the HTML page.")
+@click.option("--offline", is_flag=True, help="Do not read experiment leads back from the CRM (conversions unknown).")
+@config_option
+@json_option
+@click.pass_context
+@handle_errors
+def report(ctx: click.Context, out: str, offline: bool, config_path: str | None, as_json: bool) -> None:
+    """A self-contained HTML report: scores and grades, leads per rep, speed-to-lead and SLA, dead letters, experiments."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from connector.htmlreport import render_html
+
+    data = _report_inputs(config_path, offline)
+    Path(out).write_text(render_html(data), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(data))
+    else:
+        click.echo(f"report written to {out} ({data['decisions']} decisions, {data['dead_letters']['total']} dead letters)")
+
+
+@report.command("experiments")
+@click.option("--offline", is_flag=True, help="Do not read experiment leads back from the CRM (conversions unknown).")
+@config_option
+@json_option
+@handle_errors
+def report_experiments(offline: bool, config_path: str | None, as_json: bool) -> None:
+    """Per experiment arm: leads, conversions, conversion rate, the two-proportion p-value and a verdict."""
+    data = _report_inputs(config_path, offline)["experiments"]
+    if as_json:
+        click.echo(json.dumps({"experiments": data}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not data:
+        console.print("no routing experiments configured ([[routing.experiments]])")
+    for e in data:
+        table = Table("arm", "strategy", "leads", "conversions", "rate", title=f"experiment {e['experiment']} (rule {e['rule']})")
+        for a in e["arms"]:
+            rate = "unknown" if a["rate"] is None else f"{a['rate']:.1%}"
+            table.add_row(a["arm"], a["strategy"], str(a["leads"]), "?" if a["conversions"] is None else str(a["conversions"]), rate)
+        console.print(table)
+        console.print(("p-value unknown" if e["p_value"] is None else f"p-value {e['p_value']:.3g}") + f" — {e['verdict']}")
+
+
+@main.group()
+def rules() -> None:
+    """Try the scoring and routing rules without a CRM."""
+
+
+@rules.command("test")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--at", "at", default=None, help="Route as at this ISO time (default: now); working hours depend on it.")
+@config_option
+@json_option
+@handle_errors
+def rules_test(file: str, at: str | None, config_path: str | None, as_json: bool) -> None:
+    """Score and route sample leads from a CSV or JSONL file (keys = lead attribute names); bad rows name row and field."""
+    from datetime import UTC, datetime
+
+    from connector.clock import SystemClock
+    from connector.rules_offline import render_outcomes, run_samples
+
+    settings = load(config_path)
+    if at is not None:
+        try:
+            now = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise UsageError(f"--at {at!r} is not an ISO date-time ({exc})") from None
+        now = (now if now.tzinfo is not None else now.replace(tzinfo=UTC)).astimezone(UTC)
+    else:
+        now = SystemClock().now()
+    outcomes, problems = run_samples(settings, Path(file), now)
+    if as_json:
+        click.echo(json.dumps({
+            "leads": [o.as_json() for o in outcomes],
+            "problems": [{"row": p.row, "field": p.field, "message": p.message} for p in problems],
+        }))
+    else:
+        render_outcomes(outcomes, problems)
+    sys.exit(EXIT_ABORTED if problems else EXIT_OK)
+
+
+@main.command()
+@click.argument("person", metavar="EMAIL|CRM:ID")
+@click.option("--offline", is_flag=True, help="Do not look the email up in the CRMs (erase only what is keyed by it).")
+@config_option
+@json_option
+@handle_errors
+def forget(person: str, offline: bool, config_path: str | None, as_json: bool) -> None:
+    """Erase what the connector holds about a person (events, scores, explanations, payloads); say what was erased."""
+    from connector.clock import SystemClock
+    from connector.jobs import make_adapters
+    from connector.privacy import forget as erase
+    from connector.privacy import lead_key_for, parse_person
+    from connector.ratelimit import guard_factory
+    from connector.store import Store
+
+    settings = load(config_path)
+    email, ref = parse_person(person)
+    object_types = {"hubspot": settings.hubspot.object_type, "salesforce": "Lead"}
+    keys: list[str] = [lead_key_for(ref, object_types)] if ref else []
+    clock = SystemClock()
+    with Store.open(settings.store.url) as store:
+        if email and not offline:
+            # The person's leads in each enabled CRM, so their decisions and dead letters are found too.
+            for adapter in make_adapters(settings, guard_for=guard_factory(store, settings, clock), clock=clock).values():
+                find = getattr(adapter, "find_leads_by_email", None)
+                if find is not None:
+                    keys += [lead.key for lead in find([email])]
+        result = erase(store, email=email, lead_keys=keys, now=clock.now())
+    if as_json:
+        click.echo(json.dumps(result.as_json()))
+    else:
+        for line in result.lines():
+            click.echo(line)
 
 
 if __name__ == "__main__":

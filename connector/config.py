@@ -114,6 +114,13 @@ class SalesforceSettings(Section):
     timeout_seconds: float = Field(default=30, gt=0)
     ca_bundle: str | None = None  # CA bundle that replaces the default trust store (the sandbox's loopback certificate)
     extra_fields: dict[str, str] = Field(default_factory=dict)  # alias -> field API name, exposed as extra.ALIAS
+    # Change Data Capture over the Pub/Sub API (gRPC): `connector serve` subscribes beside its poll loop.
+    cdc_enabled: bool = False
+    pubsub_target: str = "api.pubsub.salesforce.com:7443"
+    pubsub_tls: bool = True
+    cdc_topic: str = "/data/LeadChangeEvent"
+    # FetchRequest.num_requested (flow control); the server caps a stream's outstanding requests at 100 [facts §2.7].
+    cdc_batch_size: int = Field(default=100, ge=1, le=100)
 
     @model_validator(mode="after")
     def _secrets(self) -> SalesforceSettings:
@@ -195,6 +202,30 @@ class ServiceSettings(Section):
         return self
 
 
+class PrivacySettings(Section):
+    """`[privacy]`: how long the connector keeps behaviour events (`connector forget` erases a person on request)."""
+
+    # Events older than this are deleted at the start of every sync run. Keep it longer than the
+    # longest scoring window / inactivity step, or old behaviour stops counting earlier than configured.
+    # 0 keeps events forever.
+    event_retention_days: int = Field(default=395, ge=0, le=36_500)
+
+
+class ReportSettings(Section):
+    """`[reports]`: what `connector report` counts as a converted lead (experiment conversion per arm)."""
+
+    # A lead counts as converted when its stage / Lead Status is one of these when the report reads it
+    # back from the CRM, or when the CRM says it was converted (Salesforce IsConverted).
+    converted_stages: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "hubspot": ["salesqualifiedlead", "opportunity", "customer", "evangelist"],
+            "salesforce": ["Closed - Converted"],
+        }
+    )
+    # The significance level of the experiment verdicts.
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+
+
 class Settings(BaseSettings):
     """Everything the connector is configured with. Env wins over the TOML file."""
 
@@ -214,6 +245,8 @@ class Settings(BaseSettings):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
 
     @classmethod
     def settings_customise_sources(

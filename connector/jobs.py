@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,9 +17,20 @@ from connector.config import Settings
 from connector.engine.diff import DiffRules
 from connector.engine.routing import build_reps, compile_routing
 from connector.engine.scoring import compile_scoring
-from connector.errors import BudgetExhaustedError
+from connector.errors import BudgetExhaustedError, CrmApiError
 from connector.models import FetchPage, Patch
-from connector.pipeline import BatchResult, CrmRuntime, EngineConfig, fetch, run_batch, sla_sweep, waiting_leads, write
+from connector.privacy import purge_expired_events
+from connector.pipeline import (
+    BatchResult,
+    CrmRuntime,
+    EngineConfig,
+    fetch,
+    run_batch,
+    sla_sweep,
+    waiting_leads,
+    worker_identity,
+    write,
+)
 from connector.store import Store
 
 log = logging.getLogger("connector.jobs")
@@ -25,6 +38,25 @@ log = logging.getLogger("connector.jobs")
 STREAM_CHANGED = "changed"
 STREAM_ALL = "all"
 STREAM_ARCHIVED = "archived"
+# A poller renews its lease after every page; one killed (kill -9) stops renewing, and another replica
+# takes the CRM object over this long after its last renewal.
+POLL_LEASE_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class Replica:
+    """How this process shares a CRM object's polling with other replicas of the same store."""
+
+    worker: str = field(default_factory=worker_identity)
+    # Poll lease, and how long a killed worker's claimed outbox rows stay unclaimable by the others.
+    lease_seconds: float = POLL_LEASE_SECONDS
+    # False (sync --once, serve's poll loop): skip an object another replica is polling; True: wait for it.
+    wait_for_lease: bool = False
+
+
+def poll_lease_name(crm: str, object_type: str, stream: str) -> str:
+    """One lease per (CRM, object, stream): only its holder fetches that stream and moves its cursor."""
+    return f"poll:{crm}:{object_type}:{stream}"
 
 
 @dataclass
@@ -49,6 +81,7 @@ class RunSummary:
     aborted: str | None = None
     seconds: float = 0.0
     patches: list[Patch] = field(default_factory=list)
+    held_elsewhere: list[str] = field(default_factory=list)  # "crm object stream" polled by another replica
 
     def absorb(self, batch: BatchResult, *, keep_patches: bool) -> None:
         for name in ("fetched", "scored", "routed", "written", "unchanged", "dead_lettered", "skipped", "waiting"):
@@ -67,6 +100,7 @@ class RunSummary:
             "reassigned": self.reassigned,
             "pages": self.pages, "api_calls": dict(sorted(self.api_calls.items())), "grades": dict(sorted(self.grades.items())),
             "leads_per_rep": dict(sorted(self.leads_per_rep.items())), "aborted": self.aborted, "seconds": round(self.seconds, 3),
+            "held_elsewhere": list(self.held_elsewhere),
         }
 
 
@@ -113,7 +147,15 @@ def prepare(settings: Settings, adapters: Mapping[str, CrmAdapter], *, bootstrap
     runtimes = {}
     for crm, adapter in adapters.items():
         if bootstrap:
-            adapter.bootstrap()
+            try:
+                adapter.bootstrap()
+            except CrmApiError as exc:
+                if exc.status != 409:
+                    raise
+                # Two replicas starting at once both saw a field missing and both created it: the
+                # other one won (HTTP 409 already exists); checking again finds it in place.
+                log.info("%s: a field was created by another replica meanwhile; checking again", crm)
+                adapter.bootstrap()
         runtimes[crm] = CrmRuntime(
             crm=crm,
             adapter=adapter,
@@ -133,6 +175,142 @@ def retry_waiting(store: Store, runtime: CrmRuntime, engine: EngineConfig, clock
         summary.absorb(batch, keep_patches=dry_run)
 
 
+def take_poll_lease(store: Store, name: str, replica: Replica, clock: Clock) -> bool:
+    """Hold the named poll lease (waiting for it if the replica waits); False: another replica has it."""
+    while True:
+        if store.acquire_lease(name, replica.worker, clock.now(), ttl_seconds=replica.lease_seconds):
+            return True
+        held = store.get_lease(name)
+        if held is None:
+            continue  # released between the two statements: try again
+        if not replica.wait_for_lease:
+            log.warning(
+                "another replica holds the poll of %s (%s, until %s); skipping it this run",
+                name.removeprefix("poll:").replace(":", " "), held.holder, held.expires_at.isoformat(timespec="seconds"),
+            )
+            return False
+        # A dead holder's lease runs out by itself; a live one releases it when its stream is done.
+        clock.sleep(max(0.05, min(replica.lease_seconds / 4, (held.expires_at - clock.now()).total_seconds())))
+
+
+@contextmanager
+def keep_lease(store: Store, name: str, replica: Replica, clock: Clock) -> Iterator[None]:
+    """Renew the held lease every third of its term while the body runs (until it is lost to another replica).
+
+    The renewal runs beside the work, so a page slowed down by the rate limiter or Retry-After does
+    not lose the lease; a process killed (kill -9) stops renewing, and the lease expires a term later.
+    """
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(replica.lease_seconds / 3):
+            try:
+                held = store.acquire_lease(name, replica.worker, clock.now(), ttl_seconds=replica.lease_seconds)
+            except Exception as exc:  # a thread boundary: the page loop's own renewal decides
+                log.warning("could not renew the lease %s: %s", name, exc)
+                continue
+            if not held:
+                return  # the page loop notices at its next renewal and stops
+
+    keeper = threading.Thread(target=renew, name=f"lease-{name}", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join()
+
+
+def _stream(
+    store: Store, runtime: CrmRuntime, engine: EngineConfig, clock: Clock, summary: RunSummary, stream: str, *,
+    full: bool, dry_run: bool, limit: int | None, replica: Replica,
+    on_batch: Callable[[str, BatchResult, RunSummary], None] | None,
+) -> bool:
+    """One CRM object's pages since its cursor; True when the stream was read to its end (or to `limit`)."""
+    crm, adapter = runtime.crm, runtime.adapter
+    lease = poll_lease_name(crm, adapter.object_type, stream)
+    cursor = store.get_cursor(crm, adapter.object_type, stream)
+    if full and cursor == "":
+        cursor = None  # the previous backfill completed: start a new one
+    seen = 0
+    for page in fetch(adapter, cursor, full=full):
+        batch = run_batch(store, runtime, engine, page, clock.now(), dry_run=dry_run, worker=replica.worker,
+                          lease_seconds=replica.lease_seconds)
+        summary.absorb(batch, keep_patches=dry_run)
+        if on_batch:
+            on_batch(crm, batch, summary)
+        if not dry_run and not store.acquire_lease(lease, replica.worker, clock.now(), ttl_seconds=replica.lease_seconds):
+            # This process stalled past its lease and another replica took the object over from the
+            # last cursor: leave the cursor to it (the page's routing and writes are durable either way).
+            log.warning("lost the poll lease of %s to another replica; stopping this stream", lease)
+            return False
+        # Invariant 6: the cursor moves only after the page is durably handled.
+        if not dry_run and page.cursor is not None:
+            store.set_cursor(crm, adapter.object_type, stream, page.cursor, clock.now())
+        seen += len(page.leads)
+        if limit is not None and seen >= limit:
+            return True
+    if full and not dry_run:
+        store.set_cursor(crm, adapter.object_type, stream, "", clock.now())
+    return True
+
+
+def _poll_crm(
+    store: Store, runtime: CrmRuntime, engine: EngineConfig, clock: Clock, summary: RunSummary, *,
+    full: bool, dry_run: bool, limit: int | None, replica: Replica,
+    on_batch: Callable[[str, BatchResult, RunSummary], None] | None,
+) -> None:
+    """Everything one run does for one CRM object, under its poll lease (one poller per object across replicas)."""
+    crm, adapter = runtime.crm, runtime.adapter
+    if dry_run:
+        _poll_streams(store, runtime, engine, clock, summary, full=full, dry_run=True, limit=limit, replica=replica, on_batch=on_batch)
+        return
+    # Writes left in the outbox by an interrupted run (or a killed replica) go first: they were
+    # decided already. Claims keep replicas from sending the same row twice.
+    for res in write(store, adapter, clock.now(), worker=replica.worker, lease_seconds=replica.lease_seconds):
+        summary.written += res.ok
+    stream = STREAM_ALL if full else STREAM_CHANGED
+    lease = poll_lease_name(crm, adapter.object_type, stream)
+    at_start = store.get_cursor(crm, adapter.object_type, stream)
+    if not take_poll_lease(store, lease, replica, clock):
+        summary.held_elsewhere.append(f"{crm} {adapter.object_type} {stream}")
+        return
+    try:
+        with keep_lease(store, lease, replica, clock):
+            if full and at_start != "" and store.get_cursor(crm, adapter.object_type, stream) == "":
+                # Another replica completed this very backfill while we waited for its lease: not again.
+                log.info("%s %s: the backfill was completed by another replica meanwhile", crm, adapter.object_type)
+                return
+            _poll_streams(store, runtime, engine, clock, summary, full=full, dry_run=False, limit=limit, replica=replica,
+                          on_batch=on_batch)
+    finally:
+        store.release_lease(lease, replica.worker)
+
+
+def _poll_streams(
+    store: Store, runtime: CrmRuntime, engine: EngineConfig, clock: Clock, summary: RunSummary, *,
+    full: bool, dry_run: bool, limit: int | None, replica: Replica,
+    on_batch: Callable[[str, BatchResult, RunSummary], None] | None,
+) -> None:
+    """Waiting leads, the changed (or all) stream, then archived leads and the SLA sweep (incremental runs)."""
+    crm, adapter = runtime.crm, runtime.adapter
+    if not full:
+        retry_waiting(store, runtime, engine, clock, summary, dry_run=dry_run)
+    stream = STREAM_ALL if full else STREAM_CHANGED
+    done = _stream(store, runtime, engine, clock, summary, stream, full=full, dry_run=dry_run, limit=limit,
+                   replica=replica, on_batch=on_batch)
+    if done and not full and not dry_run:
+        for page in adapter.fetch_archived(store.get_cursor(crm, adapter.object_type, STREAM_ARCHIVED)):
+            summary.absorb(run_batch(store, runtime, engine, page, clock.now(), worker=replica.worker,
+                                     lease_seconds=replica.lease_seconds), keep_patches=False)
+            if page.cursor is not None:
+                store.set_cursor(crm, adapter.object_type, STREAM_ARCHIVED, page.cursor, clock.now())
+        swept = sla_sweep(store, runtime, engine, clock.now())
+        summary.reassigned += swept.routed
+        summary.written += swept.written
+        summary.dead_lettered += swept.dead_lettered
+
+
 def _run(
     mode: str,
     settings: Settings,
@@ -144,51 +322,26 @@ def _run(
     dry_run: bool = False,
     limit: int | None = None,
     on_batch: Callable[[str, BatchResult, RunSummary], None] | None = None,
+    replica: Replica | None = None,
 ) -> RunSummary:
     summary = RunSummary(mode=mode, dry_run=dry_run)
     started = time.monotonic()
+    replica = replica or Replica()
+    if not dry_run:
+        # SQLite is for one process: a second one (sync while serve runs) fails here, before any API call.
+        store.claim_process(f"connector {mode}", clock.now())
     engine = compile_engine(settings)
     runtimes = prepare(settings, adapters, bootstrap=not dry_run)
-    stream = STREAM_ALL if full else STREAM_CHANGED
+    if not dry_run:
+        purge_expired_events(store, settings, clock.now())  # [privacy] event_retention_days
     try:
-        for crm, runtime in runtimes.items():
-            adapter = runtime.adapter
-            if not dry_run:
-                # Writes left in the outbox by an interrupted run go first (they were decided already).
-                for res in write(store, adapter, clock.now()):
-                    summary.written += res.ok
-            if not full:
-                retry_waiting(store, runtime, engine, clock, summary, dry_run=dry_run)
-            cursor = store.get_cursor(crm, adapter.object_type, stream)
-            if full and cursor == "":
-                cursor = None  # the previous backfill completed: start a new one
-            seen = 0
-            for page in fetch(adapter, cursor, full=full):
-                batch = run_batch(store, runtime, engine, page, clock.now(), dry_run=dry_run)
-                summary.absorb(batch, keep_patches=dry_run)
-                if on_batch:
-                    on_batch(crm, batch, summary)
-                # Invariant 6: the cursor moves only after the page is durably handled.
-                if not dry_run and page.cursor is not None:
-                    store.set_cursor(crm, adapter.object_type, stream, page.cursor, clock.now())
-                seen += len(page.leads)
-                if limit is not None and seen >= limit:
-                    break
-            else:
-                if full and not dry_run:
-                    store.set_cursor(crm, adapter.object_type, stream, "", clock.now())
-            if not full and not dry_run:
-                for page in adapter.fetch_archived(store.get_cursor(crm, adapter.object_type, STREAM_ARCHIVED)):
-                    summary.absorb(run_batch(store, runtime, engine, page, clock.now()), keep_patches=False)
-                    if page.cursor is not None:
-                        store.set_cursor(crm, adapter.object_type, STREAM_ARCHIVED, page.cursor, clock.now())
-                swept = sla_sweep(store, runtime, engine, clock.now())
-                summary.reassigned += swept.routed
-                summary.written += swept.written
-                summary.dead_lettered += swept.dead_lettered
+        for runtime in runtimes.values():
+            _poll_crm(store, runtime, engine, clock, summary, full=full, dry_run=dry_run, limit=limit, replica=replica,
+                      on_batch=on_batch)
     except BudgetExhaustedError as exc:
-        summary.aborted = str(exc)
-        log.warning("stopped writing: %s", exc)
+        # The CRM's own daily-limit 429 does not say when it resets; the shared budget's error does.
+        summary.aborted = str(exc) if exc.resumes_at else f"{exc}; resumes when the CRM's daily limit resets"
+        log.warning("stopped writing: %s", summary.aborted)
     finally:
         summary.api_calls = {f"{crm}.{endpoint}": n for crm, a in adapters.items() for endpoint, n in a.calls.snapshot().items()}
         summary.seconds = time.monotonic() - started

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,9 +29,24 @@ from connector.engine.routing import (
 )
 from connector.engine.scoring import CompiledScoring, ScoreOutcome, score_lead
 from connector.models import Account, Event, FetchPage, FieldDecision, Lead, Patch, Rep, RoutingDecision, WriteResult
-from connector.store import LeadState, RoutingTxn, Store
+from connector.store import LeadState, OutboxItem, RoutingTxn, Store
 
 log = logging.getLogger("connector.pipeline")
+
+# A write claimed but not completed by then (its worker was killed mid-write) is claimable by any replica.
+OUTBOX_LEASE_SECONDS = 120.0
+# Fields a person may change in the CRM (invariant 2): a write replayed after a crash re-checks them first.
+PERSON_FIELDS = ("owner_id", "stage", "lead_status")
+
+_worker: tuple[int, str] | None = None
+
+
+def worker_identity() -> str:
+    """This process's name in work claims and leases: "<host>:<pid>:<random>" (new after a fork)."""
+    global _worker
+    if _worker is None or _worker[0] != os.getpid():
+        _worker = (os.getpid(), f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+    return _worker[1]
 
 
 @dataclass(frozen=True)
@@ -169,7 +187,7 @@ def route(
         txn.record_decision(
             lead_key=lead.key, kind="route", owner_id=decision.owner_id, rep=decision.rep, rule=decision.rule,
             pool=decision.pool, strategy=decision.strategy, arm=decision.arm, score=outcome.primary.score,
-            grade=outcome.primary.grade, model=outcome.primary.model, explanation=explanation(decision, outcome),
+            grade=outcome.primary.grade, model=outcome.primary.model, explanation=explanation(decision, outcome) | {"lead_created_at": lead.created_at},  # speed-to-lead in reports
             created_at=now,
         )
         txn.set_routed(
@@ -236,6 +254,20 @@ def diff(
     return patches
 
 
+def with_pending_writes(states: Mapping[str, LeadState], pending: Mapping[str, Mapping[str, Any]]) -> dict[str, LeadState]:
+    """Lead states whose written baseline includes writes still in the outbox.
+
+    A write decided but not yet confirmed (its worker was killed after sending it, or it waits for a
+    retry) is the connector's value: if the CRM now shows something else, a person changed it, and
+    the next batch must neither queue the same write again nor overwrite that person (invariant 2).
+    """
+    out = dict(states)
+    for key, values in pending.items():
+        state = out.get(key) or LeadState(lead_key=key)
+        out[key] = replace(state, written={**state.written, **values})
+    return out
+
+
 def agreed_values(patch: Patch, state: LeadState | None) -> dict[str, Any]:
     """Fields the CRM already holds as the connector wants them and that are not yet its baseline."""
     known = state.written if state is not None else {}
@@ -246,15 +278,30 @@ def agreed_values(patch: Patch, state: LeadState | None) -> dict[str, Any]:
     }
 
 
-def write(store: Store, adapter: CrmAdapter, now: datetime, *, limit: int = 10_000, max_attempts: int = 5) -> list[WriteResult]:
-    """Stage 6: flush this CRM's outbox in batches; per-record results are recorded (dead letters for record errors)."""
+def write(
+    store: Store,
+    adapter: CrmAdapter,
+    now: datetime,
+    *,
+    limit: int = 10_000,
+    max_attempts: int = 5,
+    worker: str | None = None,
+    lease_seconds: float = OUTBOX_LEASE_SECONDS,
+) -> list[WriteResult]:
+    """Stage 6: flush this CRM's outbox in batches; per-record results are recorded (dead letters for record errors).
+
+    Rows are claimed for this worker with a lease (SKIP LOCKED on PostgreSQL), so replicas flushing
+    at once send disjoint writes, and a killed worker's claimed rows return after the lease.
+    """
+    worker = worker or worker_identity()
     results: list[WriteResult] = []
     while True:
-        items = store.pending_outbox(adapter.crm, limit=min(limit, 1000))
+        items = store.claim_outbox(adapter.crm, worker, now, limit=min(limit, 1000), lease_seconds=lease_seconds)
         if not items:
             return results
-        written = adapter.write([item.patch for item in items])
-        store.complete_outbox([(item.id, item.patch, res) for item, res in zip(items, written, strict=True)], now, max_attempts=max_attempts)
+        outcomes = send(adapter, items)
+        store.complete_outbox(outcomes, now, max_attempts=max_attempts)
+        written = [res for _, _, res in outcomes]
         results.extend(written)
         if all(not r.ok and r.retryable for r in written):
             # Nothing went through and everything is retryable: leave it pending for the next run.
@@ -262,6 +309,57 @@ def write(store: Store, adapter: CrmAdapter, now: datetime, *, limit: int = 10_0
         limit -= len(items)
         if limit <= 0:
             return results
+
+
+def send(adapter: CrmAdapter, items: Sequence[OutboxItem]) -> list[tuple[int, Patch, WriteResult]]:
+    """Send claimed writes; (outbox id, patch to record as written, result) for each, in order.
+
+    A reclaimed row (its first worker died after claiming it, or a send failed) may already be in the
+    CRM, and a person may have changed the record since: those leads are re-read first. A field the
+    CRM already holds as wanted is not sent again; an owner or stage that is neither the value seen at
+    decision time nor the connector's is a person's change and is left alone (invariant 2). Either
+    way the decided values become the written baseline, so later diffs see a person's change as one.
+    """
+    stale = [item for item in items if item.reclaimed]
+    now_in_crm = {lead.id: lead for lead in adapter.fetch_by_ids([i.patch.record_id for i in stale])} if stale else {}
+    to_send: list[tuple[OutboxItem, Patch]] = []
+    settled: dict[int, WriteResult] = {}
+    for item in items:
+        patch = item.patch
+        lead = now_in_crm.get(patch.record_id) if item.reclaimed else None
+        if lead is not None:
+            fresh = {f: v for f, v in patch.changes.items() if not _settled_in_crm(f, v, getattr(lead, f, None), patch.current.get(f))}
+            if len(fresh) < len(patch.changes):
+                log.info(
+                    "%s %s %s: replayed write re-checked; not sending %s (already in the CRM or changed by a person)",
+                    patch.crm, patch.object_type, patch.record_id, ", ".join(sorted(set(patch.changes) - set(fresh))),
+                )
+            if not fresh:
+                settled[item.id] = WriteResult(patch.crm, patch.object_type, patch.record_id, ok=True)
+                continue
+            patch = replace(patch, changes=fresh)
+        to_send.append((item, patch))
+    sent = adapter.write([patch for _, patch in to_send]) if to_send else []
+    by_id = {item.id: res for (item, _), res in zip(to_send, sent, strict=True)}
+    return [(item.id, item.patch, settled.get(item.id) or by_id[item.id]) for item in items]
+
+
+def _settled_in_crm(field: str, want: Any, have: Any, at_decision: Any) -> bool:
+    """True when a replayed write of `field` must not be sent: the CRM already holds it, or a person changed it."""
+    if _same_value(have, want):
+        return True
+    return field in PERSON_FIELDS and not _same_value(have, at_decision)
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if a in (None, "") or b in (None, ""):
+        return a in (None, "") and b in (None, "")
+    if isinstance(a, (int, float)) or isinstance(b, (int, float)):
+        try:
+            return abs(float(a) - float(b)) < 0.005
+        except (TypeError, ValueError):
+            return False
+    return str(a).strip().lower() == str(b).strip().lower()
 
 
 def lookup_context(adapter: CrmAdapter, leads: Sequence[Lead], engine: EngineConfig) -> tuple[Mapping[str, Account], Mapping[str, str]]:
@@ -315,8 +413,14 @@ def run_batch(
     now: datetime,
     *,
     dry_run: bool = False,
+    worker: str | None = None,
+    lease_seconds: float = OUTBOX_LEASE_SECONDS,
 ) -> BatchResult:
-    """One page through score → route → diff → write. Decisions, counters and the outbox commit together."""
+    """One page through score → route → diff → write. Decisions, counters and the outbox commit together.
+
+    `worker` / `lease_seconds`: whose claim the page's writes are sent under, and for how long a killed
+    worker's claim keeps them from other replicas.
+    """
     result = BatchResult(fetched=len(page.leads) + len(page.rejected))
     for rej in page.rejected:
         if not dry_run:
@@ -348,7 +452,7 @@ def run_batch(
         with store.routing_transaction(scopes) as txn:
             states = txn.lead_states(keys)
             decisions = route(txn, leads, scores, states, runtime, engine, accounts, contact_owners, now)
-            patches = diff(leads, scores, decisions, states, runtime.rules)
+            patches = diff(leads, scores, decisions, with_pending_writes(states, txn.pending_writes(keys)), runtime.rules)
             if dry_run:
                 raise _DryRun
             for lead, patch in zip(leads, patches, strict=True):
@@ -378,7 +482,7 @@ def run_batch(
     result.scores = scores
     if dry_run:
         return result
-    for res in write(store, runtime.adapter, now):
+    for res in write(store, runtime.adapter, now, worker=worker, lease_seconds=lease_seconds):
         if res.ok:
             result.written += 1
         elif not res.retryable:

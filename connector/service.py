@@ -360,6 +360,18 @@ class Service:
                 poller = threading.Thread(target=self._poll, args=(crm,), name=f"connector-poll-{crm}", daemon=True)
                 self._threads.append(poller)
                 poller.start()
+        if self.settings.salesforce.cdc_enabled and "salesforce" in self.adapters:
+            # Salesforce Change Data Capture (issue 10): events route leads within seconds; the poll loop stays the safety net.
+            from connector.adapters.pubsub.subscriber import run_subscriber
+
+            cdc = threading.Thread(
+                target=run_subscriber, args=(self.settings, self.store, self.adapters["salesforce"], self._stop),
+                kwargs={"runtime": lambda: self._crm["salesforce"].runtime, "engine": self.engine, "clock": self.clock,
+                        "lock": self._crm_locks["salesforce"], "registry": self.metrics.registry},
+                name="connector-cdc-salesforce", daemon=True,
+            )
+            self._threads.append(cdc)
+            cdc.start()
 
     def begin_drain(self) -> None:
         """Stop taking work: intake answers 503 + Retry-After and /readyz fails, so traffic moves elsewhere."""
@@ -925,6 +937,7 @@ def run_server(settings: Settings, *, host: str | None = None, port: int | None 
         handler.addFilter(CorrelationFilter())
     metrics = Metrics()
     with Store.open(settings.store.url) as store:
+        store.claim_process("connector serve", clock.now())  # SQLite: the one process on the file (issue 7)
         shared_guard = guard_factory(store, settings, clock)
         guards = {crm: shared_guard(crm) for crm in settings.enabled_crms}
         adapters = make_adapters(settings, guard_for=lambda crm: MeteredGuard(guards[crm], metrics, crm, clock.monotonic), clock=clock)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import socket
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -82,6 +85,9 @@ class OutboxItem:
     patch: Patch
     created_at: datetime
     attempts: int
+    # True when another claim came first (a worker that died mid-write, or a failed attempt): the CRM
+    # may already hold the write, or a person may have changed the record since the decision.
+    reclaimed: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,20 @@ class BudgetState:
     day: str
     used: int = 0
     observed_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a named lease, and until when (a holder that stops renewing loses it then)."""
+
+    name: str
+    holder: str
+    expires_at: datetime
+    acquired_at: datetime
+
+
+# SQLite files this process holds the one-process lock of: path -> (open lock file descriptor, holders).
+_PROCESS_LOCKS: dict[str, tuple[int, int]] = {}
 
 
 @dataclass(frozen=True)
@@ -332,6 +352,14 @@ intake_t = sa.Table(
     sa.Column("finished_at", _TS, nullable=True),
     sa.Column("error", sa.Text(), nullable=True),
     sa.Index("ix_intake_status_id", "status", "id"),
+)
+leases_t = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("expires_at", _TS, nullable=False),
+    sa.Column("acquired_at", _TS, nullable=False),
 )
 webhook_deliveries_t = sa.Table(
     "webhook_deliveries",
@@ -588,6 +616,10 @@ class RoutingTxn:
         """Queue a write; it commits with the decision that caused it (or not at all)."""
         return self._store._insert_outbox(self._conn, patch, now)
 
+    def pending_writes(self, lead_keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Per lead key: the field values of its writes still in the outbox (oldest first, later ones win)."""
+        return self._store._pending_writes(self._conn, lead_keys)
+
 
 class Store:
     """One engine over SQLite or PostgreSQL; the only module that talks SQL."""
@@ -596,6 +628,7 @@ class Store:
         self._engine = engine
         self.dialect: str = engine.dialect.name
         self.url: str = engine.url.render_as_string(hide_password=True)
+        self._process_lock: str | None = None
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -634,6 +667,7 @@ class Store:
                 command.upgrade(cfg, "head")
 
     def close(self) -> None:
+        self._release_process()
         self._engine.dispose()
 
     def __enter__(self) -> Store:
@@ -815,6 +849,25 @@ class Store:
         )
         return int(conn.execute(stmt).scalar_one())
 
+    def _pending_writes(self, conn: sa.Connection, lead_keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        by_target: dict[tuple[str, str], list[str]] = {}
+        for key in dict.fromkeys(lead_keys):
+            crm, _, rest = key.partition(":")
+            object_type, _, record_id = rest.partition(":")
+            by_target.setdefault((crm, object_type), []).append(record_id)
+        out: dict[str, dict[str, Any]] = {}
+        for (crm, object_type), ids in by_target.items():
+            for chunk in _chunks(ids):
+                rows = conn.execute(
+                    sa.select(outbox_t.c.record_id, outbox_t.c.patch)
+                    .where(outbox_t.c.crm == crm, outbox_t.c.status == "pending", outbox_t.c.object_type == object_type,
+                           outbox_t.c.record_id.in_(chunk))
+                    .order_by(outbox_t.c.id)
+                )
+                for row in rows:
+                    out.setdefault(f"{crm}:{object_type}:{row.record_id}", {}).update(dict(row.patch.get("changes", {})))
+        return out
+
     def enqueue(self, patches: Sequence[Patch], now: datetime) -> list[int]:
         """Queue writes that no routing decision goes with (score-only patches); ids in order."""
         with self._write() as conn:
@@ -840,7 +893,7 @@ class Store:
         """
         available = sa.or_(outbox_t.c.claimed_until.is_(None), outbox_t.c.claimed_until <= now)
         query = (
-            sa.select(outbox_t.c.id, outbox_t.c.patch, outbox_t.c.created_at, outbox_t.c.attempts)
+            sa.select(outbox_t.c.id, outbox_t.c.patch, outbox_t.c.created_at, outbox_t.c.attempts, outbox_t.c.claimed_by)
             .where(outbox_t.c.crm == crm, outbox_t.c.status == "pending", available)
             .order_by(outbox_t.c.id)
             .limit(limit)
@@ -855,7 +908,9 @@ class Store:
                     .where(outbox_t.c.id.in_(chunk))
                     .values(claimed_by=worker, claimed_until=now + timedelta(seconds=lease_seconds))
                 )
-            return [OutboxItem(r.id, patch_from_json(r.patch), r.created_at, r.attempts) for r in rows]
+            return [
+                OutboxItem(r.id, patch_from_json(r.patch), r.created_at, r.attempts, reclaimed=r.claimed_by is not None) for r in rows
+            ]
 
     def complete_outbox(
         self, done: Sequence[tuple[int, Patch, WriteResult]], now: datetime, *, max_attempts: int = 5
@@ -1248,3 +1303,186 @@ class Store:
             rows = conn.execute(sa.delete(intake_t).where(intake_t.c.status == "done", intake_t.c.finished_at < before)).rowcount
             rows += conn.execute(sa.delete(webhook_deliveries_t).where(webhook_deliveries_t.c.received_at < before)).rowcount
             return int(rows)
+
+    # operator views and privacy (status, reports, `connector forget`)
+
+    def counters(self, scope: str) -> dict[str, int]:
+        """One routing counter scope, read without taking its lock (reports and status only)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(routing_counters_t.c.key, routing_counters_t.c.value).where(routing_counters_t.c.scope == scope)
+            )
+            return {row.key: int(row.value) for row in rows}
+
+    def count_pending_outbox(self) -> dict[str, int]:
+        """Writes still to do, per CRM."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(outbox_t.c.crm, sa.func.count()).where(outbox_t.c.status == "pending").group_by(outbox_t.c.crm)
+            )
+            return {crm: int(n) for crm, n in rows}
+
+    def count_lead_states(self, prefix: str = "") -> int:
+        """Leads the connector has routed or written (whose key starts with `prefix`, e.g. "hubspot:contacts:")."""
+        query = sa.select(sa.func.count()).select_from(lead_states_t)
+        if prefix:
+            query = query.where(lead_states_t.c.lead_key.startswith(prefix, autoescape=True))
+        with self._read() as conn:
+            return int(conn.scalar(query) or 0)
+
+    def budget_states(self) -> dict[str, BudgetState]:
+        """Every account's daily-budget row as last written (read-only: the day is not rolled here)."""
+        with self._read() as conn:
+            rows = conn.execute(sa.select(daily_budgets_t).order_by(daily_budgets_t.c.account))
+            return {
+                r.account: BudgetState(r.day, int(r.used), None if r.observed_limit is None else int(r.observed_limit))
+                for r in rows
+            }
+
+    def list_decisions(
+        self, *, kinds: Sequence[str] | None = None, since: datetime | None = None, limit: int = 200_000
+    ) -> list[DecisionRecord]:
+        """The decision log, oldest first (optionally some kinds only, or from `since`)."""
+        query = sa.select(decisions_t).order_by(decisions_t.c.id).limit(limit)
+        if kinds is not None:
+            query = query.where(decisions_t.c.kind.in_(list(kinds)))
+        if since is not None:
+            query = query.where(decisions_t.c.created_at >= since)
+        with self._read() as conn:
+            return [_decision(r) for r in conn.execute(query)]
+
+    def erase_person(self, *, refs: Sequence[str], lead_keys: Sequence[str], redact: Callable[[str], str], now: datetime) -> dict[str, int]:
+        """Erase what the store holds about one person, in one transaction; returns counts per kind of row.
+
+        refs: the keys their events may be stored under (lower-case emails and lead keys). Events
+        and intake rows naming them are deleted; the leads' decisions keep only the audit facts
+        (kind, owner, rep, rule, pool, strategy, arm, time); dead letters of the leads lose their
+        payload and `redact` rewrites their message; finished outbox rows of the leads are deleted.
+        """
+        refs = list(dict.fromkeys(refs))
+        keys = list(dict.fromkeys(lead_keys))
+        counts = {"events": 0, "decisions": 0, "dead_letters": 0, "outbox": 0, "intake": 0}
+        with self._write() as conn:
+            for chunk in _chunks(refs):
+                counts["events"] += int(conn.execute(sa.delete(events_t).where(events_t.c.lead_key.in_(chunk))).rowcount)
+                counts["intake"] += int(
+                    conn.execute(sa.delete(intake_t).where(sa.or_(intake_t.c.ref.in_(chunk), intake_t.c.target.in_(chunk)))).rowcount
+                )
+            for chunk in _chunks(keys):
+                counts["decisions"] += int(
+                    conn.execute(
+                        sa.update(decisions_t)
+                        .where(decisions_t.c.lead_key.in_(chunk))
+                        .values(score=None, grade=None, model=None, explanation={"erased_at": now.isoformat()})
+                    ).rowcount
+                )
+            for key in keys:
+                crm, _, rest = key.partition(":")
+                object_type, _, record_id = rest.partition(":")
+                record = sa.and_(
+                    dead_letters_t.c.crm == crm, dead_letters_t.c.object_type == object_type, dead_letters_t.c.record_id == record_id
+                )
+                for row in conn.execute(sa.select(dead_letters_t.c.id, dead_letters_t.c.message).where(record)).all():
+                    conn.execute(
+                        sa.update(dead_letters_t)
+                        .where(dead_letters_t.c.id == row.id)
+                        .values(payload={"erased_at": now.isoformat()}, message=redact(row.message))
+                    )
+                    counts["dead_letters"] += 1
+                counts["outbox"] += int(
+                    conn.execute(
+                        sa.delete(outbox_t).where(
+                            outbox_t.c.crm == crm, outbox_t.c.object_type == object_type,
+                            outbox_t.c.record_id == record_id, outbox_t.c.status != "pending",
+                        )
+                    ).rowcount
+                )
+        return counts
+
+    # several processes: the one-process guard of SQLite, and leases (one poller per CRM object)
+
+    def claim_process(self, purpose: str, now: datetime) -> None:
+        """SQLite: make this the only connector process working on the file, until close(); PostgreSQL: nothing to do.
+
+        An exclusive flock on "<db>.lock" (released by the kernel when the process dies, even by kill -9).
+        A second process — `connector sync` while `connector serve` runs — fails fast with StoreLockedError
+        naming the holder. Re-entrant within one process (the service's worker and poll loops share it).
+        """
+        if self.dialect != "sqlite" or self._process_lock is not None:
+            return
+        database = self._engine.url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return
+        path = str(Path(database).resolve()) + ".lock"
+        held = _PROCESS_LOCKS.get(path)
+        if held is not None:
+            _PROCESS_LOCKS[path] = (held[0], held[1] + 1)
+            self._process_lock = path
+            return
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_lock_file(fd)
+            os.close(fd)
+            raise StoreLockedError(
+                f"state store {self.url} is in use by pid {holder.get('pid', '?')} "
+                f"({holder.get('purpose', 'a connector process')} on {holder.get('host', '?')} since {holder.get('since', '?')}); "
+                "use PostgreSQL for several processes"
+            ) from None
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose, "since": now.isoformat(timespec="seconds")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        _PROCESS_LOCKS[path] = (fd, 1)
+        self._process_lock = path
+
+    def _release_process(self) -> None:
+        path, self._process_lock = self._process_lock, None
+        if path is None or path not in _PROCESS_LOCKS:
+            return
+        fd, holders = _PROCESS_LOCKS[path]
+        if holders > 1:
+            _PROCESS_LOCKS[path] = (fd, holders - 1)
+            return
+        del _PROCESS_LOCKS[path]
+        os.close(fd)  # closing the descriptor drops the flock
+
+    def acquire_lease(self, name: str, holder: str, now: datetime, *, ttl_seconds: float) -> bool:
+        """Take (or renew) the named lease until now + ttl_seconds; False while another holder's lease is live.
+
+        One atomic upsert: insert, or take over the row only if this holder already has it or it expired,
+        so two replicas racing for a free lease cannot both win (PostgreSQL re-checks the WHERE after the
+        other's commit; SQLite serializes writers).
+        """
+        until = now + timedelta(seconds=ttl_seconds)
+        stmt = self._insert(leases_t).values(name=name, holder=holder, expires_at=until, acquired_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["name"],
+            set_={
+                "holder": stmt.excluded.holder,
+                "expires_at": stmt.excluded.expires_at,
+                "acquired_at": sa.case((leases_t.c.holder == stmt.excluded.holder, leases_t.c.acquired_at), else_=stmt.excluded.acquired_at),
+            },
+            where=sa.or_(leases_t.c.holder == stmt.excluded.holder, leases_t.c.expires_at <= now),
+        ).returning(leases_t.c.name)
+        with self._write() as conn:
+            return conn.execute(stmt).first() is not None
+
+    def release_lease(self, name: str, holder: str) -> bool:
+        """Give the lease up (only if this holder has it); True if it did."""
+        with self._write() as conn:
+            return int(conn.execute(sa.delete(leases_t).where(leases_t.c.name == name, leases_t.c.holder == holder)).rowcount) > 0
+
+    def get_lease(self, name: str) -> Lease | None:
+        """The lease row as stored (it may have expired: compare expires_at with now)."""
+        with self._read() as conn:
+            row = conn.execute(sa.select(leases_t).where(leases_t.c.name == name)).first()
+            return None if row is None else Lease(row.name, row.holder, row.expires_at, row.acquired_at)
+
+
+def _read_lock_file(fd: int) -> dict[str, Any]:
+    try:
+        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

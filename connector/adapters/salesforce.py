@@ -32,7 +32,7 @@ from simple_salesforce.exceptions import SalesforceError
 
 from connector.adapters import ApiCallCounter, CallGuard, NoGuard
 from connector.adapters import soql
-from connector.adapters.salesforce_auth import SalesforceAuth, origin
+from connector.adapters.salesforce_auth import SalesforceAuth, SalesforceToken, origin
 from connector.clock import Clock, SystemClock
 from connector.config import SalesforceSettings
 from connector.errors import (
@@ -253,12 +253,24 @@ class SalesforceAdapter:
         self._http.hooks["response"].append(self._on_response)
         self._auth = SalesforceAuth(settings, _ApiSession(timeout=settings.timeout_seconds, ca_bundle=settings.ca_bundle), self._clock)
         self._sf: Salesforce | None = None
+        self._token: SalesforceToken | None = None
         self._endpoint = ""
         self._describe: dict[str, Mapping[str, Any]] | None = None
 
     def close(self) -> None:
         """Release connection pools."""
         self._http.close()
+
+    def session(self, *, renew: bool = False) -> SalesforceToken:
+        """The access token, instance URL and org id the REST calls use (renew: fetch a new token first).
+
+        The Pub/Sub API subscriber authenticates its gRPC calls with this same session [facts §2.7].
+        """
+        if renew and self._auth.can_refresh:
+            self._sf = None
+        self._client()
+        assert self._token is not None
+        return self._token
 
     # the boundary: every REST call goes through _request (one attempt) or _call (retried)
 
@@ -270,7 +282,7 @@ class SalesforceAdapter:
 
     def _client(self) -> Salesforce:
         if self._sf is None:
-            token = self._auth.fetch()
+            token = self._token = self._auth.fetch()
             self._sf = Salesforce(instance_url=token.instance_url, session_id=token.access_token,
                                   version=self.settings.api_version, session=self._http)
         return self._sf
@@ -357,7 +369,7 @@ class SalesforceAdapter:
             return described
 
         check("salesforce.score_field", s.score_field, NUMBER_TYPES,
-              f"create a Number(18, 0) custom field with API name {s.score_field} on Lead in Setup → Object Manager → "
+              f"create a Number(5, 1) custom field with API name {s.score_field} on Lead in Setup → Object Manager → "
               "Lead → Fields & Relationships and give the API user edit access")
         grade = check("salesforce.grade_field", s.grade_field, TEXT_TYPES,
                       f"create a Picklist field {s.grade_field} on Lead with the grade values {', '.join(self._grade_options)}")

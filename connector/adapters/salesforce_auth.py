@@ -35,6 +35,7 @@ class SalesforceToken:
 
     access_token: str = field(repr=False)
     instance_url: str
+    org_id: str | None = None  # the tenant id the Pub/Sub API asks for (facts §2.7)
 
 
 def origin(url: str) -> str:
@@ -43,6 +44,17 @@ def origin(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"not an absolute http(s) URL: {url!r}")
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def org_id_of(identity_url: object, access_token: str) -> str | None:
+    """The org id: from the OAuth identity URL (`…/id/<orgId>/<userId>`), else the session id's `<orgId>!` prefix."""
+    if isinstance(identity_url, str):
+        parts = urlsplit(identity_url).path.strip("/").split("/")
+        if len(parts) >= 3 and parts[-3] == "id" and parts[-2]:
+            return parts[-2]
+    prefix, bang, _ = access_token.partition("!")
+    # Session ids start with the 15-character org id (key prefix 00D) and "!".
+    return prefix if bang and prefix.startswith("00D") and len(prefix) in (15, 18) else None
 
 
 class SalesforceAuth:
@@ -75,7 +87,8 @@ class SalesforceAuth:
         s = self._settings
         if self.mode == "token":
             assert s.access_token is not None and s.instance_url  # guaranteed by auth_mode
-            return SalesforceToken(s.access_token.get_secret_value(), s.instance_url.rstrip("/"))
+            token = s.access_token.get_secret_value()
+            return SalesforceToken(token, s.instance_url.rstrip("/"), org_id_of(None, token))
         if self.mode == "client_credentials":
             assert s.client_id and s.client_secret is not None
             return self._oauth({"grant_type": "client_credentials", "client_id": s.client_id,
@@ -138,7 +151,7 @@ class SalesforceAuth:
         if not instance:
             raise AuthError("the token response names no instance_url; set salesforce.instance_url", crm=CRM,
                             credential="salesforce.instance_url")
-        return SalesforceToken(str(body["access_token"]), origin(str(instance)))
+        return SalesforceToken(str(body["access_token"]), origin(str(instance)), org_id_of(body.get("id"), str(body["access_token"])))
 
     def _soap_login(self, username: str, password: str) -> SalesforceToken:
         url = f"{self._login_origin}/services/Soap/u/{self._settings.api_version}"
@@ -163,4 +176,5 @@ class SalesforceAuth:
         if fault or not session_id or not server_url:
             raise AuthError(f"the SOAP login at {self._login_origin} was refused ({fault or 'no session'})",
                             crm=CRM, credential=self.credential)
-        return SalesforceToken(session_id, origin(server_url))
+        org_id = root.findtext(".//p:userInfo/p:organizationId", namespaces=SOAP_NS) if root is not None else None
+        return SalesforceToken(session_id, origin(server_url), org_id or org_id_of(None, session_id))

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from connector.engine.scoring import frozen_builder
 from connector.models import FieldDecision, Lead, Patch
 
 SCORE_TOLERANCE = 0.005  # CRMs store scores as strings/decimals; below half a cent is "unchanged"
@@ -73,6 +74,27 @@ def _plan_ordered(field: str, current: Any, want: Any, last_written: Any, was_wr
     return FieldDecision.WRITE, f"moves forward from {current!r} to {want!r}"
 
 
+_patch = frozen_builder(Patch)
+_NOT_WRITTEN = (FieldDecision.NOT_CONFIGURED, "not written by this configuration")
+_WRITE = FieldDecision.WRITE
+_UNCHANGED = FieldDecision.UNCHANGED
+
+
+def _same_score(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    try:
+        return abs(float(a) - float(b)) < SCORE_TOLERANCE
+    except (TypeError, ValueError):
+        return False
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, str) and isinstance(b, str):
+        return a.strip().lower() == b.strip().lower()
+    return bool(a == b or (a in (None, "") and b in (None, "")))
+
+
 def plan_write(lead: Lead, desired: Desired, written: Mapping[str, Any], rules: DiffRules) -> Patch:
     """The patch for one lead: only changed fields, owner locks and forward-only stages honoured.
 
@@ -80,49 +102,55 @@ def plan_write(lead: Lead, desired: Desired, written: Mapping[str, Any], rules: 
     whose CRM value differs from what the connector last wrote was changed by a person (or
     another tool) and is not overwritten: owner lock for owner_id, stage lock for stages.
     """
+    # Field by field in WRITABLE_FIELDS order (owner_id, score, grade, stage, lead_status), unrolled:
+    # this runs once per lead of every batch.
     changes: dict[str, Any] = {}
-    current: dict[str, Any] = {}
     reasons: dict[str, str] = {}
     decisions: dict[str, FieldDecision] = {}
+    fields = rules.write_fields
+    have_owner, have_score, have_grade, have_stage, have_status = lead.owner_id, lead.score, lead.grade, lead.stage, lead.lead_status
+    current = {"owner_id": have_owner, "score": have_score, "grade": have_grade, "stage": have_stage, "lead_status": have_status}
 
-    def settle(field: str, decision: FieldDecision, reason: str, value: Any) -> None:
-        decisions[field] = decision
-        reasons[field] = reason
-        if decision is FieldDecision.WRITE:
-            changes[field] = value
+    want: Any = desired.owner_id
+    if want is None or "owner_id" not in fields:
+        decisions["owner_id"], reasons["owner_id"] = _NOT_WRITTEN
+    elif _same_value(have_owner, want):
+        decisions["owner_id"], reasons["owner_id"] = _UNCHANGED, "already owned by this owner"
+    elif "owner_id" in written and not _same_value(have_owner, written["owner_id"]):
+        decisions["owner_id"] = FieldDecision.OWNER_LOCKED
+        reasons["owner_id"] = f"owner changed to {have_owner!r} by someone else after the connector assigned {written['owner_id']!r}"
+    else:
+        decisions["owner_id"], reasons["owner_id"] = _WRITE, desired.owner_reason or f"assign to {want!r}"
+        changes["owner_id"] = want
 
-    for field in ("owner_id", "score", "grade", "stage", "lead_status"):
-        want = getattr(desired, field)
-        have = getattr(lead, field)
-        current[field] = have
-        if field not in rules.write_fields or want is None:
-            settle(field, FieldDecision.NOT_CONFIGURED, "not written by this configuration", None)
+    want = desired.score
+    if want is None or "score" not in fields:
+        decisions["score"], reasons["score"] = _NOT_WRITTEN
+    elif _same_score(have_score, want):
+        decisions["score"], reasons["score"] = _UNCHANGED, "already at this value"
+    else:
+        decisions["score"], reasons["score"] = _WRITE, f"{have_score!r} -> {want!r}"
+        changes["score"] = want
+
+    want = desired.grade
+    if want is None or "grade" not in fields:
+        decisions["grade"], reasons["grade"] = _NOT_WRITTEN
+    elif _same_value(have_grade, want):
+        decisions["grade"], reasons["grade"] = _UNCHANGED, "already at this value"
+    else:
+        decisions["grade"], reasons["grade"] = _WRITE, f"{have_grade!r} -> {want!r}"
+        changes["grade"] = want
+
+    for name, have, want, order in (
+        ("stage", have_stage, desired.stage, rules.stage_order),
+        ("lead_status", have_status, desired.lead_status, rules.lead_status_order),
+    ):
+        if want is None or name not in fields:
+            decisions[name], reasons[name] = _NOT_WRITTEN
             continue
-        was_written = field in written
-        if field == "owner_id":
-            if _same(field, have, want):
-                settle(field, FieldDecision.UNCHANGED, "already owned by this owner", None)
-            elif was_written and not _same(field, have, written[field]):
-                settle(field, FieldDecision.OWNER_LOCKED, f"owner changed to {have!r} by someone else after the connector assigned {written[field]!r}", None)
-            else:
-                settle(field, FieldDecision.WRITE, desired.owner_reason or f"assign to {want!r}", want)
-        elif field == "stage":
-            decision, reason = _plan_ordered(field, have, want, written.get(field), was_written, rules.stage_order)
-            settle(field, decision, reason, want)
-        elif field == "lead_status":
-            decision, reason = _plan_ordered(field, have, want, written.get(field), was_written, rules.lead_status_order)
-            settle(field, decision, reason, want)
-        elif _same(field, have, want):
-            settle(field, FieldDecision.UNCHANGED, "already at this value", None)
-        else:
-            settle(field, FieldDecision.WRITE, f"{have!r} -> {want!r}", want)
+        decision, reason = _plan_ordered(name, have, want, written.get(name), name in written, order)
+        decisions[name], reasons[name] = decision, reason
+        if decision is _WRITE:
+            changes[name] = want
 
-    return Patch(
-        crm=lead.crm,
-        object_type=lead.object_type,
-        record_id=lead.id,
-        changes=changes,
-        current=current,
-        reasons=reasons,
-        decisions=decisions,
-    )
+    return _patch(lead.crm, lead.object_type, lead.id, changes, current, reasons, decisions)

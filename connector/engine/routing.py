@@ -24,9 +24,11 @@ returns the decision and the `StateChange` to apply in the same transaction.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import repeat
+from operator import add, floordiv, le, mul, sub
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,9 +42,9 @@ from connector.engine.availability import (
     load_holidays,
     load_zone,
 )
-from connector.engine.conditions import Condition, Predicate, check_condition, compile_condition, describe, field_kind
+from connector.engine.conditions import Condition, Predicate, check_condition, compile_condition, condition_source, describe, field_kind
 from connector.engine.experiments import assign_arm
-from connector.engine.scoring import NO_MODEL, ScoringConfig
+from connector.engine.scoring import NO_MODEL, ScoringConfig, frozen_builder
 from connector.errors import ConfigProblem
 from connector.models import Account, Candidate, Crm, Lead, Owner, Rep, RoutingDecision, ScoreResult
 
@@ -474,18 +476,79 @@ class CompiledRouting:
     sla_minutes: int | None
     max_reassignments: int
     config: RoutingConfig
+    # The rules' conditions as one generated function: index of the first matching rule, -1 for none.
+    matcher: Matcher | None = None
+    # The last availability snapshot: the next one with the same reps and the same verdicts reuses
+    # its pool tables instead of rebuilding them (a memo: it never changes a result).
+    batch_memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def is_configured(self) -> bool:
         return bool(self.rep_emails) or bool(self.fallback_queue)
 
 
-def _schedule(rep: RepConfig) -> Schedule:
+# (lead, score, is_free_mail, is_competitor, region, territory) -> index of the first matching rule, or -1
+Matcher = Callable[[Lead, ScoreResult, bool, bool, "str | None", "str | None"], int]
+# Where a routing condition reads each context field (the rest are lead attributes), in the generated matcher.
+_MATCHER_READS: dict[str, str] = {
+    "score": "score.score", "grade": "score.grade", "model": "score.model", "bant": "score.bant", "is_mql": "score.is_mql",
+    "region": "region", "territory": "territory", "is_free_mail": "is_free_mail", "is_competitor": "is_competitor",
+}
+
+
+def _generate_matcher(rules: Sequence[RuleConfig]) -> Matcher:
+    """`_match_rule` for one config as a generated function (same answers; tests/engine/test_perf_equivalence.py).
+
+    Each field is read once per lead and every condition is inlined (conditions.condition_source), so
+    a lead that matches the 15th rule costs 15 inline tests, not 15 predicate calls with a context dict.
+    """
+    constants: dict[str, Any] = {}
+    reads: dict[str, str] = {}
+
+    def value_of(name: str) -> str:
+        local = reads.get(name)
+        if local is None:
+            local = reads[name] = f"_v{len(reads)}"
+        return local
+
+    tests = [condition_source(rule.when, value_of, constants) for rule in rules]
+    lines = ["def match(lead, score, is_free_mail, is_competitor, region, territory):"]
+    for name, local in reads.items():
+        if name in _MATCHER_READS:
+            lines.append(f"    {local} = {_MATCHER_READS[name]}")
+        elif name.startswith("extra."):
+            constants[f"_f{local}"] = name[len("extra."):]
+            lines.append(f"    {local} = lead.extra.get(_f{local})")
+        elif name.startswith("engagement."):
+            constants[f"_f{local}"] = name[len("engagement."):]
+            lines.append(f"    {local} = lead.engagement.get(_f{local})")
+        else:
+            constants[f"_f{local}"] = name
+            lines.append(f"    {local} = getattr(lead, _f{local})")
+    for i, test in enumerate(tests):
+        lines += [f"    if {test}:", f"        return {i}"]
+    lines.append("    return -1")
+    ns: dict[str, Any] = dict(constants)
+    exec(compile("\n".join(lines) + "\n", "<routing rules>", "exec"), ns)  # noqa: S102 - generated from the checked config
+    matcher: Matcher = ns["match"]
+    return matcher
+
+
+def _schedule(rep: RepConfig, shared: dict[tuple[Any, ...], Schedule]) -> Schedule:
+    """The rep's schedule; reps with the same zone, hours, absences and holidays share one (and its verdicts)."""
     zone = load_zone(rep.timezone)
     absences = tuple(OutOfOffice(a.start, a.end, a.note) for a in rep.out_of_office)
-    calendar = load_holidays(rep.country, rep.holiday_subdivision) if rep.country and rep.observe_holidays else None
     week = build_week(rep.working_hours, rep.working_days)
-    return Schedule(timezone=zone, week=week, out_of_office=absences, holidays=calendar, country=_up(rep.country) if rep.country else None)
+    country = _up(rep.country) if rep.country else None
+    observed = (country, rep.holiday_subdivision) if rep.country and rep.observe_holidays else None
+    key = (rep.timezone, week, absences, country, observed)
+    schedule = shared.get(key)
+    if schedule is None:
+        calendar = next((s.holidays for k, s in shared.items() if observed is not None and k[4] == observed), None)
+        if calendar is None and observed is not None:
+            calendar = load_holidays(rep.country or "", rep.holiday_subdivision)
+        schedule = shared[key] = Schedule(timezone=zone, week=week, out_of_office=absences, holidays=calendar, country=country)
+    return schedule
 
 
 def compile_routing(cfg: RoutingConfig) -> CompiledRouting:
@@ -519,6 +582,7 @@ def compile_routing(cfg: RoutingConfig) -> CompiledRouting:
     territory_by_country: dict[str, str] = {}
     territory_by_state: dict[tuple[str, str], str] = {}
     postal: dict[str, list[tuple[str, str, str]]] = {}
+    shared: dict[tuple[Any, ...], Schedule] = {}
     for name, terr in cfg.territories.items():
         for country in terr.countries:
             c = _up(country)
@@ -530,7 +594,7 @@ def compile_routing(cfg: RoutingConfig) -> CompiledRouting:
                 territory_by_country.setdefault(c, name)
     return CompiledRouting(
         rep_emails=tuple(_email(r.email) for r in cfg.reps),
-        schedules={_email(r.email): _schedule(r) for r in cfg.reps},
+        schedules={_email(r.email): _schedule(r, shared) for r in cfg.reps},
         pools=pools,
         rules=tuple(rules),
         fallback_pool=cfg.fallback_pool,
@@ -552,6 +616,7 @@ def compile_routing(cfg: RoutingConfig) -> CompiledRouting:
         sla_minutes=cfg.sla.minutes,
         max_reassignments=cfg.sla.max_reassignments,
         config=cfg,
+        matcher=_generate_matcher(cfg.rules),
     )
 
 
@@ -624,7 +689,7 @@ def build_reps(cfg: RoutingConfig | CompiledRouting, owners_by_crm: Mapping[str,
     return reps, warnings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CounterOp:
     """One counter change the store applies: `add` a delta or `set` a value of scope/key."""
 
@@ -634,7 +699,7 @@ class CounterOp:
     value: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StateChange:
     ops: tuple[CounterOp, ...] = ()
 
@@ -643,9 +708,11 @@ class StateChange:
 
 
 NO_CHANGE = StateChange()
+_counter_op = frozen_builder(CounterOp)
+_state_change = frozen_builder(StateChange)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RoutingState:
     """A snapshot of the routing counters: scope -> key -> value.
 
@@ -663,6 +730,9 @@ class RoutingState:
         return self.counters.get(scope, {})
 
 
+_routing_state = frozen_builder(RoutingState)
+
+
 def state_from_counters(counters: Mapping[str, Mapping[str, int]]) -> RoutingState:
     """The snapshot the store's counters describe (copied, so later store writes do not leak in)."""
     return RoutingState({scope: dict(values) for scope, values in counters.items()})
@@ -673,15 +743,14 @@ def apply_change(state: RoutingState, change: StateChange) -> RoutingState:
     if not change.ops:
         return state
     counters = dict(state.counters)
-    copied: set[str] = set()
+    copies: dict[str, dict[str, int]] = {}  # scopes copied for this change (the old state stays as it was)
     for op in change.ops:
-        if op.scope not in copied:
-            counters[op.scope] = dict(counters.get(op.scope, {}))
-            copied.add(op.scope)
-        values = counters[op.scope]
-        assert isinstance(values, dict)
+        values = copies.get(op.scope)
+        if values is None:
+            values = copies[op.scope] = dict(counters.get(op.scope, ()))
+            counters[op.scope] = values
         values[op.key] = values.get(op.key, 0) + op.value if op.kind == "add" else op.value
-    return RoutingState(counters)
+    return _routing_state(counters)
 
 
 def day_scope(compiled: CompiledRouting, now: datetime) -> str:
@@ -703,6 +772,102 @@ def release_change(rep_email: str) -> StateChange:
 _Member = tuple[str, "Rep | None", "str | None", Candidate, int]
 
 
+# rows, their emails, strides and weights, every member's verdict, tier reasons
+_Variant = tuple[tuple[int, ...], tuple[str, ...], tuple[int, ...], tuple[int, ...], tuple[Candidate, ...], tuple[str, ...]]
+
+
+class _Plan:
+    """A pool as one rule sees it for a whole batch: its eligible reps (rows) and their verdicts before capacity.
+
+    Built once per snapshot; `_pick_planned` then picks a rep for each lead without a Python loop
+    over every member. Rows are the members eligible before capacity and tier, in member order.
+    """
+
+    __slots__ = ("base", "candidates", "tier_reasons", "tier", "tier_strict", "rule_name", "emails", "positions", "reps",
+                 "strides", "weights", "in_tier", "sel", "sel_emails", "sel_strides", "sel_weights", "open_cap_rows",
+                 "open_cap_emails", "open_caps", "day_cap_rows", "day_cap_emails", "day_caps", "skill_rows", "variants")
+
+    def __init__(self, snap: AvailabilitySnapshot, members: Sequence[_Member], rule: CompiledRule | None) -> None:
+        self.base = tuple(m[3] for m in members)  # every member's verdict before capacity and tier
+        eligible = [(index, m) for index, m in enumerate(members) if m[2] is None and m[1] is not None]
+        reps: list[Rep] = [m[1] for _, m in eligible]  # type: ignore[misc]
+        self.emails = tuple(m[0] for _, m in eligible)
+        self.positions = tuple(index for index, _ in eligible)
+        self.reps = tuple(reps)
+        self.strides = tuple(m[4] for _, m in eligible)
+        self.weights = tuple(rep.weight if rep.weight >= 1 else 1 for rep in reps)  # what least_loaded divides by
+        self.tier = rule.tier if rule is not None else None
+        self.tier_strict = rule.tier_strict if rule is not None else False
+        self.rule_name = rule.name if rule is not None else None
+        self.in_tier = tuple(self.tier is None or rep.tier == self.tier for rep in reps)
+        # Without anyone at capacity (the usual case) the tier filter gives the same answer for every lead.
+        sel = list(range(len(reps)))
+        cands = list(self.base)
+        tier_reasons: tuple[str, ...] = ()
+        if self.tier is not None:
+            in_tier = [r for r in sel if self.in_tier[r]]
+            if in_tier or self.tier_strict:
+                for r in sel:
+                    if not self.in_tier[r]:
+                        cands[self.positions[r]] = snap.candidate(self.emails[r], False, self.tier_verdict(reps[r]))
+                sel = in_tier
+                tier_reasons = (f"tier {self.tier} only",)
+            else:
+                tier_reasons = (f"no eligible {self.tier} rep; any tier",)
+        self.candidates = tuple(cands)
+        self.tier_reasons = tier_reasons
+        self.sel = tuple(sel)
+        self.sel_emails = tuple(self.emails[r] for r in sel)
+        self.sel_strides = tuple(self.strides[r] for r in sel)
+        self.sel_weights = tuple(self.weights[r] for r in sel)
+        opens = [(r, rep.max_open_leads) for r, rep in enumerate(reps) if rep.max_open_leads is not None]
+        days = [(r, rep.max_leads_per_day) for r, rep in enumerate(reps) if rep.max_leads_per_day is not None]
+        self.open_cap_rows = tuple(r for r, _ in opens)
+        self.open_cap_emails = tuple(self.emails[r] for r, _ in opens)
+        self.open_caps: tuple[int, ...] = tuple(c for _, c in opens if c is not None)
+        self.day_cap_rows = tuple(r for r, _ in days)
+        self.day_cap_emails = tuple(self.emails[r] for r, _ in days)
+        self.day_caps: tuple[int, ...] = tuple(c for _, c in days if c is not None)
+        self.skill_rows: dict[str, dict[str, frozenset[int]]] | None = None  # built on first best_match
+        self.variants: dict[tuple[tuple[int, str], ...], _Variant] = {}  # reps at capacity -> rows and verdicts
+
+    def variant(self, snap: AvailabilitySnapshot, blocked: Mapping[int, str]) -> _Variant:
+        """Rows, verdicts and tier reasons when the `blocked` rows are at capacity (the tier filter then looks again)."""
+        cand_list = list(self.base)
+        for row, why in blocked.items():
+            cand_list[self.positions[row]] = snap.candidate(self.emails[row], False, why)
+        open_rows = [row for row in range(len(self.emails)) if row not in blocked]
+        tier_reasons: tuple[str, ...] = ()
+        if self.tier is not None:
+            in_tier = [row for row in open_rows if self.in_tier[row]]
+            if in_tier or self.tier_strict:
+                for row in open_rows:
+                    if not self.in_tier[row]:
+                        cand_list[self.positions[row]] = snap.candidate(self.emails[row], False, self.tier_verdict(self.reps[row]))
+                open_rows = in_tier
+                tier_reasons = (f"tier {self.tier} only",)
+            else:
+                tier_reasons = (f"no eligible {self.tier} rep; any tier",)
+        return (
+            tuple(open_rows), tuple(self.emails[r] for r in open_rows), tuple(self.strides[r] for r in open_rows),
+            tuple(self.weights[r] for r in open_rows), tuple(cand_list), tier_reasons,
+        )
+
+    def tier_verdict(self, rep: Rep) -> str:
+        return f"tier {rep.tier}; rule {self.rule_name!r} wants {self.tier}"
+
+    def skills_index(self, snap: AvailabilitySnapshot) -> Mapping[str, Mapping[str, frozenset[int]]]:
+        """skill -> value -> rows whose rep has it, so a lead's matches are counted per value, not per rep."""
+        if self.skill_rows is None:
+            index: dict[str, dict[str, set[int]]] = {}
+            for row, (email, rep) in enumerate(zip(self.emails, self.reps, strict=True)):
+                for skill, values in snap.skills(email, rep).items():
+                    for value in values:
+                        index.setdefault(skill, {}).setdefault(value, set()).add(row)
+            self.skill_rows = {k: {v: frozenset(rows) for v, rows in by_value.items()} for k, by_value in index.items()}
+        return self.skill_rows
+
+
 class AvailabilitySnapshot:
     """Reps by email and owner id, and why each one cannot take leads at `now` (inactive, absent, off hours).
 
@@ -711,7 +876,8 @@ class AvailabilitySnapshot:
     part of it: that depends on the evolving routing state.
     """
 
-    __slots__ = ("now", "reps", "day", "_compiled", "_by_email", "_by_owner", "_blocked", "_skills", "_cands", "_members")
+    __slots__ = ("now", "reps", "day", "_compiled", "_by_email", "_by_owner", "_blocked", "_skills", "_cands", "_members", "_plans", "_load_ops",
+                 "_by_schedule", "_rep_values")
 
     def __init__(self, reps: Sequence[Rep], compiled: CompiledRouting, now: datetime, *, eager: bool = True) -> None:
         self.now = now
@@ -723,10 +889,23 @@ class AvailabilitySnapshot:
         self._skills: dict[str, Mapping[str, frozenset[str]]] = {}
         self._cands: dict[tuple[str, bool, str], Candidate] = {}
         self._members: dict[tuple[str, str], tuple[object, tuple[_Member, ...]]] = {}
+        self._plans: dict[tuple[str, str, str | None], tuple[object, _Plan]] = {}
+        self._load_ops: dict[str, tuple[CounterOp, CounterOp]] = {}
+        self._by_schedule: dict[int, str | None] = {}  # reps sharing a schedule share its verdict at `now`
         self.day = day_scope(compiled, now)
+        self._rep_values = tuple(reps)
         if eager:
             for email in self._by_email:
                 self.blocked_reason(email)
+            last = compiled.batch_memo.get("snapshot")
+            if (
+                isinstance(last, AvailabilitySnapshot) and last.day == self.day and last._blocked == self._blocked
+                and last._rep_values == self._rep_values
+            ):
+                # Same reps, same verdicts, same day: the pool tables and plans come out the same.
+                self._by_owner, self._skills, self._cands = last._by_owner, last._skills, last._cands
+                self._members, self._plans, self._load_ops = last._members, last._plans, last._load_ops
+            compiled.batch_memo["snapshot"] = self
 
     def rep(self, email: str) -> Rep | None:
         return self._by_email.get(email)
@@ -749,8 +928,13 @@ class AvailabilitySnapshot:
         else:
             schedule = self._compiled.schedules.get(email)
             if schedule is None:
-                schedule = Schedule(timezone=load_zone(rep.timezone))
-            reason = schedule.unavailable_reason(self.now)
+                reason = Schedule(timezone=load_zone(rep.timezone)).unavailable_reason(self.now)
+            else:
+                key = id(schedule)  # schedules live as long as the compiled config
+                if key in self._by_schedule:
+                    reason = self._by_schedule[key]
+                else:
+                    reason = self._by_schedule[key] = schedule.unavailable_reason(self.now)
         self._blocked[email] = reason
         return reason
 
@@ -774,6 +958,24 @@ class AvailabilitySnapshot:
         table = tuple(rows)
         self._members[(pool.name, crm)] = (known, table)
         return table
+
+    def plan(self, pool: CompiledPool, rule: CompiledRule | None, crm: str, known: Collection[str] | None) -> _Plan:
+        """The pool's rows and verdicts for leads of `crm` under `rule` (its tier), built once per batch."""
+        tiered = rule if rule is not None and rule.tier is not None else None
+        key = (pool.name, crm, tiered.name if tiered is not None else None)
+        cached = self._plans.get(key)
+        if cached is not None and cached[0] is known:
+            return cached[1]
+        plan = _Plan(self, self.members(pool, crm, known), tiered)
+        self._plans[key] = (known, plan)
+        return plan
+
+    def load_ops(self, email: str) -> tuple[CounterOp, CounterOp]:
+        """One more open lead and one more lead today for a rep: the same two ops for every lead of the batch."""
+        ops = self._load_ops.get(email)
+        if ops is None:
+            ops = self._load_ops[email] = (CounterOp(OPEN_SCOPE, email, "add", 1), CounterOp(self.day, email, "add", 1))
+        return ops
 
     def skills(self, email: str, rep: Rep) -> Mapping[str, frozenset[str]]:
         cached = self._skills.get(email)
@@ -975,6 +1177,10 @@ def _pick(
     need_skills = bool(rule is not None and rule.require_skills) or strategy == "best_match"
     wanted = _lead_skills(lead, fields.get("region"), fields.get("territory"), compiled) if need_skills else {}
     required = rule.require_skills if rule is not None else ()
+    # The planned path needs no per-lead exclusions, skills or conversion weights (matcher None: the reference path).
+    if compiled.matcher is not None and not exclude and not required and not (pool.weight_by_conversion and ctx.conversion_rates):
+        plan = snap.plan(pool, rule, lead.crm, ctx.known_owner_ids)
+        return _pick_planned(snap, plan, pool, strategy, arm, reasons, wanted, state, open_counts, day_counts)
     cands: list[Candidate] = []
     eligible: list[tuple[int, str, Rep, int]] = []
     for index, (email, rep, why, cand, stride) in enumerate(snap.members(pool, lead.crm, ctx.known_owner_ids)):
@@ -1050,6 +1256,87 @@ def _pick(
     return _Pick(email, rep, strategy, arm, candidates, tuple(reasons), ops)
 
 
+_new_pick = frozen_builder(_Pick)
+_routing_decision = frozen_builder(RoutingDecision)
+_candidate = frozen_builder(Candidate)
+
+
+def _pick_planned(
+    snap: AvailabilitySnapshot, plan: _Plan, pool: CompiledPool, strategy: str, arm: str | None, reasons: list[str],
+    wanted: Mapping[str, frozenset[str]], state: RoutingState, open_counts: Mapping[str, int], day_counts: Mapping[str, int],
+) -> _Pick:
+    """`_pick` from the batch's plan: the same verdicts and the same keys, compared in the same order.
+
+    The per-rep arithmetic runs as C-level `map`s over the plan's rows instead of a Python loop
+    over every member; only reps with a cap are looked at for capacity.
+    """
+    open_get, day_get = open_counts.get, day_counts.get
+    full = (plan.open_caps and any(map(le, plan.open_caps, map(open_get, plan.open_cap_emails, repeat(0))))) or (
+        plan.day_caps and any(map(le, plan.day_caps, map(day_get, plan.day_cap_emails, repeat(0))))
+    )
+    if not full:
+        sel, emails, strides, weights, cands = plan.sel, plan.sel_emails, plan.sel_strides, plan.sel_weights, plan.candidates
+        reasons += plan.tier_reasons
+    else:
+        blocked: dict[int, str] = {}
+        for row, email, cap in zip(plan.open_cap_rows, plan.open_cap_emails, plan.open_caps, strict=True):
+            n = open_get(email, 0)
+            if n >= cap:
+                blocked[row] = f"at capacity: {n}/{cap} open leads"
+        for row, email, cap in zip(plan.day_cap_rows, plan.day_cap_emails, plan.day_caps, strict=True):
+            n = day_get(email, 0)
+            if n >= cap and row not in blocked:
+                blocked[row] = f"at capacity: {n}/{cap} leads today"
+        key = tuple(blocked.items())
+        variant = plan.variants.get(key)
+        if variant is None:
+            variant = plan.variants[key] = plan.variant(snap, blocked)
+        sel, emails, strides, weights, cands, tier_reasons = variant
+        reasons += tier_reasons
+    if not sel:
+        return _new_pick(None, None, strategy, arm, cands, tuple(reasons), ())
+    rr = state.scope(pool.scope)
+    vt = rr.get(VT_KEY, 0)
+    # start = the rep's pass, lifted to vt - stride when back from an absence; finish = start + stride
+    starts = [p if p >= low else low for p, low in zip(map(rr.get, emails, repeat(0)), map(sub, repeat(vt), strides))]
+    finishes = list(map(add, starts, strides))
+    at = range(len(sel))  # position in sel: member order, so it breaks ties as the member index does
+    if strategy == "least_loaded":
+        loads = map(floordiv, map(mul, map(open_get, emails, repeat(0)), repeat(TURN)), weights)
+        best: tuple[int, ...] = min(zip(loads, finishes, starts, at))
+    elif strategy == "best_match":
+        unmatched = [0] * len(plan.emails)
+        index = plan.skills_index(snap)
+        for skill, values in wanted.items():
+            by_value = index.get(skill)
+            if values and by_value:
+                hit: set[int] = set()
+                for value in values:
+                    hit.update(by_value.get(value, ()))
+                for row in hit:
+                    unmatched[row] -= 1
+        best = min(zip(map(unmatched.__getitem__, sel), finishes, starts, at))
+    else:
+        best = min(zip(finishes, starts, at))
+    i = best[-1]
+    row = sel[i]
+    email, rep, finish = emails[i], plan.reps[row], finishes[i]
+    if strategy == "least_loaded":
+        reasons.append(f"{email}: fewest open leads per weight ({open_get(email, 0)} open, weight {rep.weight})")
+    elif strategy == "best_match":
+        reasons.append(f"{email}: best skills match ({-best[0]} of the lead's needs), next in rotation among ties")
+    else:
+        reasons.append(f"{email}: next in weighted rotation (weight {rep.weight})")
+    position = plan.positions[row]
+    ops = (
+        _counter_op(pool.scope, email, "set", finish),
+        _counter_op(pool.scope, VT_KEY, "set", max(vt, finish)),
+        *snap.load_ops(email),
+    )
+    chosen = (*cands[:position], _candidate(email, True, "chosen"), *cands[position + 1:])
+    return _new_pick(email, rep, strategy, arm, chosen, tuple(reasons), ops)
+
+
 def _decision(lead: Lead, kind: Any, owner_id: str | None, rep: str | None, reasons: list[str], **kw: Any) -> RoutingDecision:
     return RoutingDecision(lead_key=lead.key, owner_id=owner_id, rep=rep, kind=kind, reasons=tuple(reasons), **kw)
 
@@ -1102,8 +1389,14 @@ def route_lead(
     matched = _matched(lead, ctx, snap, state, compiled, now, reasons)
     if matched is not None:
         return matched
-    fields = condition_context(lead, score, ctx, compiled)
-    rule = _match_rule(lead, fields, compiled)
+    if compiled.matcher is None:
+        fields = condition_context(lead, score, ctx, compiled)
+        rule = _match_rule(lead, fields, compiled)
+    else:
+        region, territory = place_of(lead, compiled)
+        index = compiled.matcher(lead, score, ctx.is_free_mail, ctx.is_competitor, region, territory)
+        rule = compiled.rules[index] if index >= 0 else None
+        fields = {"region": region, "territory": territory}  # all that picking a rep reads of the context
     return _route_in_pools(lead, rule, fields, ctx, snap, state, compiled, now, reasons, kind="rule")
 
 
@@ -1128,11 +1421,10 @@ def _route_in_pools(
         pick = _pick(pool, pool_rule, lead, fields, ctx, snap, state, compiled, now, exclude)
         if pick.rep is not None and pick.email is not None:
             reasons.append(f"pool {pool_name!r} ({pick.strategy})")
-            return _decision(
-                lead, pool_kind, pick.rep.owner_ids[lead.crm], pick.email, [*reasons, *pick.reasons],
-                rule=rule.name if rule is not None else None, pool=pool_name, strategy=pick.strategy, arm=pick.arm,
-                candidates=pick.candidates,
-            ), StateChange(pick.ops)
+            return _routing_decision(
+                lead.key, pick.rep.owner_ids[lead.crm], pick.email, pool_kind, rule.name if rule is not None else None,
+                pool_name, pick.strategy, pick.arm, (*reasons, *pick.reasons), pick.candidates,
+            ), _state_change(pick.ops)
         reasons.append(f"pool {pool_name!r}: nobody available")
         tried.append(pick)
     last = tried[-1] if tried else None

@@ -6,13 +6,14 @@ import hashlib
 import math
 from bisect import bisect_right, insort
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from operator import attrgetter
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from connector.engine.conditions import Condition, Predicate, check_condition, compile_condition
+from connector.engine.conditions import Condition, Predicate, check_condition, compile_condition, condition_source
 from connector.engine.freemail import FREE_MAIL_DOMAINS
 from connector.errors import ConfigProblem
 from connector.models import CRMS, Contribution, Event, Lead, ScoreResult
@@ -23,6 +24,7 @@ OUTPUT_FIELDS = frozenset({"score", "grade", "is_mql"})
 EVENT_FIELDS_HINT = "name, kind, properties.NAME"
 NO_MODEL = "none"
 PREBUILT_COUNTS = 64
+_T = TypeVar("_T")
 
 
 class _Section(BaseModel):
@@ -416,6 +418,8 @@ class CompiledScoring:
     competitors: tuple[str, ...]
     region_of: Mapping[str, str]
     stages: Mapping[str, StageMap]
+    # score_lead's body generated for this config (see _generate_scorer); None: the reference path
+    scorer: Callable[[Lead, tuple[RuleAggregate, ...], float | None, float], ScoreOutcome] | None = None
 
 
 def _event_getter(name: str) -> Callable[[Any, Mapping[str, Any]], Any]:
@@ -481,7 +485,7 @@ def compile_scoring(cfg: ScoringConfig) -> CompiledScoring:
     free = {d.strip().lower() for d in cfg.free_mail_domains}
     if cfg.use_shipped_free_mail:
         free |= set(FREE_MAIL_DOMAINS)
-    return CompiledScoring(
+    compiled = CompiledScoring(
         config=cfg,
         signature=hashlib.sha256(cfg.model_dump_json(by_alias=True).encode()).hexdigest()[:16],
         models=tuple(models),
@@ -494,6 +498,7 @@ def compile_scoring(cfg: ScoringConfig) -> CompiledScoring:
         region_of={c.strip().upper(): r for r, cs in reversed(cfg.regions.items()) for c in cs},
         stages=dict(cfg.stages),
     )
+    return _with_scorer(compiled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -759,6 +764,265 @@ def _result(model: str, score: float, parts: tuple[Contribution, ...], bant: str
     )
 
 
+def frozen_builder(cls: type[_T]) -> Callable[..., _T]:
+    """A positional constructor for a frozen slots dataclass that skips its `__init__`.
+
+    A frozen dataclass's `__init__` sets every field through `object.__setattr__`; setting the slots
+    through their descriptors builds the same object in about half the time, which matters for the
+    values the engine makes per lead (contributions, results, decisions). Classes with a
+    `__post_init__` or without slots get their own constructor.
+    """
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    if "__post_init__" in vars(cls) or not all(isinstance(vars(cls).get(n), _MEMBER) for n in names):
+        return cls
+    ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    body = "".join(f"    _s{i}(o, {n})\n" for i, n in enumerate(names))
+    ns.update({f"_s{i}": vars(cls)[n].__set__ for i, n in enumerate(names)})
+    exec(f"def build({', '.join(names)}):\n    o = _new(_cls)\n{body}    return o\n", ns)  # noqa: S102 - generated from field names only
+    built: Callable[..., _T] = ns["build"]
+    return built
+
+
+_MEMBER = type(vars(Contribution)["model"])  # the slot descriptor type (member_descriptor)
+_contribution = frozen_builder(Contribution)
+_score_result = frozen_builder(ScoreResult)
+_score_outcome = frozen_builder(ScoreOutcome)
+
+
+def _idle_seconds(lead: Lead, latest_at: float | None, now: float) -> float:
+    # Inactivity runs from the latest sign of life: an event, the CRM's last activity, or creation.
+    # With none known the lead counts as inactive for ever, so that any later-learnt activity
+    # can only lower the decay (an added event never lowers a score).
+    ref = latest_at
+    for stamp in (lead.last_activity_at, lead.created_at):
+        if stamp is not None:
+            t = _epoch(stamp)
+            ref = t if ref is None or t > ref else ref
+    return math.inf if ref is None else now - ref
+
+
+class _Source:
+    """Lines of a generated function, with its constants and the locals each condition field is read into."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.constants: dict[str, Any] = {}
+        self.reads: dict[str, str] = {}  # field -> local name
+
+    def const(self, value: Any) -> str:
+        name = f"_k{len(self.constants)}"
+        self.constants[name] = value
+        return name
+
+    def emit(self, depth: int, line: str) -> None:
+        self.lines.append("    " * depth + line)
+
+    def value_of(self, name: str) -> str:
+        local = self.reads.get(name)
+        if local is None:
+            local = self.reads[name] = f"_v{len(self.reads)}"
+        return local
+
+
+def _cap_lines(src: _Source, depth: int, out: str, expr: str, cap: float | None) -> None:
+    """`out = _capped(expr, cap)`, inline (min / max spelled out with their exact tie and NaN behaviour)."""
+    if cap is None:
+        src.emit(depth, f"{out} = {expr}")
+        return
+    c, nc = src.const(cap), src.const(-cap)
+    src.emit(depth, f"{out} = {expr}")
+    src.emit(depth, f"{out} = ({c} if {c} < {out} else {out}) if {out} >= 0 else ({nc} if {nc} > {out} else {out})")
+
+
+def _behaviour_lines(src: _Source, depth: int, er: EventRule) -> None:
+    """_behaviour for one rule, with its constants folded in; appends to `parts` when it gives a line."""
+    e, model, name, label = src.const(er), src.const(er.model), src.const(er.name), src.const(f"event:{er.label} x")
+    emit = src.emit
+    if er.window_seconds is not None:
+        emit(depth, "times = a.times")
+        emit(depth, f"times = times[_bisect_right(times, now - {src.const(er.window_seconds)}):]")
+        emit(depth, "n = len(times)")
+        emit(depth, "if n:")
+        depth += 1
+        if er.by_count:
+            bc = src.const(er.by_count)
+            emit(depth, f"append({bc}[n] if n < {len(er.by_count)} else _count_line({e}, n))")
+            return
+        if er.half_life_seconds is not None:
+            h = src.const(er.half_life_seconds)
+            emit(depth, f"w = sum(2.0 ** (-max(0.0, now - t) / {h}) for t in times)")
+        else:
+            emit(depth, "w = float(n)")
+    else:
+        emit(depth, "n = a.count")
+        if er.by_count:
+            bc = src.const(er.by_count)
+            emit(depth, f"append({bc}[n] if n < {len(er.by_count)} else _count_line({e}, n))")
+            return
+        if er.half_life_seconds is not None:
+            h = src.const(er.half_life_seconds)
+            emit(depth, "last = a.last_at")
+            emit(depth, f"w = a.decayed * 2.0 ** (-max(0.0, now - last) / {h}) if last is not None else float(n)")
+        else:
+            emit(depth, "w = float(n)")
+    p = src.const(er.points)
+    _cap_lines(src, depth, "full", f"{p} * n", er.cap)
+    _cap_lines(src, depth, "value", f"{p} * w", er.cap)
+    emit(depth, f"append(_contribution({model}, {name}, round(value, 2), f'{{{label}}}{{n}}', round(full - value, 2)))")
+
+
+def _model_lines(src: _Source, m: CompiledModel, mcfg: ModelConfig, cfg: ScoringConfig) -> None:
+    emit, const = src.emit, src.const
+    model = const(m.name)
+    emit(1, f"m_model = {model}")
+    src.reads.setdefault("model", "m_model")
+    emit(1, f"if {condition_source(mcfg.audience, src.value_of, src.constants)}:")
+    emit(2, "parts = []")
+    emit(2, "append = parts.append")
+    fit_rules = [r for r in mcfg.rules if r.form == "fit"]
+    for rule, fit in zip(fit_rules, m.fits, strict=True):
+        emit(2, f"if {condition_source(rule.when, src.value_of, src.constants)}:")
+        emit(3, f"append({const(fit.contribution)})")
+    behaviour_rules = [r for r in mcfg.rules if r.form == "behaviour"]
+    for rule, er in zip(behaviour_rules, m.behaviours, strict=True):
+        gate = condition_source(rule.when, src.value_of, src.constants) if er.gate is not None else "True"
+        emit(2, f"a = rules[{er.index}]")
+        emit(2, f"if a.count and {gate}:" if gate != "True" else "if a.count:")
+        _behaviour_lines(src, 3, er)
+    eng_rules = [r for r in mcfg.rules if r.form == "engagement"]
+    if m.engagements:
+        emit(2, "eng = lead.engagement")
+    for rule, eg in zip(eng_rules, m.engagements, strict=True):
+        emit(2, f"v = eng.get({const(eg.counter)})")
+        emit(2, "n = (float(v) if _isfinite(v) else None) if type(v) is float or type(v) is int else _number(v)")
+        gate = condition_source(rule.when, src.value_of, src.constants) if eg.gate is not None else "True"
+        emit(2, f"if n and not n < 0 and {gate}:")
+        _cap_lines(src, 3, "value", f"{const(eg.points)} * n", eg.cap)
+        emit(3, f"append(_contribution({model}, {const(eg.name)}, round(value, 2), f'{{{const(f'engagement:{eg.counter} x')}}}{{n:g}}', 0.0))")
+    if m.ladder:
+        emit(2, "if idle is None:")
+        emit(3, "idle = _idle_seconds(lead, latest_at, now)")
+        for i, (seconds, points, days) in enumerate(m.ladder):
+            line = Contribution(m.name, "inactivity", round(points, 2), f"decay:inactivity {days:g}d", round(-points, 2))
+            emit(2, f"{'if' if i == 0 else 'elif'} idle >= {const(seconds)}:")
+            emit(3, f"append({const(line)})")
+    emit(2, "subtotal = sum(map(_points, parts))")
+    clamps = [("floor", m.floor, "<"), ("ceiling", m.ceiling, ">")]
+    first = True
+    for label, bound, sign in clamps:
+        if bound is None:
+            continue
+        b = const(bound)
+        emit(2, f"{'if' if first else 'elif'} subtotal {sign} {b}:")
+        emit(3, f"append(_contribution({model}, {const(label)}, round({b} - subtotal, 2), {const(f'clamp:{label} {bound:g}')}, 0.0))")
+        emit(3, "score = round(sum(map(_points, parts)), 2) + 0.0")
+        first = False
+    if first:
+        emit(2, "score = round(subtotal, 2) + 0.0")
+    else:
+        emit(2, "else:")
+        emit(3, "score = round(subtotal, 2) + 0.0")
+    if cfg.grade_from == "bant":
+        emit(2, f"grade = {const(cfg.bant_grades)}[bant]")
+    else:
+        for i, (grade, low) in enumerate(m_bands := tuple((b.name, b.min) for b in cfg.grades)):
+            if low is None:
+                emit(2, "else:" if i else "if True:")
+                emit(3, f"grade = {const(grade)}")
+                break
+            emit(2, f"{'if' if i == 0 else 'elif'} score >= {const(low)}:")
+            emit(3, f"grade = {const(grade)}")
+        else:
+            emit(2, "else:")
+            emit(3, f"grade = {const(m_bands[-1][0])}")
+    emit(2, "is_mql = False" if cfg.mql_threshold is None else f"is_mql = score >= {const(cfg.mql_threshold)}")
+    emit(2, "target = _targets.get((crm, object_type, grade, is_mql))")
+    emit(2, "if target is None:")
+    emit(3, "target = _target(grade, is_mql, crm, object_type, _compiled)")
+    emit(2, f"result = _score_result({model}, score, grade, tuple(parts), is_mql, target.stage, target.lead_status, bant, target.grade_label)")
+    emit(2, f"by_model[{model}] = result")
+    emit(2, "if best is None or score > best.score:")
+    emit(3, "best = result")
+
+
+def _generate_scorer(compiled: CompiledScoring) -> Callable[[Lead, tuple[RuleAggregate, ...], float | None, float], ScoreOutcome]:
+    """score_lead's work for one config as one generated function: conditions inlined, constants folded.
+
+    Same results as the reference path (`_score_reference`), value for value: the same rules in the
+    same order, the same float expressions, the same contribution lines (tests/engine/test_perf_equivalence.py).
+    """
+    cfg = compiled.config
+    src = _Source()
+    for m, mcfg in zip(compiled.models, cfg.models.values(), strict=True):
+        _model_lines(src, m, mcfg, cfg)
+    body = src.lines
+    head: list[str] = ["def score(lead, rules, latest_at, now):", "    crm = lead.crm", "    object_type = lead.object_type"]
+    reads = dict(src.reads)
+    context = {"region", "is_free_mail", "is_competitor", "bant", "model", "score", "grade", "is_mql"}
+    if "is_free_mail" in reads or "is_competitor" in reads:
+        head.append("    domain = lead.email_domain")
+    if "region" in reads:
+        head.append("    country = lead.country")
+        head.append("    country = country.strip().upper() if country else None")
+        head.append(f"    {reads['region']} = _region_of.get(country) if country else None")
+    if "is_free_mail" in reads:
+        head.append(f"    {reads['is_free_mail']} = domain in _free_mail if domain else False")
+    if "is_competitor" in reads:
+        if compiled.competitors:
+            head.append("    company = lead.company_domain")
+            head.append("    company = company.strip().lower() if company else None")
+            head.append(f"    {reads['is_competitor']} = _domain_hit(domain, _competitors) or _domain_hit(company, _competitors)")
+        else:
+            head.append(f"    {reads['is_competitor']} = False")
+    head.append("    bant = _bant_view(lead)")
+    if "bant" in reads:
+        head.append(f"    {reads['bant']} = bant")
+    for name in ("score", "grade", "is_mql"):  # outputs of scoring: None while scoring (check_scoring rejects them)
+        if name in reads:
+            head.append(f"    {reads[name]} = None")
+    for name, local in reads.items():
+        if name in context:
+            continue
+        if name.startswith("extra."):
+            head.append(f"    {local} = lead.extra.get({src.const(name[len('extra.'):])})")
+        elif name.startswith("engagement."):
+            head.append(f"    {local} = lead.engagement.get({src.const(name[len('engagement.'):])})")
+        else:
+            head.append(f"    {local} = lead.{name}" if name.isidentifier() else f"    {local} = getattr(lead, {src.const(name)})")
+    head += ["    by_model = {}", "    best = None", "    idle = None"]
+    tail: list[str] = []
+    if cfg.write_model == "best":
+        tail += ["    if best is None:", f"        best = _result({src.const(NO_MODEL)}, 0.0, (), bant, lead, _compiled)"]
+    else:
+        w = src.const(cfg.write_model)
+        tail += [f"    best = by_model.get({w}) or _result({w}, 0.0, (), bant, lead, _compiled)"]
+    tail.append("    return _outcome(best, by_model)")
+    grades = {b.name for b in cfg.grades} | set(cfg.bant_grades.values())
+    object_types = {"contacts", "leads", "Lead"} | {k.split(":", 1)[1] for k in compiled.stages if ":" in k}
+    crms = set(CRMS) | {k.split(":", 1)[0] for k in compiled.stages}
+    targets = {
+        (crm, ot, g, mql): _target(g, mql, crm, ot, compiled)
+        for crm in crms for ot in object_types for g in grades for mql in (False, True)
+    }
+    ns: dict[str, Any] = {
+        **src.constants, "_bisect_right": bisect_right, "_count_line": _count_line, "_contribution": _contribution,
+        "_score_result": _score_result, "_outcome": _score_outcome, "_result": _result, "_target": _target,
+        "_targets": targets, "_number": _number, "_isfinite": math.isfinite, "_idle_seconds": _idle_seconds,
+        "_points": attrgetter("points"), "_region_of": compiled.region_of, "_free_mail": compiled.free_mail,
+        "_competitors": compiled.competitors, "_domain_hit": _domain_hit, "_bant_view": bant_view,
+    }
+    code = "\n".join([*head, *body, *tail]) + "\n"
+    exec(compile(code, f"<scoring {compiled.signature}>", "exec"), ns)  # noqa: S102 - generated from the checked config
+    return ns["score"]  # type: ignore[no-any-return]
+
+
+def _with_scorer(compiled: CompiledScoring) -> CompiledScoring:
+    scorer = _generate_scorer(compiled)
+    done = replace(compiled, scorer=scorer)
+    scorer.__globals__["_compiled"] = done  # the generated code's fallbacks (_result, _target) take the config
+    return done
+
+
 def score_lead(lead: Lead, events: Sequence[Event] | EventAggregates, compiled: CompiledScoring, now: datetime) -> ScoreOutcome:
     """Score a lead under every model whose audience matches, at `now`.
 
@@ -766,6 +1030,22 @@ def score_lead(lead: Lead, events: Sequence[Event] | EventAggregates, compiled: 
     (`aggregate_events` / `update_aggregates`, same compiled config). Each result's score is
     the sum of its contributions, each rounded to cents: `round(sum(points), 2)`.
     """
+    if compiled.scorer is None:
+        return _score_reference(lead, events, compiled, now)
+    now_s = _epoch(now)
+    if isinstance(events, EventAggregates):
+        _check_signature(events, compiled)
+        agg = events
+    else:
+        agg = aggregate_events(events, compiled, until=now)
+    rules = agg.rules
+    if not rules and compiled.event_rules:
+        rules = tuple([RuleAggregate()] * len(compiled.event_rules))
+    return compiled.scorer(lead, rules, agg.latest_at, now_s)
+
+
+def _score_reference(lead: Lead, events: Sequence[Event] | EventAggregates, compiled: CompiledScoring, now: datetime) -> ScoreOutcome:
+    """score_lead the straightforward way: predicates and dataclasses, rule by rule (the generated scorer's reference)."""
     now_s = _epoch(now)
     if isinstance(events, EventAggregates):
         _check_signature(events, compiled)

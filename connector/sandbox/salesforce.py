@@ -486,6 +486,8 @@ class SalesforceSandbox:
         password: str = "pw",
         security_token: str = "sandbox-token",
         clock: Clock | None = None,
+        pubsub: bool = False,
+        pubsub_tls: bool = False,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
@@ -506,6 +508,13 @@ class SalesforceSandbox:
         self.daily_api_limit = 100_000
         self.api_usage = 0
         self.assignment_rule_active = True
+        # Change Data Capture over the Pub/Sub API (connector/sandbox/pubsub.py): started with the server when asked.
+        self.retention_seconds = 72 * 3600  # events older than this cannot be replayed [facts §2.7]
+        self.org_id = ORG_ID
+        self.pubsub: Any = None  # the PubSubSandbox while running
+        self.pubsub_target = ""
+        self._pubsub_wanted = pubsub
+        self._pubsub_tls = pubsub_tls
         self._tokens: dict[str, tuple[datetime, str]] = {}  # token -> (issued_at, user id)
         self._jwt_keys: dict[str, tuple[bytes, str]] = {}
         self._locators: dict[str, tuple[list[dict[str, Any]], int, str]] = {}
@@ -537,9 +546,17 @@ class SalesforceSandbox:
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
                                         name="salesforce-sandbox", daemon=True)
         self._thread.start()
+        if self._pubsub_wanted:
+            from connector.sandbox.pubsub import PubSubSandbox
+
+            self.pubsub = PubSubSandbox(self, tls=self._pubsub_tls)
+            self.pubsub_target = self.pubsub.start()
         return self.instance_url
 
     def stop(self) -> None:
+        if self.pubsub is not None:
+            self.pubsub.stop()
+            self.pubsub = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -669,17 +686,21 @@ class SalesforceSandbox:
         with self._lock:
             self._check_fields("Lead", fields)
             now = self._now()
-            return self._insert_lead(fields, created=now, modified=now)
+            lid = self._insert_lead(fields, created=now, modified=now)
+            self._emit_change("CREATE", lid, None)
+            return lid
 
     def person_update(self, lead_id: str, fields: Mapping[str, Any]) -> None:
         """A human edits a lead in the UI: fields change, stamps move, no API client recorded."""
         with self._lock:
             self._check_fields("Lead", fields)
             row = self._tables["Lead"][lead_id]
+            before = dict(row)
             row.update(fields)
             row["Name"] = " ".join(p for p in (row.get("FirstName"), row.get("LastName")) if p)
             self._touch(row)
             self._write_clients[lead_id] = None
+            self._emit_change("UPDATE", lead_id, before)
 
     def get_lead(self, lead_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -696,6 +717,7 @@ class SalesforceSandbox:
             row = self._tables["Lead"][lead_id]
             row["IsDeleted"] = True
             self._touch(row)
+            self._emit_change("DELETE", lead_id, None)
 
     def merge(self, master_id: str, loser_id: str) -> None:
         """Merge: the loser is soft-deleted with MasterRecordId = master [facts §2.2]."""
@@ -703,12 +725,17 @@ class SalesforceSandbox:
             loser, master = self._tables["Lead"][loser_id], self._tables["Lead"][master_id]
             loser["IsDeleted"] = True
             loser["MasterRecordId"] = master_id
+            before = dict(master)
             self._touch(loser)
             self._touch(master)
+            self._emit_change("DELETE", loser_id, None)
+            self._emit_change("UPDATE", master_id, before)
 
     def convert(self, lead_id: str) -> None:
         with self._lock:
+            before = dict(self._tables["Lead"][lead_id])
             self._convert(lead_id)
+            self._emit_change("UPDATE", lead_id, before)
 
     def deactivate_user(self, user_id: str) -> None:
         with self._lock:
@@ -769,6 +796,26 @@ class SalesforceSandbox:
         with self._lock:
             key = public_pem.encode() if isinstance(public_pem, str) else public_pem
             self._jwt_keys[client_id] = (key, username)
+
+    def _emit_change(self, change_type: str, lead_id: str, before: Mapping[str, Any] | None, *, client: str | None = None,
+                     api: bool = False, user_id: str | None = None) -> None:
+        """Publish a LeadChangeEvent for a change just made (called with the lock held); no-op without pubsub."""
+        if self.pubsub is not None:
+            self.pubsub.publish_change(change_type, lead_id, before, dict(self._tables["Lead"][lead_id]), client=client,
+                                       api=api, user_id=user_id or self.admin_user_id, now=self._clock.now())
+
+    def lead_field_types(self) -> dict[str, str]:
+        """Lead field name -> sandbox field type (the change event schema is built from it)."""
+        with self._lock:
+            return {name: fdef.type for name, fdef in self._schemas["Lead"].items()}
+
+    def user_for_token(self, token: str) -> str | None:
+        """The user a live access token belongs to (None: unknown or expired)."""
+        with self._lock:
+            return self._authenticate({"authorization": f"Bearer {token}"})
+
+    def clock_now(self) -> datetime:
+        return self._clock.now()
 
     def reset_calls(self) -> None:
         with self._lock:
@@ -1071,12 +1118,14 @@ class SalesforceSandbox:
                     return fail("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {value}", ["OwnerId"])
                 if owner.get("IsActive") is False:
                     return fail("INACTIVE_OWNER_OR_USER", "operation performed with inactive user")
+        before = dict(row)
         row.update(changes)
         if auto_assign and self.assignment_rule_active:
             # The org's active lead assignment rule runs on API updates unless Sforce-Auto-Assign: FALSE [facts §2.6].
             row["OwnerId"] = self.default_queue_id
         self._touch(row, user_id=user_id)
         self._write_clients[rid] = client
+        self._emit_change("UPDATE", rid, before, client=client, api=True, user_id=user_id)
         return {"id": rid, "success": True, "errors": []}
 
     def _picklist_values(self, fdef: FieldDef) -> tuple[str, ...]:

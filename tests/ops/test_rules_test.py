@@ -1,0 +1,83 @@
+"""`connector rules test FILE`: sample leads scored and routed with the configured engine, no CRM; bad rows named."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from connector.cli import main
+from connector.config import example_config_path, load_settings
+from connector.engine.scoring import compile_scoring, score_lead
+from connector.rules_offline import parse_lead
+
+# A Wednesday: 11:00 in Los Angeles, 14:00 in New York — inside the sample reps' working hours.
+AT = "2025-06-11T18:00:00Z"
+CSV = """email,first_name,title,country,state,employees,industry,lead_source,product_interest,budget,need
+cto@bigcorp.example,Ada,CTO,US,CA,1200,SOFTWARE,Demo Request,analytics;crm,true,true
+someone@gmail.com,Bo,Student,TH,,3,EDUCATION,,,,
+vp@acme-retail.example,Cy,VP of Sales,US,NY,250,RETAIL,Webinar,payments,,true
+bad@example.com,Di,CEO,US,,many,SOFTWARE,,,,maybe
+"""
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner(env={"CONNECTOR_LOGGING__LEVEL": "WARNING"}).invoke(main, ["rules", "test", *args, "--config", str(example_config_path())])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_csv_samples_are_scored_and_routed_and_bad_rows_reported(tmp_path: Path) -> None:
+    sample = tmp_path / "leads.csv"
+    sample.write_text(CSV, encoding="utf-8")
+    code, out, _ = _run(str(sample), "--at", AT, "--json")
+    assert code == 1  # one bad row
+    data = json.loads(out)
+    assert [lead["row"] for lead in data["leads"]] == [2, 3, 4]
+    assert {(p["row"], p["field"]) for p in data["problems"]} == {(5, "employees"), (5, "need")}
+    by_email = {lead["lead"]: lead for lead in data["leads"]}
+    big, student = by_email["cto@bigcorp.example"], by_email["someone@gmail.com"]
+    assert big["score"] > student["score"]
+    reps = {r.email for r in load_settings(example_config_path()).routing.reps}
+    for lead in data["leads"]:
+        assert lead["grade"] in ("hot", "warm", "cold") and lead["model"] and lead["reasons"]
+        assert lead["kind"] in ("rule", "fallback", "wait") and lead["pool"], lead
+    for email in ("cto@bigcorp.example", "vp@acme-retail.example"):  # US reps are at work at AT
+        assert by_email[email]["kind"] == "rule" and by_email[email]["rule"] and by_email[email]["rep"] in reps
+    # A Thai lead at 01:00 Bangkok time: the APAC pool is off hours, so it waits (routing.when_unavailable = wait).
+    assert student["kind"] == "wait" and student["rep"] is None
+    # The same numbers the engine gives that lead.
+    settings = load_settings(example_config_path())
+    parsed = parse_lead(2, {"email": "cto@bigcorp.example", "first_name": "Ada", "title": "CTO", "country": "US", "state": "CA",
+                            "employees": "1200", "industry": "SOFTWARE", "lead_source": "Demo Request",
+                            "product_interest": "analytics;crm", "budget": "true", "need": "true"})
+    assert not isinstance(parsed, list)
+    at = datetime(2025, 6, 11, 18, tzinfo=UTC)
+    expected = score_lead(parsed.replace(created_at=at), (), compile_scoring(settings.scoring), at).primary
+    assert big["score"] == expected.score and big["grade"] == expected.grade
+
+
+def test_jsonl_samples_and_the_table(tmp_path: Path) -> None:
+    sample = tmp_path / "leads.jsonl"
+    sample.write_text(
+        json.dumps({"email": "cto@bigcorp.example", "country": "US", "employees": 1200, "industry": "SOFTWARE", "budget": True}) + "\n"
+        + "not json\n"
+        + json.dumps({"email": "x@y.example", "colour": "blue"}) + "\n",
+        encoding="utf-8",
+    )
+    code, out, _ = _run(str(sample), "--at", AT)
+    assert code == 1
+    assert "cto@bigcorp.example" in out and "bad row" in out
+    assert "row 2, field (line): not JSON" in out
+    assert "row 3, field colour: not a lead attribute" in out
+    for column in ("score", "grade", "model", "rule", "pool", "rep"):
+        assert column in out
+
+
+def test_all_good_rows_exit_zero(tmp_path: Path) -> None:
+    sample = tmp_path / "ok.csv"
+    sample.write_text("email,country,employees\nceo@fine.example,DE,50\n", encoding="utf-8")
+    code, out, _ = _run(str(sample), "--at", AT, "--json")
+    assert code == 0 and json.loads(out)["problems"] == []
