@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -170,12 +171,12 @@ def _phase(name: str, fn: Callable[[], RunSummary], adapter: TimedWrites, reset:
     return Phase(name, summary, seconds, adapter.write_seconds, kinds(name))
 
 
-def measure_hubspot(leads: int, state_dir: Path, *, latency_ms: float, naive_leads: int, startup: bool) -> tuple[CrmFigures, float | None]:
+def measure_hubspot(leads: int, state_dir: Path, *, latency_ms: float, naive_leads: int, startup: bool) -> tuple[CrmFigures, tuple[float, float] | None]:
     """Backfill, two re-syncs, a sync after a person changed every lead's score, CLI start-up, then the naive baseline."""
     from connector.sandbox.hubspot import HubSpotSandbox
 
     out = CrmFigures("hubspot", leads)
-    started_seconds: float | None = None
+    started_seconds: tuple[float, float] | None = None
     with HubSpotSandbox(contacts=leads) as hs:
         hs.latency_seconds = latency_ms / 1000
         settings = bench_settings(state_dir, hubspot=hubspot_overrides(hs.base_url, hs.token))
@@ -203,8 +204,8 @@ def measure_hubspot(leads: int, state_dir: Path, *, latency_ms: float, naive_lea
 
 def naive_hubspot(hs: Any, settings: Settings, n: int) -> tuple[int, int, float]:
     """What a per-record workflow action does: PATCH /crm/v3/objects/contacts/{id}, one call per lead, through hubspot-api-client."""
-    import hubspot
-    from hubspot.crm.contacts import SimplePublicObjectInput
+    import hubspot  # type: ignore[import-untyped]
+    from hubspot.crm.contacts import SimplePublicObjectInput  # type: ignore[import-untyped]
 
     client = hubspot.Client.create(access_token=hs.token, host=hs.base_url)
     api = client.crm.contacts.basic_api
@@ -249,27 +250,30 @@ def measure_salesforce(leads: int, state_dir: Path, *, naive_leads: int) -> CrmF
 def naive_salesforce(sf: Any, settings: Settings, token: Any, n: int) -> tuple[int, int, float]:
     """What a per-record flow action does: PATCH /sobjects/Lead/{id}, one call per lead, through simple-salesforce."""
     import requests
-    from simple_salesforce.api import Salesforce
+    from simple_salesforce.api import SFType
 
     session = requests.Session()
     session.trust_env = False  # REQUESTS_CA_BUNDLE in the environment would otherwise win over verify
     session.verify = sf.ca_file
-    client = Salesforce(instance_url=token.instance_url, session_id=token.access_token, version=settings.salesforce.api_version, session=session)
     # Converted leads refuse updates (CANNOT_UPDATE_CONVERTED_LEAD); a flow only fires on open ones.
     ids = [i for i in sf.lead_ids() if not (sf.get_lead(i) or {}).get("IsConverted")][:n]
+    leads_api = SFType("Lead", token.access_token, urlsplit(token.instance_url).netloc, settings.salesforce.api_version, session=session)
     score_field = settings.salesforce.score_field
     sf.reset_calls()
     started = time.perf_counter()
     for lead_id in ids:
         current = sf.get_lead(lead_id) or {}
-        client.Lead.update(lead_id, {score_field: current.get(score_field)}, headers={"Sforce-Auto-Assign": "FALSE"})
+        leads_api.update(lead_id, {score_field: current.get(score_field)}, headers={"Sforce-Auto-Assign": "FALSE"})
     seconds = time.perf_counter() - started
     session.close()
     return len(ids), salesforce_kinds(sf.request_log).get("naive_write", 0), seconds
 
 
-def cli_startup(settings: Settings, base_url: str, token: str) -> float:
-    """Wall seconds of `connector sync --once` as a new process on an empty delta (the second of two runs)."""
+def cli_startup(settings: Settings, base_url: str, token: str) -> tuple[float, float]:
+    """(wall, CPU) seconds of `connector sync --once` as a new process on an empty delta (the second of two runs).
+
+    CPU seconds (user + system of the child) do not grow when other jobs share the machine; wall seconds do.
+    """
     env = dict(os.environ)
     env.update({
         "CONNECTOR_CONFIG": str(example_config_path()),
@@ -283,14 +287,17 @@ def cli_startup(settings: Settings, base_url: str, token: str) -> float:
     })
     script = Path(sys.executable).with_name("connector")
     command = [str(script)] if script.exists() else [sys.executable, "-c", "import sys; from connector.cli import main; sys.exit(main())"]
-    seconds = 0.0
+    seconds = cpu = 0.0
     for _ in range(2):  # the first run takes whatever the in-process runs left and warms the OS caches
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run([*command, "sync", "--once", "--json"], env=env, capture_output=True, text=True, timeout=120)
         seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if done.returncode != 0:
             raise RuntimeError(f"connector sync --once exited {done.returncode}: {done.stderr.strip()[-500:]}")
-    return seconds
+    return seconds, cpu
 
 
 def crm_figures(f: CrmFigures) -> dict[str, float]:
@@ -381,9 +388,13 @@ def run(argv: list[str]) -> dict[str, float]:
             figures.update(crm_figures(hs))
             print_crm(hs, figures)
             if startup is not None:
-                figures["startup.sync_once_seconds"] = startup
-                print_table("start-up", [("connector sync --once (empty delta)", f"{startup:.2f} s",
-                                          f"≤ {STARTUP_TARGET_SECONDS} s: {pass_mark(startup <= STARTUP_TARGET_SECONDS)}")])
+                wall, cpu = startup
+                figures["startup.sync_once_seconds"] = wall
+                figures["startup.sync_once_cpu_seconds"] = cpu
+                print_table("start-up", [
+                    ("connector sync --once (empty delta)", f"{wall:.2f} s", f"≤ {STARTUP_TARGET_SECONDS} s: {pass_mark(wall <= STARTUP_TARGET_SECONDS)}"),
+                    ("  CPU (user + system)", f"{cpu:.2f} s", "what the wall time would be on an idle machine, roughly"),
+                ])
         if args.crm in ("salesforce", "both"):
             state = Path(tmp) / "salesforce"
             state.mkdir()

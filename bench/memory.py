@@ -32,7 +32,7 @@ def child(argv: list[str]) -> int:
 
     logging.getLogger("connector.jobs").setLevel(logging.ERROR)  # the example config's deactivated rep warns every run
     overrides = connection_overrides(args.crm, json.loads(args.info), **({"daily_limit": 10_000_000} if args.crm == "hubspot" else {}))
-    settings = bench_settings(Path(args.state), **{args.crm: overrides}, store_url=args.store_url)  # type: ignore[arg-type]
+    settings = bench_settings(Path(args.state), **{args.crm: overrides}, store_url=args.store_url)
     clock = SystemClock()
     baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # after imports and config, before any lead
     started = time.perf_counter()

@@ -194,25 +194,26 @@ def take_poll_lease(store: Store, name: str, replica: Replica, clock: Clock) -> 
 
 
 @contextmanager
-def keep_lease(store: Store, name: str, replica: Replica, clock: Clock) -> Iterator[None]:
-    """Renew the held lease every third of its term while the body runs (until it is lost to another replica).
+def keep_leases(store: Store, names: list[str], replica: Replica, clock: Clock) -> Iterator[None]:
+    """Renew the held leases every third of their term while the body runs (each until lost to another replica).
 
     The renewal runs beside the work, so a page slowed down by the rate limiter or Retry-After does
-    not lose the lease; a process killed (kill -9) stops renewing, and the lease expires a term later.
+    not lose its lease; a process killed (kill -9) stops renewing, and its leases expire a term later.
+    The page loop still re-checks its lease before it moves the cursor (the fence).
     """
     stop = threading.Event()
+    live = list(names)
 
     def renew() -> None:
-        while not stop.wait(replica.lease_seconds / 3):
-            try:
-                held = store.acquire_lease(name, replica.worker, clock.now(), ttl_seconds=replica.lease_seconds)
-            except Exception as exc:  # a thread boundary: the page loop's own renewal decides
-                log.warning("could not renew the lease %s: %s", name, exc)
-                continue
-            if not held:
-                return  # the page loop notices at its next renewal and stops
+        while live and not stop.wait(replica.lease_seconds / 3):
+            for name in list(live):
+                try:
+                    if not store.acquire_lease(name, replica.worker, clock.now(), ttl_seconds=replica.lease_seconds):
+                        live.remove(name)
+                except Exception as exc:  # a thread boundary: the page loop's own renewal decides
+                    log.warning("could not renew the lease %s: %s", name, exc)
 
-    keeper = threading.Thread(target=renew, name=f"lease-{name}", daemon=True)
+    keeper = threading.Thread(target=renew, name="connector-lease-keeper", daemon=True)
     keeper.start()
     try:
         yield
@@ -255,38 +256,6 @@ def _stream(
     return True
 
 
-def _poll_crm(
-    store: Store, runtime: CrmRuntime, engine: EngineConfig, clock: Clock, summary: RunSummary, *,
-    full: bool, dry_run: bool, limit: int | None, replica: Replica,
-    on_batch: Callable[[str, BatchResult, RunSummary], None] | None,
-) -> None:
-    """Everything one run does for one CRM object, under its poll lease (one poller per object across replicas)."""
-    crm, adapter = runtime.crm, runtime.adapter
-    if dry_run:
-        _poll_streams(store, runtime, engine, clock, summary, full=full, dry_run=True, limit=limit, replica=replica, on_batch=on_batch)
-        return
-    # Writes left in the outbox by an interrupted run (or a killed replica) go first: they were
-    # decided already. Claims keep replicas from sending the same row twice.
-    for res in write(store, adapter, clock.now(), worker=replica.worker, lease_seconds=replica.lease_seconds):
-        summary.written += res.ok
-    stream = STREAM_ALL if full else STREAM_CHANGED
-    lease = poll_lease_name(crm, adapter.object_type, stream)
-    at_start = store.get_cursor(crm, adapter.object_type, stream)
-    if not take_poll_lease(store, lease, replica, clock):
-        summary.held_elsewhere.append(f"{crm} {adapter.object_type} {stream}")
-        return
-    try:
-        with keep_lease(store, lease, replica, clock):
-            if full and at_start != "" and store.get_cursor(crm, adapter.object_type, stream) == "":
-                # Another replica completed this very backfill while we waited for its lease: not again.
-                log.info("%s %s: the backfill was completed by another replica meanwhile", crm, adapter.object_type)
-                return
-            _poll_streams(store, runtime, engine, clock, summary, full=full, dry_run=False, limit=limit, replica=replica,
-                          on_batch=on_batch)
-    finally:
-        store.release_lease(lease, replica.worker)
-
-
 def _poll_streams(
     store: Store, runtime: CrmRuntime, engine: EngineConfig, clock: Clock, summary: RunSummary, *,
     full: bool, dry_run: bool, limit: int | None, replica: Replica,
@@ -323,31 +292,69 @@ def _run(
     limit: int | None = None,
     on_batch: Callable[[str, BatchResult, RunSummary], None] | None = None,
     replica: Replica | None = None,
+    restart_completed: bool = True,
 ) -> RunSummary:
+    """One sync or backfill pass. `restart_completed=False` (backfill): resume only; a completed backfill is left as is."""
     summary = RunSummary(mode=mode, dry_run=dry_run)
     started = time.monotonic()
     replica = replica or Replica()
+    stream = STREAM_ALL if full else STREAM_CHANGED
     if not dry_run:
         # SQLite is for one process: a second one (sync while serve runs) fails here, before any API call.
         store.claim_process(f"connector {mode}", clock.now())
     engine = compile_engine(settings)
-    runtimes = prepare(settings, adapters, bootstrap=not dry_run)
-    if not dry_run:
-        purge_expired_events(store, settings, clock.now())  # [privacy] event_retention_days
+    leases: dict[str, str] = {}
     try:
-        for runtime in runtimes.values():
-            _poll_crm(store, runtime, engine, clock, summary, full=full, dry_run=dry_run, limit=limit, replica=replica,
-                      on_batch=on_batch)
+        polled = dict(adapters) if dry_run else _take_polls(store, adapters, clock, summary, stream, replica, leases,
+                                                            restart_completed=restart_completed)
+        with keep_leases(store, list(leases.values()), replica, clock):
+            # Owners and fields are read only for CRMs this replica polls: a replica that skips spends no API calls.
+            runtimes = prepare(settings, polled, bootstrap=not dry_run) if polled else {}
+            if not dry_run:
+                purge_expired_events(store, settings, clock.now())  # [privacy] event_retention_days
+            for runtime in runtimes.values():
+                _poll_streams(store, runtime, engine, clock, summary, full=full, dry_run=dry_run, limit=limit,
+                              replica=replica, on_batch=on_batch)
     except BudgetExhaustedError as exc:
         # The CRM's own daily-limit 429 does not say when it resets; the shared budget's error does.
         summary.aborted = str(exc) if exc.resumes_at else f"{exc}; resumes when the CRM's daily limit resets"
         log.warning("stopped writing: %s", summary.aborted)
     finally:
+        for lease in leases.values():
+            store.release_lease(lease, replica.worker)
         summary.api_calls = {f"{crm}.{endpoint}": n for crm, a in adapters.items() for endpoint, n in a.calls.snapshot().items()}
         summary.seconds = time.monotonic() - started
         if not dry_run:
             store.record_run(mode, summary.as_json(), clock.now())
     return summary
+
+
+def _take_polls(
+    store: Store, adapters: Mapping[str, CrmAdapter], clock: Clock, summary: RunSummary, stream: str, replica: Replica,
+    leases: dict[str, str], *, restart_completed: bool = True,
+) -> dict[str, CrmAdapter]:
+    """Per CRM: flush its outbox, then take its poll lease; returns the adapters of the CRMs this replica polls.
+
+    Taken leases are added to `leases` (crm -> name) as they are taken, so the caller releases them.
+    """
+    polled: dict[str, CrmAdapter] = {}
+    for crm, adapter in adapters.items():
+        # Writes left in the outbox by an interrupted run (or a killed replica) go first: they were
+        # decided already. Claims keep replicas from sending the same row twice.
+        for res in write(store, adapter, clock.now(), worker=replica.worker, lease_seconds=replica.lease_seconds):
+            summary.written += res.ok
+        name = poll_lease_name(crm, adapter.object_type, stream)
+        at_start = store.get_cursor(crm, adapter.object_type, stream)
+        if not take_poll_lease(store, name, replica, clock):
+            summary.held_elsewhere.append(f"{crm} {adapter.object_type} {stream}")
+            continue
+        leases[crm] = name
+        if stream == STREAM_ALL and store.get_cursor(crm, adapter.object_type, stream) == "" and (at_start != "" or not restart_completed):
+            # Another replica completed this very backfill while we waited for its lease: not again.
+            log.info("%s %s: the backfill is complete (done by another replica meanwhile, or resume only)", crm, adapter.object_type)
+            continue
+        polled[crm] = adapter
+    return polled
 
 
 def sync_once(settings: Settings, store: Store, adapters: Mapping[str, CrmAdapter], clock: Clock | None = None, **kw: Any) -> RunSummary:

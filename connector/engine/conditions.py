@@ -315,6 +315,12 @@ def _leaf_source(op: str, expected: Any, v: str, constants: dict[str, Any]) -> s
         # A str is never compared as a number (is_in), and None is in no list of strings.
         fast = hit if op == "in" else f"(bool({v}.strip()) and not {hit})"
         return f"({fast} if type({v}) is str else False if {v} is None else {slow})"
+    if op in ("contains", "not_contains"):
+        needle = _constant(constants, _norm(str(expected)))
+        norm = _constant(constants, _norm)
+        contains = _constant(constants, _field_test("contains", expected))  # `slow` is already negated for not_contains
+        hit = f"(({needle} in map({norm}, {v})) if type({v}) is tuple else ({needle} in {v}.lower()) if type({v}) is str else {contains}({v}))"
+        return hit if op == "contains" else f"(not {hit})"
     if op == "matches":
         search = _constant(constants, re.compile(str(expected), re.IGNORECASE).search)
         return f"(({search}({v}) is not None) if type({v}) is str else {slow})"

@@ -969,9 +969,13 @@ def _generate_scorer(compiled: CompiledScoring) -> Callable[[Lead, tuple[RuleAgg
         head.append(f"    {reads['is_free_mail']} = domain in _free_mail if domain else False")
     if "is_competitor" in reads:
         if compiled.competitors:
+            # _domain_hit of the email's and the company's domain, spelled out per competitor domain
+            tests = " or ".join(f"{{d}} == {src.const(c)} or {{d}}.endswith({src.const('.' + c)})" for c in compiled.competitors)
             head.append("    company = lead.company_domain")
             head.append("    company = company.strip().lower() if company else None")
-            head.append(f"    {reads['is_competitor']} = _domain_hit(domain, _competitors) or _domain_hit(company, _competitors)")
+            head.append(
+                f"    {reads['is_competitor']} = bool(domain and ({tests.format(d='domain')})) or bool(company and ({tests.format(d='company')}))"
+            )
         else:
             head.append(f"    {reads['is_competitor']} = False")
     head.append("    bant = _bant_view(lead)")

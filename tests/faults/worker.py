@@ -61,10 +61,11 @@ def main(argv: list[str]) -> int:
                     return 0
                 # Writes a killed replica had claimed come back when its claim lease runs out.
                 write(store, adapters[crm], clock.now(), worker=replica.worker, lease_seconds=replica.lease_seconds)
-                time.sleep(0.1)
+                time.sleep(0.25)
                 continue
             try:
-                summary = run(settings, store, adapters, clock, replica=replica, on_batch=on_batch)
+                extra = {"restart_completed": False} if run is backfill else {}
+                summary = run(settings, store, adapters, clock, replica=replica, on_batch=on_batch, **extra)
             except TransientError as exc:
                 # As serve's poll loop does: a call that failed every attempt is tried again on the next pass.
                 emit(event="error", worker=replica.worker, error=str(exc))
@@ -74,7 +75,7 @@ def main(argv: list[str]) -> int:
                 emit(event="aborted", worker=replica.worker, reason=summary.aborted)
                 return 1
             if summary.held_elsewhere:
-                time.sleep(0.1)  # another replica polls; its lease, or a dead holder's expiry, decides
+                time.sleep(0.25)  # another replica polls; its lease, or a dead holder's expiry, decides
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
