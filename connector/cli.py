@@ -185,13 +185,17 @@ def sandbox(host: str, port: int, contacts: int, sf_leads: int) -> None:
     except ImportError:
         SalesforceSandbox = None  # type: ignore[assignment,misc]
     if SalesforceSandbox is not None:
-        sf = SalesforceSandbox(leads=sf_leads)
+        sf = SalesforceSandbox(leads=sf_leads, pubsub=True, pubsub_tls=False)
         sf.start()
-        click.echo(f"Salesforce sandbox: {sf.instance_url}   CA file: {sf.ca_file}")
+        click.echo(f"Salesforce sandbox: {sf.instance_url}   CA file: {sf.ca_file}   Pub/Sub API: {sf.pubsub_target}")
         click.echo(
             "  export CONNECTOR_SALESFORCE__ENABLED=true "
             f"CONNECTOR_SALESFORCE__LOGIN_URL={sf.instance_url} CONNECTOR_SALESFORCE__CLIENT_ID={sf.client_id} "
             f"CONNECTOR_SALESFORCE__CLIENT_SECRET={sf.client_secret} CONNECTOR_SALESFORCE__CA_BUNDLE={sf.ca_file}"
+        )
+        click.echo(
+            "  export CONNECTOR_SALESFORCE__CDC_ENABLED=true "
+            f"CONNECTOR_SALESFORCE__PUBSUB_TARGET={sf.pubsub_target} CONNECTOR_SALESFORCE__PUBSUB_TLS=false"
         )
     click.echo("Ctrl-C to stop.")
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,9 +14,9 @@ from connector.adapters import CrmAdapter
 from connector.config import Settings
 from connector.errors import UsageError
 from connector.jobs import compile_engine, prepare
-from connector.models import FetchPage
+from connector.models import FetchPage, RoutingDecision
 from connector.pipeline import run_batch
-from connector.store import Store
+from connector.store import DecisionRecord, Store
 
 
 def explain_lead(settings: Settings, store: Store, adapters: Mapping[str, CrmAdapter], crm: str, record_id: str, now: datetime) -> dict[str, Any]:
@@ -50,11 +50,7 @@ def explain_lead(settings: Settings, store: Store, adapters: Mapping[str, CrmAda
                 for name, r in outcome.by_model.items()
             },
         },
-        "routing": None if decision is None else {
-            "kind": decision.kind, "owner_id": decision.owner_id, "rep": decision.rep, "rule": decision.rule,
-            "pool": decision.pool, "strategy": decision.strategy, "arm": decision.arm, "reasons": list(decision.reasons),
-            "candidates": [dataclasses.asdict(c) for c in decision.candidates],
-        },
+        "routing": routing_view(decision, history),
         "history": [
             {"at": h.created_at, "kind": h.kind, "owner_id": h.owner_id, "rep": h.rep, "rule": h.rule, "pool": h.pool}
             for h in history
@@ -69,6 +65,29 @@ def explain_lead(settings: Settings, store: Store, adapters: Mapping[str, CrmAda
             for field in patch.decisions
         },
     }
+
+
+def routing_view(decision: RoutingDecision | None, history: Sequence[DecisionRecord]) -> dict[str, Any] | None:
+    """The routing path to show: today's decision, or — for a lead routed earlier — the recorded one that set its owner."""
+    if decision is None:
+        return None
+    view: dict[str, Any] = {
+        "kind": decision.kind, "owner_id": decision.owner_id, "rep": decision.rep, "rule": decision.rule,
+        "pool": decision.pool, "strategy": decision.strategy, "arm": decision.arm, "reasons": list(decision.reasons),
+        "candidates": [dataclasses.asdict(c) for c in decision.candidates],
+    }
+    recorded = [h for h in history if h.kind in ("route", "reassign")]
+    if decision.kind == "kept" and recorded:
+        last = recorded[-1]
+        path = (last.explanation or {}).get("routing", {})
+        view.update({
+            "kind": f"{last.kind}d earlier ({path.get('kind', last.kind)}) at {last.created_at:%Y-%m-%d %H:%M} UTC",
+            "owner_id": last.owner_id, "rep": last.rep, "rule": last.rule, "pool": last.pool,
+            "strategy": last.strategy, "arm": last.arm,
+            "reasons": [*path.get("reasons", []), "a lead is routed once: this recorded decision stands"],
+            "candidates": path.get("candidates", []),
+        })
+    return view
 
 
 def render_explanation(report: Mapping[str, Any], console: Console | None = None) -> None:
