@@ -81,7 +81,7 @@ def routing_view(decision: RoutingDecision | None, history: Sequence[DecisionRec
         last = recorded[-1]
         path = (last.explanation or {}).get("routing", {})
         view.update({
-            "kind": f"{last.kind}d earlier ({path.get('kind', last.kind)}) at {last.created_at:%Y-%m-%d %H:%M} UTC",
+            "recorded": f"{last.kind}d earlier ({path.get('kind', last.kind)}) at {last.created_at:%Y-%m-%d %H:%M} UTC",
             "owner_id": last.owner_id, "rep": last.rep, "rule": last.rule, "pool": last.pool,
             "strategy": last.strategy, "arm": last.arm,
             "reasons": [*path.get("reasons", []), "a lead is routed once: this recorded decision stands"],
@@ -113,7 +113,7 @@ def render_explanation(report: Mapping[str, Any], console: Console | None = None
     console.print(f"written back: model {score['model']} → score {score['score']}, grade {score['grade']}, stage {score['stage']}")
     routing = report["routing"]
     if routing:
-        console.print(f"[bold]routing[/]: {routing['kind']} → {routing['rep'] or routing['owner_id'] or 'nobody'}"
+        console.print(f"[bold]routing[/]: {routing.get('recorded') or routing['kind']} → {routing['rep'] or routing['owner_id'] or 'nobody'}"
                       + (f" (rule {routing['rule']}, pool {routing['pool']}, {routing['strategy']})" if routing["rule"] else ""))
         for reason in routing["reasons"]:
             console.print(f"  - {reason}")
