@@ -177,7 +177,8 @@ def sandbox(host: str, port: int, contacts: int, sf_leads: int) -> None:
 
     hs = HubSpotSandbox(contacts=contacts, host=host, port=port)
     hs.start()
-    click.echo(f"HubSpot sandbox:    {hs.base_url}   token: {hs.token}")
+    ids = hs.records_ids("contacts")
+    click.echo(f"HubSpot sandbox:    {hs.base_url}   token: {hs.token}   contacts {ids[0]}…{ids[-1]}" if ids else f"HubSpot sandbox:    {hs.base_url}   token: {hs.token}")
     click.echo(f"  export CONNECTOR_HUBSPOT__ENABLED=true CONNECTOR_HUBSPOT__BASE_URL={hs.base_url} CONNECTOR_HUBSPOT__ACCESS_TOKEN={hs.token}")
     sf = None
     try:
@@ -188,6 +189,7 @@ def sandbox(host: str, port: int, contacts: int, sf_leads: int) -> None:
         sf = SalesforceSandbox(leads=sf_leads, pubsub=True, pubsub_tls=False)
         sf.start()
         click.echo(f"Salesforce sandbox: {sf.instance_url}   CA file: {sf.ca_file}   Pub/Sub API: {sf.pubsub_target}")
+        click.echo(f"  e.g. lead ids: {', '.join(sf.lead_ids()[:3])}")
         click.echo(
             "  export CONNECTOR_SALESFORCE__ENABLED=true "
             f"CONNECTOR_SALESFORCE__LOGIN_URL={sf.instance_url} CONNECTOR_SALESFORCE__CLIENT_ID={sf.client_id} "
