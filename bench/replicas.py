@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -42,6 +43,7 @@ def worker(config: dict[str, Any]) -> int:
     from connector.store import Store
 
     settings = load_settings(example_config_path(), config["overrides"])
+    logging.getLogger("connector").setLevel(logging.ERROR)  # replicas taking turns is the point, not news
     clock = SystemClock()
     replica = Replica(lease_seconds=5.0)
     with Store.open(settings.store.url) as store:

@@ -998,7 +998,7 @@ def availability_snapshot(reps: Sequence[Rep], compiled: CompiledRouting, now: d
     return AvailabilitySnapshot(reps, compiled, now, eager=True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RoutingContext:
     """What the pipeline looked up for one lead: reps, the matched account, a duplicate contact's owner."""
 

@@ -286,7 +286,7 @@ def test_bootstrap_names_a_missing_score_field_and_says_to_create_it(sb: Salesfo
     with pytest.raises(ConfigError) as info:
         make(sb, clock).bootstrap()
     text = str(info.value)
-    assert "salesforce.score_field" in text and "create a Number(18, 0) custom field" in text and "Connector_Score__c" in text
+    assert "salesforce.score_field" in text and "create a Number(5, 1) custom field" in text and "Connector_Score__c" in text
 
 
 def test_bootstrap_lists_every_problem(sb: SalesforceSandbox, clock: FrozenClock) -> None:
