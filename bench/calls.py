@@ -350,11 +350,12 @@ def print_crm(f: CrmFigures, figures: Mapping[str, float]) -> None:
         ("backfill lead reads / 1,000", f"{g('backfill_read_calls_per_1000'):.2f}",
          f"min {g('backfill_read_min_per_1000'):.2f} (×{g('backfill_read_vs_min'):.3f}; ≤ ×1.05: {pass_mark(read_ok)})"),
         ("backfill writes / 1,000 written", f"{g('backfill_write_calls_per_1000'):.2f}",
-         f"≤ {WRITE_TARGET[c]}: {pass_mark(g('backfill_write_calls_per_1000') <= WRITE_TARGET[c])}"),
+         _write_note(c, g("backfill_write_calls_per_1000"), g("backfill_write_vs_min"))),
         ("backfill lookup reads / 1,000", f"{g('backfill_lookup_calls_per_1000'):.2f}", "account / contact matching, per page"),
         ("backfill all calls / 1,000", f"{g('backfill_total_calls_per_1000'):.2f}", f"{f.phases['backfill'].kinds}"),
         ("sync writes / 1,000 changed", f"{g('write_calls_per_1000_changed'):.2f}",
-         f"≤ {WRITE_TARGET[c]}: {pass_mark(g('write_calls_per_1000_changed') <= WRITE_TARGET[c])} ({int(g('changed_leads'))} changed)"),
+         _write_note(c, g("write_calls_per_1000_changed"), _vs_min(g("write_calls_per_1000_changed"), g("changed_leads"), c))
+         + f" ({int(g('changed_leads'))} changed)"),
         ("sync lead reads / 1,000 changed", f"{g('sync_read_calls_per_1000_changed'):.2f}", f"{f.phases['changed'].kinds}"),
         ("re-sync write calls", f"{int(g('resync_write_calls'))}", f"= 0: {pass_mark(g('resync_write_calls') == 0)}"),
         ("owners reads per run", f"{int(g('owners_reads_per_run'))}", "per run, not per lead (active + deactivated / users + queues)"),
@@ -365,6 +366,22 @@ def print_crm(f: CrmFigures, figures: Mapping[str, float]) -> None:
         ("backfill seconds vs naive", f"{g('backfill_seconds_vs_naive'):.3f}", f"whole pipeline ({g('backfill_seconds'):.1f} s) / naive writes only"),
     ]
     print_table(f"{c}: API calls at the sandbox", rows)
+
+
+def _vs_min(per_thousand: float, leads: float, crm: str) -> float:
+    """Write calls / the fewest calls that can carry `leads` records."""
+    least = math.ceil(leads / (HUBSPOT_BATCH if crm == "hubspot" else SALESFORCE_COLLECTION))
+    return per_thousand * leads / 1000 / least if least else 0.0
+
+
+def _write_note(crm: str, per_thousand: float, vs_min: float) -> str:
+    target = WRITE_TARGET[crm]
+    if per_thousand <= target:
+        return f"≤ {target}: ok"
+    if round(vs_min, 6) <= 1.0:
+        # The last batch is partial: e.g. 4,875 records need 25 Collections calls, 5.13 per 1,000, however batched.
+        return f"≤ {target}: over only by the last partial batch (calls = the minimum for this count)"
+    return f"≤ {target}: {pass_mark(False)} (×{vs_min:.3f} the minimum for this count)"
 
 
 def run(argv: list[str]) -> dict[str, float]:

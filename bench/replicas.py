@@ -100,7 +100,7 @@ def measure(db_admin: str, leads: int, replicas: int, limit: int | None) -> floa
 def run(argv: list[str]) -> dict[str, float]:
     parser = argparse.ArgumentParser(prog="python -m bench replicas")
     parser.add_argument("--leads", type=int, default=2000)
-    parser.add_argument("--limit", type=int, default=60, help="API-bound run: calls per 10 s for the account")
+    parser.add_argument("--limit", type=int, default=15, help="API-bound run: calls per 10 s for the account")
     parser.add_argument("--db", default=os.environ.get("CONNECTOR_TEST_DATABASE_URL"), help="PostgreSQL admin URL")
     args = parser.parse_args(argv)
     if not args.db:

@@ -31,7 +31,7 @@ def demo_settings(state_dir: Path, hubspot: Any, salesforce: Any | None) -> Sett
     if salesforce is not None:
         overrides["salesforce"] = {
             "enabled": True, "login_url": salesforce.instance_url, "client_id": salesforce.client_id,
-            "client_secret": salesforce.client_secret, "ca_bundle": salesforce.ca_file, "lookback_seconds": 0,
+            "client_secret": salesforce.client_secret, "ca_bundle": salesforce.ca_file, "lookback_seconds": 1,
         }
     return load_settings(example_config_path(), overrides)
 

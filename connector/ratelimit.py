@@ -190,6 +190,9 @@ class DailyBudget:
         return self._store.update_budget(self.account, peek)
 
 
+WINDOW_MARGIN_SECONDS = 0.25
+
+
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     lowered = name.lower()
     for key, value in headers.items():
@@ -271,7 +274,9 @@ def guard_factory(store: Store, settings: Settings, clock: Clock) -> Callable[[s
             token = hs.access_token.get_secret_value() if hs.access_token else ""
             account = account_key("hubspot", hs.base_url, token)
             return StoreGuard(
-                limiter=RateLimiter(store, account, capacity=hs.requests_per_10s, per_seconds=10, clock=clock),
+                # A call is stamped when it leaves and counted by HubSpot when it arrives: a quarter-second
+                # margin on the 10 s window keeps a slow-to-arrive call out of HubSpot's next window (no 429).
+                limiter=RateLimiter(store, account, capacity=hs.requests_per_10s, per_seconds=10 + WINDOW_MARGIN_SECONDS, clock=clock),
                 search_limiter=RateLimiter(store, account + ":search", capacity=hs.search_requests_per_second, per_seconds=1, clock=clock),
                 budget=DailyBudget(store, account, daily_limit=hs.daily_limit, share=hs.daily_budget_share, clock=clock),
             )

@@ -34,6 +34,7 @@ from connector.metrics import Metrics
 from connector.models import Event, FetchPage, Lead
 from connector.jobs import compile_engine, prepare, sync_once
 from connector.pipeline import CrmRuntime, EngineConfig, run_batch
+from connector.privacy import forget
 from connector.store import IntakeItem, IntakeRequest, Store
 from connector.webhooks import (
     SIGNATURE_HEADER,
@@ -246,11 +247,13 @@ def is_authorized_event_request(headers: Mapping[str, str], body: bytes, secret:
 def webhook_intake_rows(
     events: Sequence[WebhookEvent], *, app_id: str | None, object_type: str, correlation: str | None
 ) -> list[IntakeRequest]:
-    """The intake rows a set of (new) HubSpot events asks for: re-fetch, delete, re-key after a merge."""
+    """The intake rows a set of (new) HubSpot events asks for: re-fetch, delete, re-key after a merge, forget
+    (a privacy deletion: queued like the rest, so it is durable before the 2xx and survives a restart)."""
     plan = plan_intake(events, app_id=app_id, object_type=object_type)
     rows = [IntakeRequest("hubspot", object_type, "record", rid, None, "webhook", correlation) for rid in plan.refetch_ids]
     rows += [IntakeRequest("hubspot", object_type, "deleted", rid, None, "webhook", correlation) for rid in plan.deleted_ids]
     rows += [IntakeRequest("hubspot", object_type, "merged", old, new, "webhook", correlation) for old, new in plan.merged.items()]
+    rows += [IntakeRequest("hubspot", object_type, "forget", rid, None, "webhook", correlation) for rid in plan.forget_ids]
     return rows
 
 
@@ -462,6 +465,8 @@ class Service:
             page = self._page_for(adapter, items)
             with self._crm_locks[crm]:
                 batch = run_batch(self.store, runtime, self.engine, page, self.clock.now())
+            # After the batch, so decisions it recorded for the same person are erased too.
+            self._forget([i for i in items if i.kind == "forget"])
         except BudgetExhaustedError as exc:
             self._crm[crm].over_budget_until = _parse_resume(exc.resumes_at)
             self.store.release_intake(ids, self.clock.now(), error=str(exc), count_attempt=False)
@@ -491,6 +496,19 @@ class Service:
             },
         )
         return True
+
+    def _forget(self, items: Sequence[IntakeItem]) -> None:
+        """HubSpot privacy deletions: erase what the store holds about each lead (issue 9), as `connector forget` does."""
+        for item in items:
+            key = f"{item.crm}:{item.object_type}:{item.ref}"
+            report = forget(self.store, lead_key=key, now=self.clock.now())
+            # Counts and the lead key only: the person's email is never logged.
+            log.info(
+                "privacy deletion: personal data erased",
+                extra={"crm": item.crm, "lead_key": key, "events": report.events, "decisions": report.decisions,
+                       "dead_letters": report.dead_letters, "outbox": report.outbox, "intake": report.intake,
+                       "correlation_id": item.correlation_id},
+            )
 
     def _fail(self, crm: str, items: list[IntakeItem], exc: Exception) -> None:
         now = self.clock.now()
@@ -786,7 +804,7 @@ class Service:
             return self._problem(400, str(exc), endpoint)
         app_id, object_type, cid = self.settings.hubspot.app_id, adapter.object_type, correlation_id.get()
         everything = plan_intake(events, app_id=app_id, object_type=object_type)
-        room = len(everything.refetch_ids) + len(everything.deleted_ids) + len(everything.merged)
+        room = len(everything.refetch_ids) + len(everything.deleted_ids) + len(everything.merged) + len(everything.forget_ids)
         if not self.queue.try_reserve(room):
             return self._unavailable("intake queue is full; retry later", endpoint)
         by_delivery = {delivery_id(e): e for e in events}

@@ -152,8 +152,9 @@ _PROCESS_LOCKS: dict[str, tuple[int, int]] = {}
 class IntakeRequest:
     """Work accepted by the service, to be written to the intake table before the 2xx.
 
-    kind: "record" (re-fetch ref by id), "deleted", "merged" (ref merged into target) or "email"
-    (find the lead by the email in ref). source: "webhook" or "events".
+    kind: "record" (re-fetch ref by id), "deleted", "merged" (ref merged into target), "email"
+    (find the lead by the email in ref) or "forget" (erase the lead's personal data: a privacy
+    deletion). source: "webhook" or "events".
     """
 
     crm: str

@@ -76,6 +76,8 @@ class WebhookIntake:
     refetch_ids: tuple[str, ...] = ()  # records to re-read by id, oldest change first
     deleted_ids: tuple[str, ...] = ()
     merged: Mapping[str, str] = field(default_factory=dict)  # merged-away id -> surviving id
+    # Records whose person asked to be erased (GDPR delete): the connector forgets what it holds about them.
+    forget_ids: tuple[str, ...] = ()
     accepted_event_ids: tuple[str, ...] = ()  # events that caused work (deduplicated durably by the caller)
     echo_event_ids: tuple[str, ...] = ()  # changes made by this app's own writes (invariant 4)
     ignored_event_ids: tuple[str, ...] = ()  # other objects or subscription types
@@ -206,13 +208,14 @@ def _is_for(event: WebhookEvent, object_type: str) -> bool:
 
 
 def plan_intake(events: Sequence[WebhookEvent], *, app_id: str | None, object_type: str) -> WebhookIntake:
-    """Which records to re-read (never trusting the payload's values), delete or re-key; echoes dropped.
+    """Which records to re-read (never trusting the payload's values), delete, re-key or forget; echoes dropped.
 
     Deliveries arrive out of order, so events are taken by occurredAt; the last word on a record
     wins (a creation after a deletion is a restore → re-fetch; a deletion after a change → deleted).
     """
     state: dict[str, str] = {}  # record id -> "refetch" | "deleted"
     merged: dict[str, str] = {}
+    forget: dict[str, None] = {}
     accepted: list[str] = []
     echoes: list[str] = []
     ignored: list[str] = []
@@ -230,6 +233,10 @@ def plan_intake(events: Sequence[WebhookEvent], *, app_id: str | None, object_ty
         elif kind in _DELETE_KINDS:
             state.pop(event.object_id, None)
             state[event.object_id] = "deleted"
+            if kind == "privacyDeletion":
+                # A GDPR delete is permanent and fires beside the plain deletion [facts §1.10, §1.11]:
+                # the record is gone either way; this one also asks for its personal data to be erased.
+                forget[event.object_id] = None
         elif kind == "merge":
             survivor = event.new_object_id or event.primary_object_id or event.object_id
             for old in event.merged_object_ids:
@@ -246,6 +253,7 @@ def plan_intake(events: Sequence[WebhookEvent], *, app_id: str | None, object_ty
         refetch_ids=tuple(rid for rid, what in state.items() if what == "refetch"),
         deleted_ids=tuple(rid for rid, what in state.items() if what == "deleted"),
         merged=merged,
+        forget_ids=tuple(forget),
         accepted_event_ids=tuple(accepted),
         echo_event_ids=tuple(echoes),
         ignored_event_ids=tuple(ignored),

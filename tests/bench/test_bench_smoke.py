@@ -67,3 +67,4 @@ def test_ceiling_minimum_and_burst_log() -> None:
     log = [(0.5, "GET", "/crm/v3/objects/contacts", 200), (0.6, "POST", "/crm/v3/objects/companies/search", 200),
            (0.7, "POST", "/crm/v3/objects/contacts/batch/update", 429)]
     assert burst_times(log) == ([0.5, 0.7], 1)
+    assert burst_times(log, accepted_only=True) == ([0.5], 1)
