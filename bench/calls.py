@@ -48,6 +48,7 @@ class TimedWrites:
         self.crm = inner.crm
         self.object_type = inner.object_type
         self.calls: ApiCallCounter = inner.calls
+        self.write_batch_size = inner.write_batch_size
         self.write_seconds = 0.0
 
     def bootstrap(self) -> None:

@@ -236,7 +236,7 @@ def _stream(
     seen = 0
     for page in fetch(adapter, cursor, full=full):
         batch = run_batch(store, runtime, engine, page, clock.now(), dry_run=dry_run, worker=replica.worker,
-                          lease_seconds=replica.lease_seconds)
+                          lease_seconds=replica.lease_seconds, whole_batches=True)
         summary.absorb(batch, keep_patches=dry_run)
         if on_batch:
             on_batch(crm, batch, summary)
@@ -268,6 +268,11 @@ def _poll_streams(
     stream = STREAM_ALL if full else STREAM_CHANGED
     done = _stream(store, runtime, engine, clock, summary, stream, full=full, dry_run=dry_run, limit=limit,
                    replica=replica, on_batch=on_batch)
+    if not dry_run:
+        # Pages wrote whole batches only; the remainder goes now, in one last (possibly partial) call.
+        for res in write(store, adapter, clock.now(), worker=replica.worker, lease_seconds=replica.lease_seconds):
+            summary.written += res.ok
+            summary.dead_lettered += not res.ok and not res.retryable
     if done and not full and not dry_run:
         for page in adapter.fetch_archived(store.get_cursor(crm, adapter.object_type, STREAM_ARCHIVED)):
             summary.absorb(run_batch(store, runtime, engine, page, clock.now(), worker=replica.worker,

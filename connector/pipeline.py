@@ -287,14 +287,22 @@ def write(
     max_attempts: int = 5,
     worker: str | None = None,
     lease_seconds: float = OUTBOX_LEASE_SECONDS,
+    whole_batches: bool = False,
 ) -> list[WriteResult]:
     """Stage 6: flush this CRM's outbox in batches; per-record results are recorded (dead letters for record errors).
 
     Rows are claimed for this worker with a lease (SKIP LOCKED on PostgreSQL), so replicas flushing
     at once send disjoint writes, and a killed worker's claimed rows return after the lease.
+    With `whole_batches`, only full write calls go out and the rest waits in the outbox for the next
+    page — pages of 2,000 Salesforce leads would otherwise each end in a partial Collections call.
     """
     worker = worker or worker_identity()
     results: list[WriteResult] = []
+    if whole_batches:
+        size = adapter.write_batch_size
+        limit = min(limit, store.count_pending_outbox().get(adapter.crm, 0) // size * size)
+        if limit <= 0:
+            return results
     while True:
         items = store.claim_outbox(adapter.crm, worker, now, limit=min(limit, 1000), lease_seconds=lease_seconds)
         if not items:
@@ -415,6 +423,7 @@ def run_batch(
     dry_run: bool = False,
     worker: str | None = None,
     lease_seconds: float = OUTBOX_LEASE_SECONDS,
+    whole_batches: bool = False,
 ) -> BatchResult:
     """One page through score → route → diff → write. Decisions, counters and the outbox commit together.
 
@@ -482,7 +491,7 @@ def run_batch(
     result.scores = scores
     if dry_run:
         return result
-    for res in write(store, runtime.adapter, now, worker=worker, lease_seconds=lease_seconds):
+    for res in write(store, runtime.adapter, now, worker=worker, lease_seconds=lease_seconds, whole_batches=whole_batches):
         if res.ok:
             result.written += 1
         elif not res.retryable:

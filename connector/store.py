@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -531,34 +532,55 @@ def _busy_code(exc: sa.exc.OperationalError) -> bool:
     return isinstance(code, int) and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+@dataclass
+class _Routed:
+    """set_routed calls on one lead within a transaction, folded in call order."""
+
+    owner_id: str | None
+    rep: str | None
+    at: datetime
+    sla_due_at: datetime | None
+    initial_status: str | None
+    reassignments: int
+
+
 class RoutingTxn:
-    """Everything routing changes for one batch; valid only inside `Store.routing_transaction`."""
+    """Everything routing changes for one batch; valid only inside `Store.routing_transaction`.
+
+    Writes are buffered and flushed in bulk (a few statements per batch, not several per lead) before
+    the transaction commits; an exception discards them with the rollback. Reads flush the writes they
+    could see first, so a transaction always reads its own writes.
+    """
 
     def __init__(self, store: Store, conn: sa.Connection) -> None:
         self._store = store
         self._conn = conn
+        # (scope, key) -> (is_set, value): an add after a set stays a set; adds sum up.
+        self._counters: dict[tuple[str, str], tuple[bool, int]] = {}
+        self._decisions: list[dict[str, Any]] = []
+        self._routed: dict[str, _Routed] = {}
+        self._remembered: list[tuple[str, Mapping[str, Any], datetime]] = []
+        self._outbox: list[dict[str, Any]] = []
+        self._ids: dict[str, _IdAllocator] = {}
 
     def counters(self, scope: str) -> dict[str, int]:
         """Counters of one scope, e.g. "rr:pool-a" -> {rep_email: turns handed out}."""
+        self._flush_counters()
         rows = self._conn.execute(
             sa.select(routing_counters_t.c.key, routing_counters_t.c.value).where(routing_counters_t.c.scope == scope)
         )
         return {row.key: int(row.value) for row in rows}
 
     def add(self, scope: str, key: str, delta: int) -> None:
-        stmt = self._store._insert(routing_counters_t).values(scope=scope, key=key, value=delta)
-        self._conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["scope", "key"], set_={"value": routing_counters_t.c.value + stmt.excluded.value}
-            )
-        )
+        is_set, value = self._counters.get((scope, key), (False, 0))
+        self._counters[(scope, key)] = (is_set, value + delta)
 
     def set(self, scope: str, key: str, value: int) -> None:
-        stmt = self._store._insert(routing_counters_t).values(scope=scope, key=key, value=value)
-        self._conn.execute(stmt.on_conflict_do_update(index_elements=["scope", "key"], set_={"value": stmt.excluded.value}))
+        self._counters[(scope, key)] = (True, value)
 
     def lead_states(self, lead_keys: Sequence[str]) -> dict[str, LeadState]:
         """Lead states read inside the lock, so a concurrent worker's committed routing is seen."""
+        self._flush_lead_states()
         return self._store._lead_states(self._conn, lead_keys)
 
     def remember_values(self, lead_key: str, values: Mapping[str, Any], now: datetime) -> None:
@@ -567,7 +589,7 @@ class RoutingTxn:
         They become the baseline of the owner and stage locks: a later change by anyone else is then
         recognised as a person's choice (invariant 2), even though the connector never wrote the field.
         """
-        self._store._merge_values(self._conn, lead_key, values, now)
+        self._remembered.append((lead_key, dict(values), now))
 
     def record_decision(self, rec: DecisionRecord | None = None, /, **fields: Any) -> int:
         """Append one decision (a DecisionRecord, its id ignored, or its fields as keywords); returns its id."""
@@ -575,7 +597,10 @@ class RoutingTxn:
             rec = DecisionRecord(**fields)
         elif fields:
             raise TypeError("record_decision takes a DecisionRecord or keyword fields, not both")
-        return self._store._insert_decision(self._conn, rec)
+        values = _decision_values(rec)
+        values["id"] = self._next_id(decisions_t)
+        self._decisions.append(values)
+        return int(values["id"])
 
     def set_routed(
         self,
@@ -589,37 +614,115 @@ class RoutingTxn:
         reassignment: bool = False,
     ) -> None:
         """Record the lead's owner; a reassignment counts up. initial_status is kept once known."""
-        stmt = self._store._insert(lead_states_t).values(
-            lead_key=lead_key,
-            routed_owner_id=owner_id,
-            routed_rep=rep,
-            routed_at=now,
-            written={},
-            reassignments=1 if reassignment else 0,
+        earlier = self._routed.get(lead_key)
+        self._routed[lead_key] = _Routed(
+            owner_id=owner_id,
+            rep=rep,
+            at=now,
             sla_due_at=sla_due_at,
-            initial_status=initial_status,
-        )
-        self._conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["lead_key"],
-                set_={
-                    "routed_owner_id": stmt.excluded.routed_owner_id,
-                    "routed_rep": stmt.excluded.routed_rep,
-                    "routed_at": stmt.excluded.routed_at,
-                    "reassignments": lead_states_t.c.reassignments + (1 if reassignment else 0),
-                    "sla_due_at": stmt.excluded.sla_due_at,
-                    "initial_status": sa.func.coalesce(stmt.excluded.initial_status, lead_states_t.c.initial_status),
-                },
-            )
+            initial_status=initial_status if initial_status is not None or earlier is None else earlier.initial_status,
+            reassignments=(earlier.reassignments if earlier is not None else 0) + (1 if reassignment else 0),
         )
 
     def enqueue(self, patch: Patch, now: datetime) -> int:
         """Queue a write; it commits with the decision that caused it (or not at all)."""
-        return self._store._insert_outbox(self._conn, patch, now)
+        values = _outbox_values(patch, now)
+        values["id"] = self._next_id(outbox_t)
+        self._outbox.append(values)
+        return int(values["id"])
 
     def pending_writes(self, lead_keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Per lead key: the field values of its writes still in the outbox (oldest first, later ones win)."""
+        self._flush_outbox()
         return self._store._pending_writes(self._conn, lead_keys)
+
+    def flush(self) -> None:
+        """Write everything buffered (Store.routing_transaction calls it before committing)."""
+        self._flush_counters()
+        if self._decisions:
+            rows, self._decisions = self._decisions, []
+            self._conn.execute(sa.insert(decisions_t), rows)
+        self._flush_lead_states()
+        self._flush_outbox()
+
+    def _next_id(self, table: sa.Table) -> int:
+        allocator = self._ids.get(table.name)
+        if allocator is None:
+            allocator = self._ids[table.name] = _IdAllocator(self._store.dialect, table)
+        return allocator.next(self._conn)
+
+    def _flush_counters(self) -> None:
+        if not self._counters:
+            return
+        pending, self._counters = self._counters, {}
+        for is_set in (False, True):
+            rows = [{"scope": s, "key": k, "value": v} for (s, k), (flag, v) in pending.items() if flag is is_set]
+            for chunk in _chunks(rows):
+                stmt = self._store._insert(routing_counters_t).values(list(chunk))
+                value = stmt.excluded.value if is_set else routing_counters_t.c.value + stmt.excluded.value
+                self._conn.execute(stmt.on_conflict_do_update(index_elements=["scope", "key"], set_={"value": value}))
+
+    def _flush_lead_states(self) -> None:
+        if self._routed:
+            routed, self._routed = self._routed, {}
+            rows = [
+                {
+                    "lead_key": key, "routed_owner_id": r.owner_id, "routed_rep": r.rep, "routed_at": r.at, "written": {},
+                    "reassignments": r.reassignments, "sla_due_at": r.sla_due_at, "initial_status": r.initial_status,
+                }
+                for key, r in sorted(routed.items())  # one lock order for every writer of lead_states
+            ]
+            for chunk in _chunks(rows, 200):
+                stmt = self._store._insert(lead_states_t).values(list(chunk))
+                self._conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["lead_key"],
+                        set_={
+                            "routed_owner_id": stmt.excluded.routed_owner_id,
+                            "routed_rep": stmt.excluded.routed_rep,
+                            "routed_at": stmt.excluded.routed_at,
+                            "reassignments": lead_states_t.c.reassignments + stmt.excluded.reassignments,
+                            "sla_due_at": stmt.excluded.sla_due_at,
+                            "initial_status": sa.func.coalesce(stmt.excluded.initial_status, lead_states_t.c.initial_status),
+                        },
+                    )
+                )
+        if self._remembered:
+            remembered, self._remembered = self._remembered, []
+            self._store._merge_values(self._conn, remembered)
+
+    def _flush_outbox(self) -> None:
+        if self._outbox:
+            rows, self._outbox = self._outbox, []
+            self._conn.execute(sa.insert(outbox_t), rows)
+
+
+class _IdAllocator:
+    """Ids for rows a RoutingTxn buffers, handed out before the row is inserted.
+
+    SQLite: the transaction holds the file's write lock (BEGIN IMMEDIATE), so max(id)+1 onwards is
+    what SQLite itself would assign. PostgreSQL: blocks from the table's own sequence, shared with
+    every other writer; ids a transaction leaves unused are gaps, as after any rollback.
+    """
+
+    def __init__(self, dialect: str, table: sa.Table) -> None:
+        self._dialect = dialect
+        self._table = table
+        self._free: deque[int] = deque()
+        self._next: int | None = None  # SQLite
+        self._block = 128  # PostgreSQL: doubles per block, so a batch of n rows costs about log2(n / 128) queries
+
+    def next(self, conn: sa.Connection) -> int:
+        if self._dialect != "postgresql":
+            if self._next is None:
+                self._next = int(conn.scalar(sa.select(sa.func.max(self._table.c.id))) or 0) + 1
+            value, self._next = self._next, self._next + 1
+            return value
+        if not self._free:
+            query = sa.text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
+            self._free = deque(sorted(int(v) for v in conn.execute(query, {"table": self._table.name, "n": self._block}).scalars()))
+            self._block = min(self._block * 2, 4096)
+        return self._free.popleft()
 
 
 class Store:

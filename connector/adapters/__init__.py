@@ -37,6 +37,7 @@ class CrmAdapter(Protocol):
     crm: Crm
     object_type: str
     calls: ApiCallCounter
+    write_batch_size: int  # most records one write call carries; the outbox is flushed in whole batches of it
 
     def bootstrap(self) -> None:
         """Check (and where allowed create) the fields the connector writes; raise ConfigError if unusable."""

@@ -144,6 +144,7 @@ class HubSpotAdapter:
     """One HubSpot account's contacts (or Leads objects) as Leads; satisfies connector.adapters.CrmAdapter."""
 
     crm = "hubspot"
+    write_batch_size = BATCH_SIZE  # inputs per batch/update call (facts §1.3)
 
     def __init__(
         self,

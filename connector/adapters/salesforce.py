@@ -221,6 +221,7 @@ class SalesforceAdapter:
 
     crm: Crm = CRM
     object_type = OBJECT
+    write_batch_size = COLLECTION_UPDATE_MAX  # records per sObject Collections call (facts §2.4)
 
     def __init__(
         self,

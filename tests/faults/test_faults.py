@@ -132,6 +132,7 @@ class MidBatchChanges:
         self._adapter = adapter
         self._sb = sb
         self.victims: dict[str, str] = {}
+        self.inactive: str | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._adapter, name)
@@ -149,7 +150,10 @@ class MidBatchChanges:
             self._sb.deactivate_user(inactive)
             self.victims = {converted: "CANNOT_UPDATE_CONVERTED_LEAD", merged: "ENTITY_IS_DELETED", deleted: "ENTITY_IS_DELETED",
                             picklist: "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"}
-            self.victims |= {p.record_id: "INACTIVE_OWNER_OR_USER" for p in owned if p.changes["owner_id"] == inactive}
+            self.inactive = inactive
+        # Every later write that gives a lead to the now-inactive user fails too (owners were read at the run's start).
+        self.victims |= {p.record_id: "INACTIVE_OWNER_OR_USER" for p in patches
+                         if p.changes.get("owner_id") == self.inactive and p.record_id not in self.victims}
         return self._adapter.write(patches)
 
 
