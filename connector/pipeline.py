@@ -9,14 +9,15 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from connector.adapters import CrmAdapter
 from connector.engine.diff import Desired, DiffRules, plan_write
 from connector.engine.routing import (
     CompiledRouting,
     RoutingContext,
+    StateChange,
     apply_change,
     availability_snapshot,
     reassign_lead,
@@ -27,7 +28,7 @@ from connector.engine.routing import (
     route_lead,
     state_from_counters,
 )
-from connector.engine.scoring import CompiledScoring, ScoreOutcome, score_lead
+from connector.engine.scoring import CompiledScoring, ScoreOutcome, is_competitor, score_lead
 from connector.models import Account, Event, FetchPage, FieldDecision, Lead, Patch, Rep, RoutingDecision, WriteResult
 from connector.store import LeadState, OutboxItem, RoutingTxn, Store
 
@@ -58,6 +59,9 @@ class CrmRuntime:
     rules: DiffRules
     reps: Sequence[Rep]
     active_owner_ids: frozenset[str]
+    # domain -> (valid until, account or None): account matching re-used across batches. HubSpot allows
+    # 5 searches a second per account (facts §1.4), so a search per batch would bound speed-to-lead.
+    account_cache: dict[str, tuple[datetime, Account | None]] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -89,13 +93,6 @@ class BatchResult:
     decisions: dict[str, RoutingDecision] = field(default_factory=dict)
     scores: dict[str, ScoreOutcome] = field(default_factory=dict)
 
-    def add(self, other: BatchResult, *, keep_details: bool = False) -> None:
-        for name in ("fetched", "skipped", "scored", "routed", "written", "unchanged", "dead_lettered", "waiting"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.grades.update(other.grades)
-        self.owners.update(other.owners)
-        if keep_details:
-            self.patches.extend(other.patches)
 
 
 class _DryRun(Exception):
@@ -165,6 +162,7 @@ def route(
             contact_owner_id=contact_owners.get((lead.email or "").lower()),
             is_free_mail=domain in engine.free_mail_domains if domain else False,
             known_owner_ids=runtime.active_owner_ids,
+            is_competitor=is_competitor(lead, engine.scoring),
             availability=availability,
         )
         outcome = scores[lead.key]
@@ -179,22 +177,31 @@ def route(
         if state.get(waiting_scope(runtime.crm), lead.id):
             txn.set(waiting_scope(runtime.crm), lead.id, 0)
         state = apply_change(state, change)
-        for op in change.ops:
-            if op.kind == "add":
-                txn.add(op.scope, op.key, op.value)
-            else:
-                txn.set(op.scope, op.key, op.value)
-        txn.record_decision(
-            lead_key=lead.key, kind="route", owner_id=decision.owner_id, rep=decision.rep, rule=decision.rule,
-            pool=decision.pool, strategy=decision.strategy, arm=decision.arm, score=outcome.primary.score,
-            grade=outcome.primary.grade, model=outcome.primary.model, explanation=explanation(decision, outcome) | {"lead_created_at": lead.created_at},  # speed-to-lead in reports
-            created_at=now,
-        )
-        txn.set_routed(
-            lead.key, decision.owner_id, decision.rep, now,
-            sla_due_at=sla_deadline(decision, engine.routing, now), initial_status=lead.lead_status or lead.stage,
-        )
+        record(txn, lead, decision, change, outcome, engine, now, kind="route")
     return decisions
+
+
+def record(
+    txn: RoutingTxn, lead: Lead, decision: RoutingDecision, change: StateChange, outcome: ScoreOutcome,
+    engine: EngineConfig, now: datetime, *, kind: Literal["route", "reassign"],
+) -> None:
+    """Commit one owner decision with `txn`: its counter changes, the decision log entry and the lead's routed state."""
+    for op in change.ops:
+        if op.kind == "add":
+            txn.add(op.scope, op.key, op.value)
+        else:
+            txn.set(op.scope, op.key, op.value)
+    txn.record_decision(
+        lead_key=lead.key, kind=kind, owner_id=decision.owner_id, rep=decision.rep, rule=decision.rule,
+        pool=decision.pool, strategy=decision.strategy, arm=decision.arm, score=outcome.primary.score,
+        grade=outcome.primary.grade, model=outcome.primary.model,
+        explanation=explanation(decision, outcome) | {"lead_created_at": lead.created_at},  # speed-to-lead in reports
+        created_at=now,
+    )
+    txn.set_routed(
+        lead.key, decision.owner_id, decision.rep, now, sla_due_at=sla_deadline(decision, engine.routing, now),
+        initial_status=lead.lead_status or lead.stage if kind == "route" else None, reassignment=kind == "reassign",
+    )
 
 
 def waiting_scope(crm: str) -> str:
@@ -370,12 +377,27 @@ def _same_value(a: Any, b: Any) -> bool:
     return str(a).strip().lower() == str(b).strip().lower()
 
 
-def lookup_context(adapter: CrmAdapter, leads: Sequence[Lead], engine: EngineConfig) -> tuple[Mapping[str, Account], Mapping[str, str]]:
-    """Accounts by email domain (free-mail domains never match) and existing contacts' owners, one call set per batch."""
-    if not engine.account_matching:
+ACCOUNT_CACHE_TTL = timedelta(minutes=10)
+
+
+def lookup_context(
+    runtime: CrmRuntime, leads: Sequence[Lead], engine: EngineConfig, now: datetime
+) -> tuple[Mapping[str, Account], Mapping[str, str]]:
+    """Accounts by email domain (free-mail domains never match) and existing contacts' owners, one call set per batch.
+
+    Only the leads still to be routed are looked up; accounts found (or not) are remembered for
+    ACCOUNT_CACHE_TTL, so a stream of webhook micro-batches does not spend a search on each.
+    """
+    adapter, cache = runtime.adapter, runtime.account_cache
+    if not engine.account_matching or not leads:
         return {}, {}
     domains = {d for lead in leads if (d := lead.email_domain) and d not in engine.free_mail_domains}
-    accounts = adapter.find_accounts(sorted(domains)) if domains else {}
+    missing = sorted(d for d in domains if d not in cache or cache[d][0] <= now)
+    if missing:
+        found = adapter.find_accounts(missing)
+        for domain in missing:
+            cache[domain] = (now + ACCOUNT_CACHE_TTL, found.get(domain))
+    accounts = {d: account for d in domains if (account := cache[d][1]) is not None}
     contact_owners: Mapping[str, str] = {}
     if adapter.object_type != "contacts":
         emails = sorted({lead.email.lower() for lead in leads if lead.email})
@@ -451,7 +473,10 @@ def run_batch(
         evs.sort(key=lambda e: e.occurred_at)
     scores = score(leads, merged_events, engine.scoring, now)
     result.scored = len(scores)
-    accounts, contact_owners = lookup_context(runtime.adapter, leads, engine)
+    # Leads routed before keep their owner: only the others need account / contact matching.
+    known = store.get_lead_states(keys)
+    unrouted = [lead for lead in leads if lead.key not in known or known[lead.key].routed_at is None]
+    accounts, contact_owners = lookup_context(runtime, unrouted, engine, now)
 
     patches: list[Patch] = []
     decisions: dict[str, RoutingDecision] = {}
@@ -530,19 +555,7 @@ def sla_sweep(store: Store, runtime: CrmRuntime, engine: EngineConfig, now: date
             if decision.owner_id is None:
                 continue  # nobody else is available: the current owner keeps it and the SLA stays due
             state = apply_change(state, change)
-            for op in change.ops:
-                if op.kind == "add":
-                    txn.add(op.scope, op.key, op.value)
-                else:
-                    txn.set(op.scope, op.key, op.value)
-            txn.record_decision(
-                lead_key=lead.key, kind="reassign", owner_id=decision.owner_id, rep=decision.rep, rule=decision.rule,
-                pool=decision.pool, strategy=decision.strategy, arm=decision.arm, score=outcome.primary.score,
-                grade=outcome.primary.grade, model=outcome.primary.model, explanation=explanation(decision, outcome),
-                created_at=now,
-            )
-            txn.set_routed(lead.key, decision.owner_id, decision.rep, now,
-                           sla_due_at=sla_deadline(decision, engine.routing, now), reassignment=True)
+            record(txn, lead, decision, change, outcome, engine, now, kind="reassign")
             patch = plan_write(lead, Desired(owner_id=decision.owner_id, owner_reason=verdict.reason), view.written, runtime.rules)
             if not patch.is_empty:
                 txn.enqueue(patch, now)

@@ -480,6 +480,39 @@ def _event(row: sa.Row[Any]) -> Event:
     )
 
 
+def _decision_values(rec: DecisionRecord) -> dict[str, Any]:
+    if rec.kind not in DECISION_KINDS:
+        raise ValueError(f"decision kind must be one of {', '.join(DECISION_KINDS)}, got {rec.kind!r} (lead {rec.lead_key})")
+    return {
+        "lead_key": rec.lead_key,
+        "kind": rec.kind,
+        "owner_id": rec.owner_id,
+        "rep": rec.rep,
+        "rule": rec.rule,
+        "pool": rec.pool,
+        "strategy": rec.strategy,
+        "arm": rec.arm,
+        "score": rec.score,
+        "grade": rec.grade,
+        "model": rec.model,
+        "explanation": dict(rec.explanation),
+        "created_at": rec.created_at,
+    }
+
+
+def _outbox_values(patch: Patch, now: datetime) -> dict[str, Any]:
+    return {
+        "crm": patch.crm,
+        "object_type": patch.object_type,
+        "record_id": patch.record_id,
+        "patch": patch_to_json(patch),
+        "status": "pending",
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def _store_problem(message: str) -> ConfigError:
     return ConfigError([ConfigProblem("store.url", message)])
 
@@ -526,6 +559,29 @@ def _create_engine(url_text: str) -> sa.Engine:
     return engine
 
 
+@contextmanager
+def _first_open_lock(engine: sa.Engine) -> Iterator[None]:
+    """SQLite: one opener at a time per file, so two processes creating a fresh store don't collide.
+
+    Switching a new file to WAL and migrating it both need the write lock; SQLite answers a second
+    connection doing the same at that moment with "database is locked" instead of waiting.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    try:
+        fd = os.open(str(Path(database).resolve()) + ".open-lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield  # e.g. a missing directory: connecting fails next with the message that names it
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
 def _busy_code(exc: sa.exc.OperationalError) -> bool:
     # sqlite3 exposes the (extended) result code; the low byte is the primary code.
     code = getattr(exc.orig, "sqlite_errorcode", None)
@@ -552,9 +608,12 @@ class RoutingTxn:
     could see first, so a transaction always reads its own writes.
     """
 
-    def __init__(self, store: Store, conn: sa.Connection) -> None:
+    def __init__(self, store: Store, conn: sa.Connection, scopes: Sequence[str] = ()) -> None:
         self._store = store
         self._conn = conn
+        self._scopes = tuple(scopes)
+        # Counters of every locked scope, read in one query at the first counters() call; dropped by add/set.
+        self._read: dict[str, dict[str, int]] | None = None
         # (scope, key) -> (is_set, value): an add after a set stays a set; adds sum up.
         self._counters: dict[tuple[str, str], tuple[bool, int]] = {}
         self._decisions: list[dict[str, Any]] = []
@@ -566,16 +625,26 @@ class RoutingTxn:
     def counters(self, scope: str) -> dict[str, int]:
         """Counters of one scope, e.g. "rr:pool-a" -> {rep_email: turns handed out}."""
         self._flush_counters()
+        if self._read is None and scope in self._scopes:
+            # Callers read the scopes they locked one after another: one query answers them all.
+            self._read = {s: {} for s in self._scopes}
+            query = sa.select(routing_counters_t).where(routing_counters_t.c.scope.in_(self._scopes))
+            for row in self._conn.execute(query):
+                self._read[row.scope][row.key] = int(row.value)
+        if self._read is not None and scope in self._read:
+            return dict(self._read[scope])
         rows = self._conn.execute(
             sa.select(routing_counters_t.c.key, routing_counters_t.c.value).where(routing_counters_t.c.scope == scope)
         )
         return {row.key: int(row.value) for row in rows}
 
     def add(self, scope: str, key: str, delta: int) -> None:
+        self._read = None
         is_set, value = self._counters.get((scope, key), (False, 0))
         self._counters[(scope, key)] = (is_set, value + delta)
 
     def set(self, scope: str, key: str, value: int) -> None:
+        self._read = None
         self._counters[(scope, key)] = (True, value)
 
     def lead_states(self, lead_keys: Sequence[str]) -> dict[str, LeadState]:
@@ -665,7 +734,7 @@ class RoutingTxn:
     def _flush_lead_states(self) -> None:
         if self._routed:
             routed, self._routed = self._routed, {}
-            rows = [
+            rows: list[dict[str, Any]] = [
                 {
                     "lead_key": key, "routed_owner_id": r.owner_id, "routed_rep": r.rep, "routed_at": r.at, "written": {},
                     "reassignments": r.reassignments, "sla_due_at": r.sla_due_at, "initial_status": r.initial_status,
@@ -740,10 +809,11 @@ class Store:
         engine = _create_engine(url)
         store = cls(engine)
         try:
-            with engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-            if migrate:
-                store._migrate()
+            with _first_open_lock(engine):
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("SELECT 1")
+                if migrate:
+                    store._migrate()
         except sa.exc.DBAPIError as exc:
             engine.dispose()
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
@@ -887,31 +957,22 @@ class Store:
         """
         ordered = sorted(set(scopes))
         with self._write() as conn:
-            if self.dialect == "postgresql":
-                for scope in ordered:
-                    conn.execute(self._insert(routing_locks_t).values(scope=scope).on_conflict_do_nothing())
-                    conn.execute(sa.select(routing_locks_t.c.scope).where(routing_locks_t.c.scope == scope).with_for_update())
-            yield RoutingTxn(self, conn)
+            if self.dialect == "postgresql" and ordered:
+                # Rows are inserted, then locked, in sorted order: PostgreSQL locks the rows of a
+                # SELECT ... ORDER BY ... FOR UPDATE as the sorted rows come out.
+                conn.execute(self._insert(routing_locks_t).values([{"scope": s} for s in ordered]).on_conflict_do_nothing())
+                conn.execute(
+                    sa.select(routing_locks_t.c.scope)
+                    .where(routing_locks_t.c.scope.in_(ordered))
+                    .order_by(routing_locks_t.c.scope)
+                    .with_for_update()
+                )
+            txn = RoutingTxn(self, conn, ordered)
+            yield txn
+            txn.flush()
 
     def _insert_decision(self, conn: sa.Connection, rec: DecisionRecord) -> int:
-        if rec.kind not in DECISION_KINDS:
-            raise ValueError(f"decision kind must be one of {', '.join(DECISION_KINDS)}, got {rec.kind!r} (lead {rec.lead_key})")
-        values = {
-            "lead_key": rec.lead_key,
-            "kind": rec.kind,
-            "owner_id": rec.owner_id,
-            "rep": rec.rep,
-            "rule": rec.rule,
-            "pool": rec.pool,
-            "strategy": rec.strategy,
-            "arm": rec.arm,
-            "score": rec.score,
-            "grade": rec.grade,
-            "model": rec.model,
-            "explanation": dict(rec.explanation),
-            "created_at": rec.created_at,
-        }
-        return int(conn.execute(sa.insert(decisions_t).values(**values).returning(decisions_t.c.id)).scalar_one())
+        return int(conn.execute(sa.insert(decisions_t).values(**_decision_values(rec)).returning(decisions_t.c.id)).scalar_one())
 
     def record_decision(self, rec: DecisionRecord) -> int:
         """Append a decision outside routing (e.g. a score-only decision); returns its id."""
@@ -937,21 +998,7 @@ class Store:
     # outbox
 
     def _insert_outbox(self, conn: sa.Connection, patch: Patch, now: datetime) -> int:
-        stmt = (
-            sa.insert(outbox_t)
-            .values(
-                crm=patch.crm,
-                object_type=patch.object_type,
-                record_id=patch.record_id,
-                patch=patch_to_json(patch),
-                status="pending",
-                attempts=0,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(outbox_t.c.id)
-        )
-        return int(conn.execute(stmt).scalar_one())
+        return int(conn.execute(sa.insert(outbox_t).values(**_outbox_values(patch, now)).returning(outbox_t.c.id)).scalar_one())
 
     def _pending_writes(self, conn: sa.Connection, lead_keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         by_target: dict[tuple[str, str], list[str]] = {}
@@ -1002,16 +1049,25 @@ class Store:
             .order_by(outbox_t.c.id)
             .limit(limit)
         )
-        if self.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+        claim = {"claimed_by": worker, "claimed_until": now + timedelta(seconds=lease_seconds)}
         with self._write() as conn:
-            rows = conn.execute(query).all()
-            for chunk in _chunks([r.id for r in rows]):
-                conn.execute(
+            if self.dialect == "postgresql":
+                # One statement: the CTE picks and locks the rows, the UPDATE claims them and returns
+                # each row with the holder it had before (RETURNING gives the new values only).
+                picked = query.with_only_columns(outbox_t.c.id, outbox_t.c.claimed_by).with_for_update(skip_locked=True).cte("picked")
+                stmt = (
                     sa.update(outbox_t)
-                    .where(outbox_t.c.id.in_(chunk))
-                    .values(claimed_by=worker, claimed_until=now + timedelta(seconds=lease_seconds))
+                    .where(outbox_t.c.id == picked.c.id)
+                    .values(**claim)
+                    .returning(outbox_t.c.id, outbox_t.c.patch, outbox_t.c.created_at, outbox_t.c.attempts, picked.c.claimed_by)
                 )
+                rows: Sequence[Any] = sorted(conn.execute(stmt).all(), key=lambda r: int(r.id))
+            else:
+                # BEGIN IMMEDIATE holds the write lock, so the UPDATE's subquery picks the rows just read.
+                rows = conn.execute(query).all()
+                if rows:
+                    picked_ids = query.with_only_columns(outbox_t.c.id).scalar_subquery()
+                    conn.execute(sa.update(outbox_t).where(outbox_t.c.id.in_(picked_ids)).values(**claim))
             return [
                 OutboxItem(r.id, patch_from_json(r.patch), r.created_at, r.attempts, reclaimed=r.claimed_by is not None) for r in rows
             ]
@@ -1022,52 +1078,74 @@ class Store:
         """Record write outcomes: ok → done and LeadState.written merged; a record error → dead letter;
         retryable → stays pending, until max_attempts (config sync.max_dead_letter_attempts) dead-letters it.
         """
+        failing = list(dict.fromkeys(outbox_id for outbox_id, _, result in done if not result.ok))
         with self._write() as conn:
+            attempts: dict[int, int] = {}
+            for chunk in _chunks(failing):
+                attempts.update(
+                    (int(i), int(n)) for i, n in conn.execute(sa.select(outbox_t.c.id, outbox_t.c.attempts).where(outbox_t.c.id.in_(chunk)))
+                )
+            finished: list[int] = []
+            written: list[tuple[str, Mapping[str, Any], datetime]] = []
+            retry: dict[int, int] = {}
+            failed: dict[int, int] = {}
+            letters: list[dict[str, Any]] = []
             for outbox_id, patch, result in done:
-                where = outbox_t.c.id == outbox_id
                 if result.ok:
-                    conn.execute(sa.update(outbox_t).where(where).values(status="done", updated_at=now))
-                    self._merge_written(conn, patch, now)
+                    finished.append(outbox_id)
+                    written.append((f"{patch.crm}:{patch.object_type}:{patch.record_id}", patch.changes, now))
                     continue
-                attempts = int(conn.scalar(sa.select(outbox_t.c.attempts).where(where)) or 0) + 1
-                if result.retryable and attempts < max_attempts:
-                    # Release the lease so the next claim (by any replica) retries it.
-                    conn.execute(
-                        sa.update(outbox_t).where(where).values(attempts=attempts, updated_at=now, claimed_until=None)
-                    )
+                attempts[outbox_id] = attempts.get(outbox_id, 0) + 1
+                tries = attempts[outbox_id]
+                if result.retryable and tries < max_attempts:
+                    retry[outbox_id] = tries
                     continue
-                conn.execute(sa.update(outbox_t).where(where).values(status="failed", attempts=attempts, updated_at=now))
+                retry.pop(outbox_id, None)
+                failed[outbox_id] = tries
                 message = result.message or "the CRM rejected the write without a message"
                 if result.retryable:
-                    message = f"gave up after {attempts} attempts: {message}"
-                self._add_dead_letter(
-                    conn,
-                    crm=patch.crm,
-                    object_type=patch.object_type,
-                    record_id=patch.record_id,
-                    field=result.field,
-                    code=result.error_code,
-                    message=message,
-                    payload=patch_to_json(patch),
-                    now=now,
+                    message = f"gave up after {tries} attempts: {message}"
+                letters.append({
+                    "crm": patch.crm, "object_type": patch.object_type, "record_id": patch.record_id, "field": result.field,
+                    "code": result.error_code, "message": message, "payload": patch_to_json(patch),
+                })
+            for chunk in _chunks(finished):
+                conn.execute(sa.update(outbox_t).where(outbox_t.c.id.in_(chunk)).values(status="done", updated_at=now))
+            by_id = outbox_t.c.id == sa.bindparam("b_id")
+            if retry:
+                # Release the lease so the next claim (by any replica) retries it.
+                conn.execute(
+                    sa.update(outbox_t).where(by_id).values(attempts=sa.bindparam("b_attempts"), updated_at=now, claimed_until=None),
+                    [{"b_id": i, "b_attempts": n} for i, n in retry.items()],
                 )
+            if failed:
+                conn.execute(
+                    sa.update(outbox_t).where(by_id).values(status="failed", attempts=sa.bindparam("b_attempts"), updated_at=now),
+                    [{"b_id": i, "b_attempts": n} for i, n in failed.items()],
+                )
+            self._merge_values(conn, written)
+            self._add_dead_letters(conn, letters, now)
 
-    def _merge_written(self, conn: sa.Connection, patch: Patch, now: datetime) -> None:
-        self._merge_values(conn, f"{patch.crm}:{patch.object_type}:{patch.record_id}", patch.changes, now)
-
-    def _merge_values(self, conn: sa.Connection, lead_key: str, values: Mapping[str, Any], now: datetime) -> None:
-        current = conn.scalar(sa.select(lead_states_t.c.written).where(lead_states_t.c.lead_key == lead_key))
-        if current is None:
+    def _merge_values(self, conn: sa.Connection, entries: Sequence[tuple[str, Mapping[str, Any], datetime]]) -> None:
+        """Merge (lead key, values, now) into LeadState.written in order: one read and one upsert per chunk of leads."""
+        merged: dict[str, tuple[dict[str, Any], datetime]] = {}
+        for key, values, now in entries:
+            known = merged.get(key)
+            merged[key] = ({**known[0], **values} if known else dict(values), now)
+        keys = sorted(merged)  # one lock order for every writer of lead_states
+        for chunk in _chunks(keys, 200):
+            query = sa.select(lead_states_t.c.lead_key, lead_states_t.c.written).where(lead_states_t.c.lead_key.in_(chunk))
+            current = {row.lead_key: row.written for row in conn.execute(query)}
+            rows = [
+                {"lead_key": k, "written": {**(current.get(k) or {}), **merged[k][0]}, "written_at": merged[k][1], "reassignments": 0}
+                for k in chunk
+            ]
+            stmt = self._insert(lead_states_t).values(rows)
             conn.execute(
-                self._insert(lead_states_t)
-                .values(lead_key=lead_key, written=dict(values), written_at=now, reassignments=0)
-                .on_conflict_do_update(index_elements=["lead_key"], set_={"written": dict(values), "written_at": now})
+                stmt.on_conflict_do_update(
+                    index_elements=["lead_key"], set_={"written": stmt.excluded.written, "written_at": stmt.excluded.written_at}
+                )
             )
-            return
-        merged = {**current, **values}
-        conn.execute(
-            sa.update(lead_states_t).where(lead_states_t.c.lead_key == lead_key).values(written=merged, written_at=now)
-        )
 
     def purge_outbox(self, before: datetime) -> int:
         """Delete finished (done) outbox rows last touched before `before`; failed rows stay with their dead letters."""
@@ -1137,6 +1215,47 @@ class Store:
             .returning(dead_letters_t.c.id)
         )
         return int(conn.execute(stmt).scalar_one())
+
+    def _add_dead_letters(self, conn: sa.Connection, letters: Sequence[Mapping[str, Any]], now: datetime) -> None:
+        """`_add_dead_letter` for many letters (in order) with one read, one bulk update and one bulk insert per chunk."""
+        for chunk in _chunks(list(letters)):
+            open_rows: dict[tuple[Any, ...], tuple[int, int]] = {}
+            record_ids = sorted({letter["record_id"] for letter in chunk})
+            existing = conn.execute(
+                sa.select(dead_letters_t.c.id, dead_letters_t.c.crm, dead_letters_t.c.object_type, dead_letters_t.c.record_id,
+                          dead_letters_t.c.code, dead_letters_t.c.attempts)
+                .where(dead_letters_t.c.record_id.in_(record_ids), dead_letters_t.c.status.in_(("open", "retrying")))
+                .order_by(dead_letters_t.c.id)
+            )
+            for row in existing:
+                # The oldest open row of a record + code is the one `_add_dead_letter` counts up.
+                open_rows.setdefault((row.crm, row.object_type, row.record_id, row.code), (int(row.id), int(row.attempts)))
+            updates: dict[int, dict[str, Any]] = {}
+            inserts: dict[tuple[Any, ...], dict[str, Any]] = {}
+            for letter in chunk:
+                key = (letter["crm"], letter["object_type"], letter["record_id"], letter["code"])
+                latest = {"field": letter["field"], "message": letter["message"], "payload": dict(letter["payload"])}
+                if key in open_rows:
+                    row_id, seen = open_rows[key]
+                    before = updates.get(row_id)
+                    updates[row_id] = {"b_id": row_id, "b_attempts": (before["b_attempts"] if before else seen) + 1, **latest}
+                elif key in inserts:
+                    inserts[key].update(latest, attempts=inserts[key]["attempts"] + 1)
+                else:
+                    inserts[key] = {
+                        "crm": letter["crm"], "object_type": letter["object_type"], "record_id": letter["record_id"],
+                        "code": letter["code"], "attempts": 1, "first_seen": now, "last_seen": now, "status": "open",
+                        "status_changed_at": now, **latest,
+                    }
+            if updates:
+                conn.execute(
+                    sa.update(dead_letters_t)
+                    .where(dead_letters_t.c.id == sa.bindparam("b_id"))
+                    .values(attempts=sa.bindparam("b_attempts"), last_seen=now, status="open", status_changed_at=now),
+                    list(updates.values()),
+                )
+            if inserts:
+                conn.execute(sa.insert(dead_letters_t), list(inserts.values()))
 
     def add_dead_letter(
         self,

@@ -627,14 +627,21 @@ def _domain_hit(domain: str | None, domains: tuple[str, ...]) -> bool:
     return any(domain == d or domain.endswith("." + d) for d in domains)
 
 
+def is_competitor(lead: Lead, compiled: CompiledScoring) -> bool:
+    """Whether the lead's email or company domain is (a subdomain of) a configured competitor's."""
+    if not compiled.competitors:
+        return False
+    company = lead.company_domain.strip().lower() if lead.company_domain else None
+    return _domain_hit(lead.email_domain, compiled.competitors) or _domain_hit(company, compiled.competitors)
+
+
 def _context(lead: Lead, compiled: CompiledScoring) -> dict[str, Any]:
     domain = lead.email_domain
-    company = lead.company_domain.strip().lower() if lead.company_domain else None
     country = lead.country.strip().upper() if lead.country else None
     return {
         "region": compiled.region_of.get(country) if country else None,
         "is_free_mail": domain in compiled.free_mail if domain else False,
-        "is_competitor": bool(compiled.competitors) and (_domain_hit(domain, compiled.competitors) or _domain_hit(company, compiled.competitors)),
+        "is_competitor": is_competitor(lead, compiled),
         "bant": bant_view(lead),
         "model": None,
     }
