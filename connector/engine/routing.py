@@ -27,7 +27,7 @@ import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from itertools import repeat
+from itertools import compress, repeat
 from operator import add, floordiv, le, mul, sub
 from typing import Any, Literal, Protocol
 
@@ -56,6 +56,8 @@ TURN = math.lcm(*range(1, MAX_WEIGHT + 1))
 # Conversion-rate weighting scales a rep's weight by rate / pool mean, kept within these bounds
 # so one lucky week cannot starve or flood a rep.
 CONVERSION_FACTOR_BOUNDS = (0.5, 2.0)
+# Per-plan memos (verdict variants, chosen tuples, skill matches) start over past this many entries.
+PLAN_MEMO_LIMIT = 4096
 VT_KEY = "~vt"  # not an email, so it cannot collide with a rep key
 RR_PREFIX = "rr:"
 OPEN_SCOPE = "load:open"
@@ -776,6 +778,37 @@ _Member = tuple[str, "Rep | None", "str | None", Candidate, int]
 _Variant = tuple[tuple[int, ...], tuple[str, ...], tuple[int, ...], tuple[int, ...], tuple[Candidate, ...], tuple[str, ...]]
 
 
+# A plan's rows and verdicts for one set of reps at capacity: _Variant, chosen-candidate tuples, tie order.
+_Entry = tuple[
+    tuple[int, ...], tuple[str, ...], tuple[int, ...], tuple[int, ...], tuple[Candidate, ...], tuple[str, ...],
+    dict[int, tuple[Candidate, ...]], tuple[int, ...],
+]
+
+
+def _stride_order(strides: Sequence[int]) -> tuple[int, ...]:
+    """Positions by stride, largest first, then position: the order reps tied on finish are ranked in (smaller start first)."""
+    return tuple(sorted(range(len(strides)), key=lambda j: (-strides[j], j)))
+
+
+def _earliest(ends: Sequence[int], strides: Sequence[int], order: Sequence[int], vt: int, among: Sequence[int] | None, low: int) -> tuple[int, int]:
+    """(position, finish) of the smallest (finish, start, position) among the positions whose `among` is `low` (all when None).
+
+    finish = max(end, vt) with end = pass + stride, start = finish - stride: every rep with end <= vt
+    finishes at vt and beats those with end > vt; among those, the largest stride starts first.
+    """
+    if min(ends) <= vt:
+        for j in order:
+            if ends[j] <= vt and (among is None or among[j] == low):
+                return j, vt
+    if among is None:
+        first = min(ends)
+        if ends.count(first) == 1:
+            return ends.index(first), first
+        return min(zip(ends, map(sub, ends, strides), range(len(ends))))[-1], first
+    j = min((ends[j], ends[j] - strides[j], j) for j in range(len(ends)) if among[j] == low)[-1]
+    return j, ends[j]
+
+
 class _Plan:
     """A pool as one rule sees it for a whole batch: its eligible reps (rows) and their verdicts before capacity.
 
@@ -785,7 +818,8 @@ class _Plan:
 
     __slots__ = ("base", "candidates", "tier_reasons", "tier", "tier_strict", "rule_name", "emails", "positions", "reps",
                  "strides", "weights", "in_tier", "sel", "sel_emails", "sel_strides", "sel_weights", "open_cap_rows",
-                 "open_cap_emails", "open_caps", "day_cap_rows", "day_cap_emails", "day_caps", "skill_rows", "variants")
+                 "open_cap_emails", "open_caps", "day_cap_rows", "day_cap_emails", "day_caps", "skill_rows", "variants",
+                 "unmatched", "sel_order", "base_entry", "last")
 
     def __init__(self, snap: AvailabilitySnapshot, members: Sequence[_Member], rule: CompiledRule | None) -> None:
         self.base = tuple(m[3] for m in members)  # every member's verdict before capacity and tier
@@ -820,6 +854,7 @@ class _Plan:
         self.sel_emails = tuple(self.emails[r] for r in sel)
         self.sel_strides = tuple(self.strides[r] for r in sel)
         self.sel_weights = tuple(self.weights[r] for r in sel)
+        self.sel_order = _stride_order(self.sel_strides)
         opens = [(r, rep.max_open_leads) for r, rep in enumerate(reps) if rep.max_open_leads is not None]
         days = [(r, rep.max_leads_per_day) for r, rep in enumerate(reps) if rep.max_leads_per_day is not None]
         self.open_cap_rows = tuple(r for r, _ in opens)
@@ -829,7 +864,16 @@ class _Plan:
         self.day_cap_emails = tuple(self.emails[r] for r, _ in days)
         self.day_caps: tuple[int, ...] = tuple(c for _, c in days if c is not None)
         self.skill_rows: dict[str, dict[str, frozenset[int]]] | None = None  # built on first best_match
-        self.variants: dict[tuple[tuple[int, str], ...], _Variant] = {}  # reps at capacity -> rows and verdicts
+        # No one at capacity: rows, emails, strides, weights, verdicts, tier reasons, position -> verdicts
+        # with that rep chosen, and the order reps tied on finish rank in.
+        self.base_entry: _Entry = (
+            self.sel, self.sel_emails, self.sel_strides, self.sel_weights, self.candidates, self.tier_reasons, {}, self.sel_order,
+        )
+        self.variants: dict[tuple[Any, ...], _Entry] = {}  # (rows, counts) of the reps at capacity -> their entry
+        # The capped reps' counts at the last pick and the entry they gave: picks in between that did not
+        # touch a capped rep see the same counts.
+        self.last: tuple[list[int], list[int], _Entry] | None = None
+        self.unmatched: dict[tuple[Any, ...], list[int]] = {}  # a lead's skill needs -> per row, minus the needs it meets
 
     def variant(self, snap: AvailabilitySnapshot, blocked: Mapping[int, str]) -> _Variant:
         """Rows, verdicts and tier reasons when the `blocked` rows are at capacity (the tier filter then looks again)."""
@@ -1115,10 +1159,6 @@ def _capacity_problem(rep: Rep, state: RoutingState, compiled: CompiledRouting, 
     return None
 
 
-def _load_ops(email: str, compiled: CompiledRouting, now: datetime, day: str | None = None) -> tuple[CounterOp, ...]:
-    return (CounterOp(OPEN_SCOPE, email, "add", 1), CounterOp(day or day_scope(compiled, now), email, "add", 1))
-
-
 def _lead_skills(lead: Lead, region: str | None, territory: str | None, compiled: CompiledRouting) -> dict[str, frozenset[str]]:
     """What the lead asks of a rep, per skill (lower-case); empty sets are not asked for."""
     language: Any = None
@@ -1174,13 +1214,13 @@ def _pick(
     day = snap.day
     open_counts = state.scope(OPEN_SCOPE)
     day_counts = state.scope(day)
-    need_skills = bool(rule is not None and rule.require_skills) or strategy == "best_match"
-    wanted = _lead_skills(lead, fields.get("region"), fields.get("territory"), compiled) if need_skills else {}
     required = rule.require_skills if rule is not None else ()
     # The planned path needs no per-lead exclusions, skills or conversion weights (matcher None: the reference path).
     if compiled.matcher is not None and not exclude and not required and not (pool.weight_by_conversion and ctx.conversion_rates):
         plan = snap.plan(pool, rule, lead.crm, ctx.known_owner_ids)
-        return _pick_planned(snap, plan, pool, strategy, arm, reasons, wanted, state, open_counts, day_counts)
+        return _pick_planned(snap, plan, pool, strategy, arm, reasons, lead, fields, compiled, state, open_counts, day_counts)
+    need_skills = bool(required) or strategy == "best_match"
+    wanted = _lead_skills(lead, fields.get("region"), fields.get("territory"), compiled) if need_skills else {}
     cands: list[Candidate] = []
     eligible: list[tuple[int, str, Rep, int]] = []
     for index, (email, rep, why, cand, stride) in enumerate(snap.members(pool, lead.crm, ctx.known_owner_ids)):
@@ -1263,68 +1303,75 @@ _candidate = frozen_builder(Candidate)
 
 def _pick_planned(
     snap: AvailabilitySnapshot, plan: _Plan, pool: CompiledPool, strategy: str, arm: str | None, reasons: list[str],
-    wanted: Mapping[str, frozenset[str]], state: RoutingState, open_counts: Mapping[str, int], day_counts: Mapping[str, int],
+    lead: Lead, fields: Mapping[str, Any], compiled: CompiledRouting, state: RoutingState,
+    open_counts: Mapping[str, int], day_counts: Mapping[str, int],
 ) -> _Pick:
     """`_pick` from the batch's plan: the same verdicts and the same keys, compared in the same order.
 
     The per-rep arithmetic runs as C-level `map`s over the plan's rows instead of a Python loop
-    over every member; only reps with a cap are looked at for capacity.
+    over every member; only reps with a cap are looked at for capacity. The key compared is
+    (strategy's primary, finish, start, member order); finish = max(pass + stride, vt) (the pass
+    lifted to vt - stride, plus the stride) and start = finish - stride, so a unique smallest
+    primary (or finish) decides without building the keys.
     """
-    open_get, day_get = open_counts.get, day_counts.get
-    full = (plan.open_caps and any(map(le, plan.open_caps, map(open_get, plan.open_cap_emails, repeat(0))))) or (
-        plan.day_caps and any(map(le, plan.day_caps, map(day_get, plan.day_cap_emails, repeat(0))))
-    )
-    if not full:
-        sel, emails, strides, weights, cands = plan.sel, plan.sel_emails, plan.sel_strides, plan.sel_weights, plan.candidates
-        reasons += plan.tier_reasons
+    open_get = open_counts.get
+    open_n = list(map(open_get, plan.open_cap_emails, repeat(0)))
+    day_n = list(map(day_counts.get, plan.day_cap_emails, repeat(0)))
+    last = plan.last
+    if last is not None and last[0] == open_n and last[1] == day_n:
+        entry = last[2]
     else:
-        blocked: dict[int, str] = {}
-        for row, email, cap in zip(plan.open_cap_rows, plan.open_cap_emails, plan.open_caps, strict=True):
-            n = open_get(email, 0)
-            if n >= cap:
-                blocked[row] = f"at capacity: {n}/{cap} open leads"
-        for row, email, cap in zip(plan.day_cap_rows, plan.day_cap_emails, plan.day_caps, strict=True):
-            n = day_get(email, 0)
-            if n >= cap and row not in blocked:
-                blocked[row] = f"at capacity: {n}/{cap} leads today"
-        key = tuple(blocked.items())
-        variant = plan.variants.get(key)
-        if variant is None:
-            variant = plan.variants[key] = plan.variant(snap, blocked)
-        sel, emails, strides, weights, cands, tier_reasons = variant
-        reasons += tier_reasons
+        open_full = list(map(le, plan.open_caps, open_n))
+        day_full = list(map(le, plan.day_caps, day_n))
+        if True not in open_full and True not in day_full:
+            entry = plan.base_entry
+        else:
+            # Who is at capacity, and at what count (the verdicts quote it), picks the variant.
+            key = (
+                tuple(compress(plan.open_cap_rows, open_full)), tuple(compress(open_n, open_full)),
+                tuple(compress(plan.day_cap_rows, day_full)), tuple(compress(day_n, day_full)),
+            )
+            found = plan.variants.get(key)
+            if found is None:
+                blocked: dict[int, str] = {}
+                for row, n, cap, full in zip(plan.open_cap_rows, open_n, plan.open_caps, open_full, strict=True):
+                    if full:
+                        blocked[row] = f"at capacity: {n}/{cap} open leads"
+                for row, n, cap, full in zip(plan.day_cap_rows, day_n, plan.day_caps, day_full, strict=True):
+                    if full and row not in blocked:
+                        blocked[row] = f"at capacity: {n}/{cap} leads today"
+                if len(plan.variants) >= PLAN_MEMO_LIMIT:
+                    plan.variants.clear()
+                variant = plan.variant(snap, blocked)
+                found = plan.variants[key] = (*variant, {}, _stride_order(variant[2]))
+            entry = found
+        plan.last = (open_n, day_n, entry)
+    sel, emails, strides, weights, cands, tier_reasons, chosen_memo, order = entry
+    reasons += tier_reasons
     if not sel:
         return _new_pick(None, None, strategy, arm, cands, tuple(reasons), ())
     rr = state.scope(pool.scope)
     vt = rr.get(VT_KEY, 0)
-    # start = the rep's pass, lifted to vt - stride when back from an absence; finish = start + stride
-    starts = [p if p >= low else low for p, low in zip(map(rr.get, emails, repeat(0)), map(sub, repeat(vt), strides))]
-    finishes = list(map(add, starts, strides))
-    at = range(len(sel))  # position in sel: member order, so it breaks ties as the member index does
+    primary: list[int] | None
     if strategy == "least_loaded":
-        loads = map(floordiv, map(mul, map(open_get, emails, repeat(0)), repeat(TURN)), weights)
-        best: tuple[int, ...] = min(zip(loads, finishes, starts, at))
+        primary = list(map(floordiv, map(mul, map(open_get, emails, repeat(0)), repeat(TURN)), weights))
     elif strategy == "best_match":
-        unmatched = [0] * len(plan.emails)
-        index = plan.skills_index(snap)
-        for skill, values in wanted.items():
-            by_value = index.get(skill)
-            if values and by_value:
-                hit: set[int] = set()
-                for value in values:
-                    hit.update(by_value.get(value, ()))
-                for row in hit:
-                    unmatched[row] -= 1
-        best = min(zip(map(unmatched.__getitem__, sel), finishes, starts, at))
+        primary = list(map(_unmatched(plan, snap, lead, fields, compiled).__getitem__, sel))
     else:
-        best = min(zip(finishes, starts, at))
-    i = best[-1]
+        primary = None
+    # Positions in sel are member order, so they break ties as the member index does.
+    low = 0
+    if primary is not None and primary.count(low := min(primary)) == 1:
+        i = primary.index(low)
+        finish = max(rr.get(emails[i], 0) + strides[i], vt)
+    else:
+        i, finish = _earliest(list(map(add, map(rr.get, emails, repeat(0)), strides)), strides, order, vt, primary, low)
     row = sel[i]
-    email, rep, finish = emails[i], plan.reps[row], finishes[i]
+    email, rep = emails[i], plan.reps[row]
     if strategy == "least_loaded":
         reasons.append(f"{email}: fewest open leads per weight ({open_get(email, 0)} open, weight {rep.weight})")
     elif strategy == "best_match":
-        reasons.append(f"{email}: best skills match ({-best[0]} of the lead's needs), next in rotation among ties")
+        reasons.append(f"{email}: best skills match ({-low} of the lead's needs), next in rotation among ties")
     else:
         reasons.append(f"{email}: next in weighted rotation (weight {rep.weight})")
     position = plan.positions[row]
@@ -1333,11 +1380,43 @@ def _pick_planned(
         _counter_op(pool.scope, VT_KEY, "set", max(vt, finish)),
         *snap.load_ops(email),
     )
-    chosen = (*cands[:position], _candidate(email, True, "chosen"), *cands[position + 1:])
+    chosen = chosen_memo.get(position)
+    if chosen is None:
+        chosen = chosen_memo[position] = (*cands[:position], _candidate(email, True, "chosen"), *cands[position + 1:])
     return _new_pick(email, rep, strategy, arm, chosen, tuple(reasons), ops)
 
 
+def _unmatched(plan: _Plan, snap: AvailabilitySnapshot, lead: Lead, fields: Mapping[str, Any], compiled: CompiledRouting) -> list[int]:
+    """Per plan row, minus the number of the lead's skill needs the rep meets (leads with the same needs share it)."""
+    region, territory = fields.get("region"), fields.get("territory")
+    language: Any = None
+    name = compiled.language_field
+    if name:
+        language = lead.extra.get(name[len("extra."):]) if name.startswith("extra.") else getattr(lead, name, None)
+    # Exactly what _lead_skills reads: the language only as text, the products as given.
+    key = (lead.industry, tuple(lead.product_interest), str(language) if language else None, region, territory, lead.country)
+    unmatched = plan.unmatched.get(key)
+    if unmatched is not None:
+        return unmatched
+    unmatched = [0] * len(plan.emails)
+    index = plan.skills_index(snap)
+    for skill, values in _lead_skills(lead, region, territory, compiled).items():
+        by_value = index.get(skill)
+        if values and by_value:
+            hit: set[int] = set()
+            for value in values:
+                hit.update(by_value.get(value, ()))
+            for row in hit:
+                unmatched[row] -= 1
+    if len(plan.unmatched) >= PLAN_MEMO_LIMIT:
+        plan.unmatched.clear()
+    plan.unmatched[key] = unmatched
+    return unmatched
+
+
 def _decision(lead: Lead, kind: Any, owner_id: str | None, rep: str | None, reasons: list[str], **kw: Any) -> RoutingDecision:
+    if not kw:  # the kept / matched owners: no rule, pool or candidates
+        return _routing_decision(lead.key, owner_id, rep, kind, None, None, None, None, tuple(reasons), ())
     return RoutingDecision(lead_key=lead.key, owner_id=owner_id, rep=rep, kind=kind, reasons=tuple(reasons), **kw)
 
 
@@ -1373,7 +1452,7 @@ def _matched(
             reasons.append(f"{label} {owner_id} skipped: {why}")
             continue
         email = _email(rep.email) if rep else None
-        change = StateChange(_load_ops(email, compiled, now)) if email else NO_CHANGE
+        change = _state_change(snap.load_ops(email)) if email else NO_CHANGE  # snap.day is day_scope(compiled, now)
         return _decision(lead, kind, owner_id, email, [*reasons, f"{label} {owner_id}"]), change
     return None
 
