@@ -887,7 +887,6 @@ class Store:
         with self._translate_locked(), self._engine.connect() as conn, conn.begin():
             yield conn
 
-    # cursors
 
     def get_cursor(self, crm: str, object_type: str, stream: str) -> str | None:
         with self._read() as conn:
@@ -915,7 +914,6 @@ class Store:
             rows = conn.execute(sa.select(cursors_t).order_by(cursors_t.c.crm, cursors_t.c.object_type, cursors_t.c.stream))
             return [CursorRow(r.crm, r.object_type, r.stream, r.value, r.updated_at) for r in rows]
 
-    # lead state
 
     def _lead_states(self, conn: sa.Connection, lead_keys: Sequence[str]) -> dict[str, LeadState]:
         out: dict[str, LeadState] = {}
@@ -995,7 +993,6 @@ class Store:
             )
             return {owner: int(n) for owner, n in rows}
 
-    # outbox
 
     def _insert_outbox(self, conn: sa.Connection, patch: Patch, now: datetime) -> int:
         return int(conn.execute(sa.insert(outbox_t).values(**_outbox_values(patch, now)).returning(outbox_t.c.id)).scalar_one())
@@ -1153,7 +1150,6 @@ class Store:
             result = conn.execute(sa.delete(outbox_t).where(outbox_t.c.status == "done", outbox_t.c.updated_at < before))
             return int(result.rowcount)
 
-    # dead letters
 
     def _add_dead_letter(
         self,
@@ -1314,7 +1310,6 @@ class Store:
         with self._read() as conn:
             return int(conn.scalar(query) or 0)
 
-    # behaviour events
 
     def add_events(self, events: Sequence[Event]) -> int:
         """Store events, skipping any whose event_id is already stored (or repeated in the batch); returns how many were new."""
@@ -1360,7 +1355,6 @@ class Store:
         with self._write() as conn:
             return int(conn.execute(sa.delete(events_t).where(events_t.c.occurred_at < before)).rowcount)
 
-    # runs
 
     def record_run(self, kind: str, summary: Mapping[str, Any], now: datetime) -> None:
         with self._write() as conn:
@@ -1622,7 +1616,6 @@ class Store:
                 )
         return counts
 
-    # several processes: the one-process guard of SQLite, and leases (one poller per CRM object)
 
     def claim_process(self, purpose: str, now: datetime) -> None:
         """SQLite: make this the only connector process working on the file, until close(); PostgreSQL: nothing to do.
