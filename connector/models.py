@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 Crm = Literal["hubspot", "salesforce"]
 CRMS: tuple[Crm, ...] = ("hubspot", "salesforce")
@@ -178,14 +178,63 @@ class Contribution:
     decay: float = 0.0  # points removed by decay from this contribution (already netted in points)
 
 
+class LazyContributions(Sequence[Contribution]):
+    """A score's explanation lines, worked out the first time anyone reads them.
+
+    The engine's hot path computes only the numbers; `make(*args)` gives the same lines the
+    score was summed from (tests/engine/test_perf_equivalence.py proves it). It compares, hashes
+    and prints as the tuple of lines, so a result holding one equals a result holding that tuple.
+    """
+
+    __slots__ = ("_make", "_args", "_lines")
+
+    def __init__(self, make: Callable[..., tuple[Contribution, ...]], args: tuple[Any, ...]) -> None:
+        self._make = make
+        self._args = args
+        self._lines: tuple[Contribution, ...] | None = None
+
+    @property
+    def lines(self) -> tuple[Contribution, ...]:
+        if self._lines is None:
+            self._lines = self._make(*self._args)
+            self._args = ()  # the lead and aggregates are no longer needed
+        return self._lines
+
+    @overload
+    def __getitem__(self, index: int) -> Contribution: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Contribution, ...]: ...
+    def __getitem__(self, index: int | slice) -> Contribution | tuple[Contribution, ...]:
+        return self.lines[index]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __iter__(self) -> Iterator[Contribution]:
+        return iter(self.lines)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyContributions):
+            return self.lines == other.lines
+        if isinstance(other, tuple):
+            return self.lines == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.lines)
+
+    def __repr__(self) -> str:
+        return repr(self.lines)
+
+
 @dataclass(frozen=True, slots=True)
 class ScoreResult:
-    """The engine's score for one lead under one model; score == sum(c.points for c in contributions)."""
+    """The engine's score for one lead under one model; score == round(sum(c.points for c in contributions), 2)."""
 
     model: str
     score: float
     grade: str
-    contributions: tuple[Contribution, ...] = ()
+    contributions: tuple[Contribution, ...] | LazyContributions = ()
     is_mql: bool = False
     stage: str | None = None  # stage the score maps to (moved forward only by diff)
     lead_status: str | None = None

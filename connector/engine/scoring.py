@@ -8,7 +8,6 @@ from bisect import bisect_right, insort
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
-from operator import attrgetter
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -16,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from connector.engine.conditions import Condition, Predicate, check_condition, compile_condition, condition_source
 from connector.engine.freemail import FREE_MAIL_DOMAINS
 from connector.errors import ConfigProblem
-from connector.models import CRMS, Contribution, Event, Lead, ScoreResult
+from connector.models import CRMS, Contribution, Event, LazyContributions, Lead, ScoreResult
 
 DAY_SECONDS = 86_400.0
 # Outputs of scoring: a scoring condition cannot read them (they do not exist yet while scoring).
@@ -732,6 +731,17 @@ def _score_model(m: CompiledModel, lead: Lead, ctx: Mapping[str, Any], agg: Even
     return _result(name, round(sum([c.points for c in parts]), 2) + 0.0, tuple(parts), ctx["bant"], lead, compiled)
 
 
+def _explain_model(
+    compiled: CompiledScoring, index: int, lead: Lead, rules: tuple[RuleAggregate, ...], latest_at: float | None, now: float,
+) -> tuple[Contribution, ...]:
+    """The contribution lines of one model's result, by the reference path (what a fast result shows when read)."""
+    m = compiled.models[index]
+    ctx = _context(lead, compiled)
+    ctx["model"] = m.name
+    agg = EventAggregates(compiled.signature, rules, latest_at)
+    return tuple(_score_model(m, lead, ctx, agg, now, compiled).contributions)
+
+
 def _grade(score: float, compiled: CompiledScoring) -> str:
     for grade, low in compiled.bands:
         if low is None or score >= low:
@@ -791,7 +801,6 @@ def frozen_builder(cls: type[_T]) -> Callable[..., _T]:
 
 
 _MEMBER = type(vars(Contribution)["model"])  # the slot descriptor type (member_descriptor)
-_contribution = frozen_builder(Contribution)
 _score_result = frozen_builder(ScoreResult)
 _score_outcome = frozen_builder(ScoreOutcome)
 
@@ -842,8 +851,8 @@ def _cap_lines(src: _Source, depth: int, out: str, expr: str, cap: float | None)
 
 
 def _behaviour_lines(src: _Source, depth: int, er: EventRule) -> None:
-    """_behaviour for one rule, with its constants folded in; appends to `parts` when it gives a line."""
-    e, model, name, label = src.const(er), src.const(er.model), src.const(er.name), src.const(f"event:{er.label} x")
+    """_behaviour's points for one rule, with its constants folded in; appends them to `parts` when it gives a line."""
+    e = src.const(er)
     emit = src.emit
     if er.window_seconds is not None:
         emit(depth, "times = a.times")
@@ -852,8 +861,8 @@ def _behaviour_lines(src: _Source, depth: int, er: EventRule) -> None:
         emit(depth, "if n:")
         depth += 1
         if er.by_count:
-            bc = src.const(er.by_count)
-            emit(depth, f"append({bc}[n] if n < {len(er.by_count)} else _count_line({e}, n))")
+            bc = src.const(tuple(c.points for c in er.by_count))
+            emit(depth, f"append({bc}[n] if n < {len(er.by_count)} else _count_line({e}, n).points)")
             return
         if er.half_life_seconds is not None:
             h = src.const(er.half_life_seconds)
@@ -863,8 +872,8 @@ def _behaviour_lines(src: _Source, depth: int, er: EventRule) -> None:
     else:
         emit(depth, "n = a.count")
         if er.by_count:
-            bc = src.const(er.by_count)
-            emit(depth, f"append({bc}[n] if n < {len(er.by_count)} else _count_line({e}, n))")
+            bc = src.const(tuple(c.points for c in er.by_count))
+            emit(depth, f"append({bc}[n] if n < {len(er.by_count)} else _count_line({e}, n).points)")
             return
         if er.half_life_seconds is not None:
             h = src.const(er.half_life_seconds)
@@ -872,13 +881,11 @@ def _behaviour_lines(src: _Source, depth: int, er: EventRule) -> None:
             emit(depth, f"w = a.decayed * 2.0 ** (-max(0.0, now - last) / {h}) if last is not None else float(n)")
         else:
             emit(depth, "w = float(n)")
-    p = src.const(er.points)
-    _cap_lines(src, depth, "full", f"{p} * n", er.cap)
-    _cap_lines(src, depth, "value", f"{p} * w", er.cap)
-    emit(depth, f"append(_contribution({model}, {name}, round(value, 2), f'{{{label}}}{{n}}', round(full - value, 2)))")
+    _cap_lines(src, depth, "value", f"{src.const(er.points)} * w", er.cap)
+    emit(depth, "append(round(value, 2))")
 
 
-def _model_lines(src: _Source, m: CompiledModel, mcfg: ModelConfig, cfg: ScoringConfig) -> None:
+def _model_lines(src: _Source, index: int, m: CompiledModel, mcfg: ModelConfig, cfg: ScoringConfig) -> None:
     emit, const = src.emit, src.const
     model = const(m.name)
     emit(1, f"m_model = {model}")
@@ -889,7 +896,7 @@ def _model_lines(src: _Source, m: CompiledModel, mcfg: ModelConfig, cfg: Scoring
     fit_rules = [r for r in mcfg.rules if r.form == "fit"]
     for rule, fit in zip(fit_rules, m.fits, strict=True):
         emit(2, f"if {condition_source(rule.when, src.value_of, src.constants)}:")
-        emit(3, f"append({const(fit.contribution)})")
+        emit(3, f"append({const(fit.contribution.points)})")
     behaviour_rules = [r for r in mcfg.rules if r.form == "behaviour"]
     for rule, er in zip(behaviour_rules, m.behaviours, strict=True):
         gate = condition_source(rule.when, src.value_of, src.constants) if er.gate is not None else "True"
@@ -905,24 +912,23 @@ def _model_lines(src: _Source, m: CompiledModel, mcfg: ModelConfig, cfg: Scoring
         gate = condition_source(rule.when, src.value_of, src.constants) if eg.gate is not None else "True"
         emit(2, f"if n and not n < 0 and {gate}:")
         _cap_lines(src, 3, "value", f"{const(eg.points)} * n", eg.cap)
-        emit(3, f"append(_contribution({model}, {const(eg.name)}, round(value, 2), f'{{{const(f'engagement:{eg.counter} x')}}}{{n:g}}', 0.0))")
+        emit(3, "append(round(value, 2))")
     if m.ladder:
         emit(2, "if idle is None:")
         emit(3, "idle = _idle_seconds(lead, latest_at, now)")
-        for i, (seconds, points, days) in enumerate(m.ladder):
-            line = Contribution(m.name, "inactivity", round(points, 2), f"decay:inactivity {days:g}d", round(-points, 2))
+        for i, (seconds, points, _) in enumerate(m.ladder):
             emit(2, f"{'if' if i == 0 else 'elif'} idle >= {const(seconds)}:")
-            emit(3, f"append({const(line)})")
-    emit(2, "subtotal = sum(map(_points, parts))")
-    clamps = [("floor", m.floor, "<"), ("ceiling", m.ceiling, ">")]
+            emit(3, f"append({const(round(points, 2))})")
+    emit(2, "subtotal = sum(parts)")
+    clamps = [(m.floor, "<"), (m.ceiling, ">")]
     first = True
-    for label, bound, sign in clamps:
+    for bound, sign in clamps:
         if bound is None:
             continue
         b = const(bound)
         emit(2, f"{'if' if first else 'elif'} subtotal {sign} {b}:")
-        emit(3, f"append(_contribution({model}, {const(label)}, round({b} - subtotal, 2), {const(f'clamp:{label} {bound:g}')}, 0.0))")
-        emit(3, "score = round(sum(map(_points, parts)), 2) + 0.0")
+        emit(3, f"append(round({b} - subtotal, 2))")
+        emit(3, "score = round(sum(parts), 2) + 0.0")
         first = False
     if first:
         emit(2, "score = round(subtotal, 2) + 0.0")
@@ -946,7 +952,8 @@ def _model_lines(src: _Source, m: CompiledModel, mcfg: ModelConfig, cfg: Scoring
     emit(2, "target = _targets.get((crm, object_type, grade, is_mql))")
     emit(2, "if target is None:")
     emit(3, "target = _target(grade, is_mql, crm, object_type, _compiled)")
-    emit(2, f"result = _score_result({model}, score, grade, tuple(parts), is_mql, target.stage, target.lead_status, bant, target.grade_label)")
+    lines = f"_lazy(_explain, (_compiled, {const(index)}, lead, rules, latest_at, now))"
+    emit(2, f"result = _score_result({model}, score, grade, {lines}, is_mql, target.stage, target.lead_status, bant, target.grade_label)")
     emit(2, f"by_model[{model}] = result")
     emit(2, "if best is None or score > best.score:")
     emit(3, "best = result")
@@ -955,13 +962,15 @@ def _model_lines(src: _Source, m: CompiledModel, mcfg: ModelConfig, cfg: Scoring
 def _generate_scorer(compiled: CompiledScoring) -> Callable[[Lead, tuple[RuleAggregate, ...], float | None, float], ScoreOutcome]:
     """score_lead's work for one config as one generated function: conditions inlined, constants folded.
 
-    Same results as the reference path (`_score_reference`), value for value: the same rules in the
-    same order, the same float expressions, the same contribution lines (tests/engine/test_perf_equivalence.py).
+    It adds up only the points; each result's contribution lines are worked out by the reference
+    path when first read (`LazyContributions`, `_explain_model`). Same results as the reference path
+    (`_score_reference`), value for value: the same rules in the same order, the same float
+    expressions summed in the same order (tests/engine/test_perf_equivalence.py).
     """
     cfg = compiled.config
     src = _Source()
-    for m, mcfg in zip(compiled.models, cfg.models.values(), strict=True):
-        _model_lines(src, m, mcfg, cfg)
+    for index, (m, mcfg) in enumerate(zip(compiled.models, cfg.models.values(), strict=True)):
+        _model_lines(src, index, m, mcfg, cfg)
     body = src.lines
     head: list[str] = ["def score(lead, rules, latest_at, now):", "    crm = lead.crm", "    object_type = lead.object_type"]
     reads = dict(src.reads)
@@ -1016,10 +1025,10 @@ def _generate_scorer(compiled: CompiledScoring) -> Callable[[Lead, tuple[RuleAgg
         for crm in crms for ot in object_types for g in grades for mql in (False, True)
     }
     ns: dict[str, Any] = {
-        **src.constants, "_bisect_right": bisect_right, "_count_line": _count_line, "_contribution": _contribution,
-        "_score_result": _score_result, "_outcome": _score_outcome, "_result": _result, "_target": _target,
+        **src.constants, "_bisect_right": bisect_right, "_count_line": _count_line, "_lazy": LazyContributions,
+        "_explain": _explain_model, "_score_result": _score_result, "_outcome": _score_outcome, "_result": _result, "_target": _target,
         "_targets": targets, "_number": _number, "_isfinite": math.isfinite, "_idle_seconds": _idle_seconds,
-        "_points": attrgetter("points"), "_region_of": compiled.region_of, "_free_mail": compiled.free_mail,
+        "_region_of": compiled.region_of, "_free_mail": compiled.free_mail,
         "_competitors": compiled.competitors, "_domain_hit": _domain_hit, "_bant_view": bant_view,
     }
     code = "\n".join([*head, *body, *tail]) + "\n"

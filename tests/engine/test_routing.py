@@ -36,7 +36,7 @@ from connector.engine.scoring import ScoringConfig
 from connector.models import Account, Lead, Owner, Rep, RoutingDecision, ScoreResult
 from connector.sandbox.seed import SEED_REPS
 
-FRAGMENT = Path("/work/fragments/routing.toml")
+EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 # Tuesday 2026-03-03 15:00 UTC: 10:00 New York, 07:00 Los Angeles, 15:00 London, 17:00 Helsinki, 22:00 Bangkok.
 TUESDAY = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
 COLD = ScoreResult(model="core", score=10.0, grade="cold")
@@ -91,12 +91,12 @@ TEAM = config(
 )
 
 
-def fragment() -> RoutingConfig:
-    return RoutingConfig.model_validate(tomllib.loads(FRAGMENT.read_text(encoding="utf-8"))["routing"])
+def example_routing() -> RoutingConfig:
+    return RoutingConfig.model_validate(tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))["routing"])
 
 
-def test_the_example_fragment_validates_and_routes() -> None:
-    cfg = fragment()
+def test_the_example_routing_validates_and_routes() -> None:
+    cfg = example_routing()
     scoring = ScoringConfig.model_validate({"models": {"core": {}, "payments": {}}})
     assert check_routing(cfg, scoring, "routing") == []
     assert len(cfg.rules) >= 20
@@ -360,7 +360,7 @@ def test_duplicate_contact_owner_and_matched_owner_availability() -> None:
 
 
 def test_places_regions_territories_and_postal_ranges() -> None:
-    compiled = compile_routing(fragment())
+    compiled = compile_routing(example_routing())
     assert place_of(lead(country="us", state="ca", postal_code="94105-1234"), compiled) == ("us_west", "bay_area")
     assert place_of(lead(country="US", state="NY", postal_code="10001"), compiled) == ("us_east", "nyc_metro")
     assert place_of(lead(country="CA", postal_code="M5V 2T6"), compiled) == ("canada", "toronto")
@@ -429,7 +429,7 @@ def test_experiment_split_is_stable_and_recorded_per_decision() -> None:
 
 
 def test_snapshot_fast_path_decides_like_the_per_lead_path() -> None:
-    cfg = fragment()
+    cfg = example_routing()
     compiled = compile_routing(cfg)
     reps = reps_for(cfg, inactive=frozenset({"hal.former@example-corp.test"}))
     leads = [lead(str(i), country=c, state=s, employees=e) for i, (c, s, e) in enumerate([("US", "CA", 50), ("FI", None, 10), ("US", "NY", 9000), ("TH", None, 30), ("BR", None, 5)] * 4)]

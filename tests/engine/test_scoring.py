@@ -31,19 +31,11 @@ from connector.models import Event, Lead, ScoreResult
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]
-FRAGMENT = Path("/work/fragments/scoring.toml")
 
 
 def example_scoring_table() -> dict[str, Any]:
-    """The `[scoring]` table of the shipped example config (or the fragment it is pasted from)."""
-    example = REPO / "config.example.toml"
-    if example.exists():
-        data = tomllib.loads(example.read_text(encoding="utf-8"))
-        if data.get("scoring", {}).get("models"):
-            return dict(data["scoring"])
-    if FRAGMENT.exists():
-        return dict(tomllib.loads(FRAGMENT.read_text(encoding="utf-8"))["scoring"])
-    pytest.skip("no [scoring] example: config.example.toml has no [scoring] models and the fragment is absent")
+    """The `[scoring]` table of the shipped example config."""
+    return dict(tomllib.loads((REPO / "config.example.toml").read_text(encoding="utf-8"))["scoring"])
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +98,7 @@ def test_example_config_is_complete(example: CompiledScoring) -> None:
 
 def test_example_config_loads_through_settings(tmp_path: Path) -> None:
     path = tmp_path / "connector.toml"
-    text = FRAGMENT.read_text(encoding="utf-8") if FRAGMENT.exists() else (REPO / "config.example.toml").read_text(encoding="utf-8")
-    path.write_text(text, encoding="utf-8")
+    path.write_text((REPO / "config.example.toml").read_text(encoding="utf-8"), encoding="utf-8")
     settings = load_settings(path)
     assert "core" in settings.scoring.models
 
