@@ -469,6 +469,47 @@ class HubSpotAdapter:
                     owners.setdefault(email_value, str(props["hubspot_owner_id"]))
         return owners
 
+    def find_leads_by_email(self, emails: Sequence[str]) -> list[Lead]:
+        """Leads whose primary email is one of `emails` (any case), normalized as fetch normalizes them.
+
+        A search `email IN [...]`, ≤100 values per request, values lower-cased: HubSpot's IN matches
+        string values only in lower case [facts §1.4, HS-SRCH]. For the Leads object the email lives on
+        the associated contact, so contacts are searched and their leads read through v4 associations.
+        Unknown emails are left out; a record that cannot be read is logged and left out. Search
+        index lag applies: a contact created seconds ago may not be found yet [facts §1.4].
+        """
+        wanted = sorted({e.strip().lower() for e in emails if e and e.strip()})
+        if not wanted:
+            return []
+        if self.object_type == "contacts":
+            records = [
+                record for chunk in _chunks(wanted, IN_VALUES_MAX)
+                for record in self._search_in("contacts", "email", chunk, self.fields.record_properties())
+            ]
+        else:
+            contact_ids = [
+                str(contact["id"]) for chunk in _chunks(wanted, IN_VALUES_MAX)
+                for contact in self._search_in("contacts", "email", chunk, [OBJECT_ID_PROPERTY])
+            ]
+            records = self._batch_read(self._associated_ids("contacts", self.object_type, contact_ids), self.fields.record_properties())
+        page = self._page(records, "")
+        for rejection in page.rejected:
+            log.warning("hubspot %s %s: found by email but unreadable (%s); left out", self.object_type, rejection.record_id, rejection.message)
+        return list({lead.id: lead for lead in page.leads}.values())
+
+    def _associated_ids(self, from_type: str, to_type: str, ids: Sequence[str]) -> list[str]:
+        """Ids of `to_type` records associated with the `from_type` records (v4 batch read, ≤100 ids per call)."""
+        found: list[str] = []
+        for chunk in _chunks(list(dict.fromkeys(ids)), IN_VALUES_MAX):
+            # Records without associations come back as per-input errors (NO_ASSOCIATIONS_FOUND): nothing to read.
+            response = self._call(
+                "associations.batch_read", "read", self._apis.associations.get_page, from_type, to_type,
+                BatchInputPublicFetchAssociationsBatchRequest(inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in chunk]),
+            )
+            for row in response.body.get("results") or []:
+                found.extend(str(target.get("toObjectId")) for target in row.get("to") or [])
+        return list(dict.fromkeys(found))
+
     def write(self, patches: Sequence[Patch]) -> list[WriteResult]:
         """batch/update ≤100 inputs per call; one WriteResult per patch, in input order.
 

@@ -59,6 +59,9 @@ COLLECTION_RETRIEVE_MAX = 2000
 # Values per IN list and LIKE terms per query: keeps the GET query URL far below the ~16 k limit.
 IN_VALUES_MAX = 200
 LIKE_TERMS_MAX = 20
+# A query travels in the GET URL; URI + headers may not pass 16,384 bytes (414 / 431) [SF-LIM]. Queries
+# built from caller values (emails) are split to stay within half of it, leaving room for the path and headers.
+QUERY_URL_BUDGET = 8_000
 # Query page size must be 200..2,000 (Sforce-Query-Options batchSize) [facts §2.2].
 BATCH_SIZE_RANGE = (200, 2000)
 CURSOR_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -627,6 +630,31 @@ class SalesforceAdapter:
                 if email and contact.get("OwnerId") and email not in owners:
                     owners[email] = str(contact["OwnerId"])
         return owners
+
+    def find_leads_by_email(self, emails: Sequence[str]) -> list[Lead]:
+        """Leads whose Email is one of `emails` (SOQL compares text case-insensitively), normalized as fetch does.
+
+        `SELECT <the fetch fields> FROM Lead WHERE Email IN (...) AND (<lead_filter>)`: the same leads
+        the sync would see; values quoted by soql, split so every query URL stays within budget.
+        Unknown emails are left out; a record that cannot be read is logged and left out.
+        """
+        wanted = sorted({e.strip().lower() for e in emails if e and e.strip()})
+        if not wanted:
+            return []
+        fields = self._select_fields()
+
+        def render(values: str) -> str:
+            return soql.select(fields, OBJECT, self._where(f"Email IN {values}", include_deleted=False), ("Id",))
+
+        leads: dict[str, Lead] = {}
+        for query in soql.split_in(wanted, render, max_values=IN_VALUES_MAX, max_url_length=QUERY_URL_BUDGET):
+            for records, _ in self._stream(query, include_deleted=False):
+                page = self._page(records, "")
+                for rejection in page.rejected:
+                    log.warning("salesforce Lead %s: found by email but unreadable (%s); left out", rejection.record_id, rejection.code)
+                for lead in page.leads:
+                    leads.setdefault(lead.id, lead)
+        return list(leads.values())
 
     # writes
 

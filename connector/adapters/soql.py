@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from urllib.parse import quote_plus
 
 # SOQL string literals are single-quoted; these characters must be backslash-escaped inside them
 # (Salesforce "Quoted String Escape Sequences"). An unescaped quote ends the literal early: the
@@ -80,6 +81,38 @@ def in_list(values: Iterable[object]) -> str:
     if not rendered:
         raise ValueError("IN needs at least one value")
     return "(" + ", ".join(rendered) + ")"
+
+
+def url_length(query: str) -> int:
+    """Bytes `query` takes in a REST GET URL: `?q=` percent-encoded, as requests sends it."""
+    return len(quote_plus(query))
+
+
+def split_in(values: Sequence[object], render: Callable[[str], str], *, max_values: int, max_url_length: int) -> Iterator[str]:
+    """Queries `render(<IN list>)` that together cover `values`, each with ≤max_values values and ≤max_url_length URL bytes.
+
+    A query goes in the URL of a GET, and Salesforce answers 414 URI Too Long when the URI alone
+    passes 16,384 bytes (431 with the headers) [SF-LIM]. Percent-encoding is per character, so the
+    length of a rendered query is the fixed part plus the sum of its values' lengths.
+    """
+    if max_values < 1:
+        raise ValueError("max_values must be at least 1")
+    fixed = url_length(render("()"))
+    separator = url_length(", ")
+    chunk: list[object] = []
+    length = fixed
+    for value in values:
+        cost = url_length(literal(value))
+        if fixed + cost > max_url_length:
+            raise ValueError(f"one IN value alone makes the query {fixed + cost} URL bytes, over {max_url_length}")
+        added = cost + (separator if chunk else 0)
+        if chunk and (len(chunk) == max_values or length + added > max_url_length):
+            yield render(in_list(chunk))
+            chunk, length, added = [], fixed, cost
+        chunk.append(value)
+        length += added
+    if chunk:
+        yield render(in_list(chunk))
 
 
 def identifier(name: str) -> str:

@@ -1111,7 +1111,12 @@ class HubSpotSandbox:
             values = spec.get("values")
             if not isinstance(values, list) or not values:
                 raise _abort(400, "VALIDATION_ERROR", f"Operator {op} on {name} needs a non-empty `values` list")
-            wanted = {convert(v) for v in values}
+            if self._properties[otype][name].type == "string":
+                # HubSpot's IN / NOT_IN match string properties against lower-case values only [HS-SRCH]:
+                # an upper-case value matches nothing (EQ, by contrast, ignores case).
+                wanted = {str(v) for v in values}
+            else:
+                wanted = {convert(v) for v in values}
             inside = op == "IN"
             if multi:
                 return lambda r: (bool(set((getter(r) or "").split(";")) & wanted)) is inside

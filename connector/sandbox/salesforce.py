@@ -43,6 +43,9 @@ ORG_ID = "00D000000000001AAA"
 MAX_COLLECTION_UPDATE = 200  # sObject Collections update limit [facts §2.4]
 MAX_COLLECTION_RETRIEVE = 2000  # Collections retrieve (POST) id limit [facts §2.4]
 DEFAULT_BATCH = 2000  # query page size; Sforce-Query-Options batchSize clamps to 200..2000 [facts §2.2]
+# URI + headers of a REST call may not pass 16,384 bytes: 414 URI Too Long for the URI alone, else 431 [SF-LIM].
+# A SOQL query travels in the GET URL, so a long IN list meets this before SOQL's own 100,000-character cap.
+REQUEST_LINE_MAX = 16_384
 LEAD_STATUSES = (
     # ApiName, SortOrder, IsConverted, IsDefault [facts §2.6]
     ("Open - Not Contacted", 1, False, True),
@@ -830,6 +833,12 @@ class SalesforceSandbox:
     # HTTP dispatch (called by the handler with the lock held)
 
     def handle(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> tuple[str, _Reply]:
+        if len(raw_path.encode()) > REQUEST_LINE_MAX:
+            return "uri_too_long", _Reply(414, "<h1>Bad Message 414</h1><pre>reason: URI Too Long</pre>", "text/html;charset=iso-8859-1")
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in headers.items())
+        if len(raw_path.encode()) + header_bytes > REQUEST_LINE_MAX:
+            return "headers_too_large", _Reply(431, "<h1>Bad Message 431</h1><pre>reason: Request Header Fields Too Large</pre>",
+                                               "text/html;charset=iso-8859-1")
         parts = urlsplit(raw_path)
         path = parts.path.rstrip("/")
         query = parse_qs(parts.query)
