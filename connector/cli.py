@@ -260,13 +260,15 @@ def events() -> None:
 @handle_errors
 def events_import(file: str, config_path: str | None, as_json: bool) -> None:
     """Load events from a JSONL file into the event store; bad lines are reported with their line number."""
+    from connector.engine.scoring import compile_scoring
     from connector.events import parse_events_file
+    from connector.pipeline import aggregate_fold
     from connector.store import Store
 
     settings = load(config_path)
     parsed, problems = parse_events_file(Path(file))
     with Store.open(settings.store.url) as store:
-        inserted = store.add_events(parsed)
+        inserted = store.add_events(parsed, fold=aggregate_fold(compile_scoring(settings.scoring)))
     result = {"read": len(parsed) + len(problems), "imported": inserted, "duplicates": len(parsed) - inserted, "rejected": problems}
     if as_json:
         click.echo(json.dumps(result))

@@ -28,9 +28,20 @@ from connector.engine.routing import (
     route_lead,
     state_from_counters,
 )
-from connector.engine.scoring import CompiledScoring, ScoreOutcome, is_competitor, score_lead
+from connector.engine.scoring import (
+    CompiledScoring,
+    EventAggregates,
+    ScoreOutcome,
+    aggregate_events,
+    aggregates_from_json,
+    aggregates_to_json,
+    fold_events,
+    is_competitor,
+    merge_aggregates,
+    score_lead,
+)
 from connector.models import Account, Event, FetchPage, FieldDecision, Lead, Patch, Rep, RoutingDecision, WriteResult
-from connector.store import LeadState, OutboxItem, RoutingTxn, Store
+from connector.store import AggregateFold, LeadState, OutboxItem, RoutingTxn, Store
 
 log = logging.getLogger("connector.pipeline")
 
@@ -122,9 +133,74 @@ def normalize(page: FetchPage) -> tuple[list[Lead], list[str]]:
     return list(latest.values()), closed
 
 
-def score(leads: Sequence[Lead], events: Mapping[str, Sequence[Event]], scoring: CompiledScoring, now: datetime) -> dict[str, ScoreOutcome]:
+def score(
+    leads: Sequence[Lead], events: Mapping[str, Sequence[Event] | EventAggregates], scoring: CompiledScoring, now: datetime,
+) -> dict[str, ScoreOutcome]:
     """Stage 3: every lead scored by every model whose audience matches (pure)."""
     return {lead.key: score_lead(lead, events.get(lead.key, ()), scoring, now) for lead in leads}
+
+
+def aggregate_fold(scoring: CompiledScoring) -> AggregateFold:
+    """What the store runs when events arrive: fold them into their key's stored aggregates (O(new events))."""
+
+    def fold(signature: str, data: Any, new_events: Sequence[Event]) -> Mapping[str, Any] | None:
+        agg = aggregates_from_json(signature, data, scoring)
+        return aggregates_to_json(fold_events(agg, new_events, scoring)) if agg is not None else None
+
+    return fold
+
+
+def event_refs(lead: Lead) -> list[str]:
+    """The keys a lead's events are stored under: its lead key and its lower-case email."""
+    email = (lead.email or "").strip().lower()
+    return [lead.key, email] if email else [lead.key]
+
+
+def lead_events(
+    store: Store, leads: Sequence[Lead], scoring: CompiledScoring, now: datetime, *, save: bool = True,
+) -> dict[str, Sequence[Event] | EventAggregates]:
+    """Each lead's scoring input: the aggregates kept with its events (under its key and its email), merged.
+
+    Stale aggregates (new scoring config, purged events) are rebuilt from the events once and saved
+    (`save=False`: a dry run keeps them in memory). A lead with events dated after `now` gets its raw
+    events instead, so that those are left out exactly as the reference scoring leaves them out.
+    """
+    refs = {lead.key: event_refs(lead) for lead in leads}
+    keys = list(dict.fromkeys(k for ks in refs.values() for k in ks))
+    aggs: dict[str, EventAggregates] = {}
+    stale: list[str] = []
+    for key, (signature, data) in store.event_aggregates(keys).items():
+        agg = aggregates_from_json(signature, data, scoring)
+        if agg is None:
+            stale.append(key)
+        else:
+            aggs[key] = agg
+    if stale:
+        def build(evs: Sequence[Event]) -> tuple[str, Mapping[str, Any]]:
+            return scoring.signature, aggregates_to_json(aggregate_events(evs, scoring))
+
+        rebuilt = store.rebuild_event_aggregates(stale, build) if save else {
+            key: build(evs) for key, evs in store.events_for(stale).items() if evs
+        }
+        for key, (signature, data) in rebuilt.items():
+            agg = aggregates_from_json(signature, data, scoring)
+            if agg is not None:
+                aggs[key] = agg
+    out: dict[str, Sequence[Event] | EventAggregates] = {}
+    future: list[Lead] = []
+    horizon = now.timestamp()
+    for lead in leads:
+        parts = [aggs[k] for k in refs[lead.key] if k in aggs]
+        merged = parts[0] if len(parts) == 1 else merge_aggregates(parts, scoring)
+        if merged.newest_at is not None and merged.newest_at > horizon:
+            future.append(lead)
+        else:
+            out[lead.key] = merged
+    if future:
+        raw = store.events_for([k for lead in future for k in refs[lead.key]])
+        for lead in future:
+            out[lead.key] = sorted((e for k in refs[lead.key] for e in raw.get(k, ())), key=lambda e: e.occurred_at)
+    return out
 
 
 def route(
@@ -467,11 +543,7 @@ def run_batch(
     if not leads:
         return result
     keys = [lead.key for lead in leads]
-    events = store.events_for(keys + [lead.email.lower() for lead in leads if lead.email])
-    merged_events = {lead.key: [*events.get(lead.key, ()), *events.get((lead.email or "").lower(), ())] for lead in leads}
-    for evs in merged_events.values():
-        evs.sort(key=lambda e: e.occurred_at)
-    scores = score(leads, merged_events, engine.scoring, now)
+    scores = score(leads, lead_events(store, leads, engine.scoring, now, save=not dry_run), engine.scoring, now)
     result.scored = len(scores)
     # Leads routed before keep their owner: only the others need account / contact matching.
     known = store.get_lead_states(keys)
@@ -533,8 +605,7 @@ def sla_sweep(store: Store, runtime: CrmRuntime, engine: EngineConfig, now: date
         return result
     found = {lead.key: lead for lead in runtime.adapter.fetch_by_ids([key[len(prefix):] for key in due])}
     leads = [lead for lead in found.values() if not (lead.is_converted or lead.is_archived or lead.merged_into)]
-    events = store.events_for([lead.key for lead in leads])
-    scores = score(leads, events, engine.scoring, now)
+    scores = score(leads, lead_events(store, leads, engine.scoring, now), engine.scoring, now)
     stopped = [key for key in due if key not in scores]
     scopes = [f"route:{runtime.crm}", *required_scopes(engine.routing, now)]
     with store.routing_transaction(scopes) as txn:

@@ -33,7 +33,7 @@ from connector.events import CRM_KEY_PREFIXES, EventFormatError, parse_segment
 from connector.metrics import Metrics
 from connector.models import Event, FetchPage, Lead
 from connector.jobs import compile_engine, prepare, sync_once
-from connector.pipeline import CrmRuntime, EngineConfig, run_batch
+from connector.pipeline import CrmRuntime, EngineConfig, aggregate_fold, run_batch
 from connector.privacy import forget
 from connector.store import IntakeItem, IntakeRequest, Store
 from connector.webhooks import (
@@ -882,7 +882,7 @@ class Service:
         return JSONResponse(result.model_dump())
 
     def _store_events(self, events: list[Event], rows: list[IntakeRequest]) -> tuple[int, list[int]]:
-        stored = self.store.add_events(events)
+        stored = self.store.add_events(events, fold=aggregate_fold(self.engine.scoring))
         return stored, self.store.add_intake(rows, self.clock.now())
 
     def _rescore_rows(self, events: Sequence[Event], cid: str | None) -> list[IntakeRequest]:

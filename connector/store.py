@@ -27,6 +27,8 @@ from connector.errors import ConfigError, ConfigProblem, StoreLockedError
 from connector.models import Event, FieldDecision, Patch, WriteResult
 
 T = TypeVar("T")
+# (signature, stored data, new events) -> the updated data, or None: rebuild from every event (see Store.add_events)
+AggregateFold = Callable[[str, Any, Sequence[Event]], "Mapping[str, Any] | None"]
 
 DecisionKind = Literal["route", "reassign", "score", "keep"]
 DECISION_KINDS: tuple[str, ...] = ("route", "reassign", "score", "keep")
@@ -362,6 +364,13 @@ leases_t = sa.Table(
     sa.Column("holder", sa.String(200), nullable=False),
     sa.Column("expires_at", _TS, nullable=False),
     sa.Column("acquired_at", _TS, nullable=False),
+)
+event_aggregates_t = sa.Table(
+    "event_aggregates",
+    metadata,
+    sa.Column("key", _KEY, primary_key=True),
+    sa.Column("signature", sa.String(64), nullable=False),
+    sa.Column("data", sa.JSON(), nullable=False),
 )
 webhook_deliveries_t = sa.Table(
     "webhook_deliveries",
@@ -1311,8 +1320,13 @@ class Store:
             return int(conn.scalar(query) or 0)
 
 
-    def add_events(self, events: Sequence[Event]) -> int:
-        """Store events, skipping any whose event_id is already stored (or repeated in the batch); returns how many were new."""
+    def add_events(self, events: Sequence[Event], fold: AggregateFold | None = None) -> int:
+        """Store events, skipping any whose event_id is already stored (or repeated in the batch); returns how many were new.
+
+        Each key's aggregates (see `event_aggregates`) are kept current in the same transaction:
+        `fold(signature, data, new_events)` gives the updated data, or None when they must be rebuilt
+        (another scoring config); without `fold` the keys' aggregates are marked stale.
+        """
         rows: list[dict[str, Any]] = []
         seen: set[str] = set()
         for e in events:
@@ -1330,12 +1344,88 @@ class Store:
                     "properties": dict(e.properties),
                 }
             )
+        new_ids: set[str] = set()
         inserted = 0
         with self._write() as conn:
             for chunk in _chunks(rows):
-                stmt = self._insert(events_t).on_conflict_do_nothing(index_elements=["event_id"]).returning(events_t.c.id)
-                inserted += len(conn.execute(stmt, list(chunk)).all())
+                stmt = (
+                    self._insert(events_t).on_conflict_do_nothing(index_elements=["event_id"]).returning(events_t.c.event_id)
+                )
+                done = conn.execute(stmt, list(chunk)).all()
+                inserted += len(done)
+                new_ids.update(r.event_id for r in done if r.event_id is not None)
+            by_key: dict[str, list[Event]] = {}
+            for e in events:
+                if e.event_id is None or e.event_id in new_ids:
+                    by_key.setdefault(e.lead_key, []).append(e)
+                    new_ids.discard(e.event_id or "")  # a repeated event_id is folded once
+            if by_key:
+                self._fold_aggregates(conn, by_key, fold)
         return inserted
+
+    def _lock_aggregates(self, conn: sa.Connection, keys: Sequence[str]) -> dict[str, tuple[str, Any]]:
+        """Lock the aggregate rows of `keys` (a stale placeholder first where there is none): key -> (signature, data).
+
+        The placeholder insert waits for another transaction's uncommitted insert of the same key, so an
+        event writer and a rebuilder of one key always run one after the other, never interleaved.
+        """
+        out: dict[str, tuple[str, Any]] = {}
+        for chunk in _chunks(sorted(keys)):  # one lock order for everyone: no deadlocks
+            conn.execute(
+                self._insert(event_aggregates_t).on_conflict_do_nothing(index_elements=["key"]),
+                [{"key": k, "signature": "", "data": {}} for k in chunk],
+            )
+            query = sa.select(event_aggregates_t).where(event_aggregates_t.c.key.in_(chunk)).order_by(event_aggregates_t.c.key)
+            if self.dialect == "postgresql":
+                query = query.with_for_update()
+            out.update({r.key: (r.signature, r.data) for r in conn.execute(query)})
+        return out
+
+    def _fold_aggregates(self, conn: sa.Connection, by_key: Mapping[str, Sequence[Event]], fold: AggregateFold | None) -> None:
+        locked = self._lock_aggregates(conn, list(by_key))
+        for key, new_events in by_key.items():
+            signature, data = locked[key]
+            if not signature:
+                continue  # stale or new: rebuilt from every event when next needed
+            updated = fold(signature, data, new_events) if fold is not None else None
+            values = {"signature": "", "data": {}} if updated is None else {"data": dict(updated)}
+            conn.execute(sa.update(event_aggregates_t).where(event_aggregates_t.c.key == key).values(**values))
+
+    def event_aggregates(self, keys: Sequence[str]) -> dict[str, tuple[str, Any]]:
+        """Stored aggregates of the keys that have them: key -> (signature, data); signature "" = stale."""
+        out: dict[str, tuple[str, Any]] = {}
+        with self._read() as conn:
+            for chunk in _chunks(list(dict.fromkeys(keys))):
+                query = sa.select(event_aggregates_t).where(event_aggregates_t.c.key.in_(chunk))
+                out.update({r.key: (r.signature, r.data) for r in conn.execute(query)})
+        return out
+
+    def rebuild_event_aggregates(
+        self, keys: Sequence[str], build: Callable[[Sequence[Event]], tuple[str, Mapping[str, Any]]],
+    ) -> dict[str, tuple[str, Any]]:
+        """Aggregates of `keys` rebuilt from their stored events by `build(events) -> (signature, data)`, and saved.
+
+        Keys without events get no row (a later event marks them stale). Runs under the same row locks
+        as `add_events`, so an event stored meanwhile is either seen here or folded in after.
+        """
+        out: dict[str, tuple[str, Any]] = {}
+        with self._write() as conn:
+            self._lock_aggregates(conn, keys)
+            events: dict[str, list[Event]] = {k: [] for k in keys}
+            for chunk in _chunks(list(keys)):
+                query = sa.select(events_t).where(events_t.c.lead_key.in_(chunk)).order_by(events_t.c.occurred_at, events_t.c.id)
+                for row in conn.execute(query):
+                    events[row.lead_key].append(_event(row))
+            for key, evs in events.items():
+                if not evs:
+                    conn.execute(sa.delete(event_aggregates_t).where(event_aggregates_t.c.key == key))
+                    continue
+                signature, data = build(evs)
+                out[key] = (signature, data)
+                conn.execute(
+                    sa.update(event_aggregates_t).where(event_aggregates_t.c.key == key).values(signature=signature, data=dict(data))
+                )
+        return out
 
     def events_for(self, lead_keys: Sequence[str], since: datetime | None = None) -> dict[str, list[Event]]:
         """Every requested key → its events (oldest first; an empty list when none)."""
@@ -1351,8 +1441,16 @@ class Store:
         return out
 
     def purge_events(self, before: datetime) -> int:
-        """Delete events that occurred before `before` (beyond every decay horizon); returns how many."""
+        """Delete events that occurred before `before` (beyond every decay horizon); returns how many.
+
+        The aggregates of the keys that lost events are marked stale (rebuilt from what is left).
+        """
         with self._write() as conn:
+            keys = list(conn.scalars(sa.select(events_t.c.lead_key).where(events_t.c.occurred_at < before).distinct()))
+            for chunk in _chunks(keys):
+                conn.execute(
+                    sa.update(event_aggregates_t).where(event_aggregates_t.c.key.in_(chunk)).values(signature="", data={})
+                )
             return int(conn.execute(sa.delete(events_t).where(events_t.c.occurred_at < before)).rowcount)
 
 
@@ -1582,6 +1680,7 @@ class Store:
         with self._write() as conn:
             for chunk in _chunks(refs):
                 counts["events"] += int(conn.execute(sa.delete(events_t).where(events_t.c.lead_key.in_(chunk))).rowcount)
+                conn.execute(sa.delete(event_aggregates_t).where(event_aggregates_t.c.key.in_(chunk)))
                 counts["intake"] += int(
                     conn.execute(sa.delete(intake_t).where(sa.or_(intake_t.c.ref.in_(chunk), intake_t.c.target.in_(chunk)))).rowcount
                 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from connector.engine.scoring import frozen_builder
@@ -31,40 +31,39 @@ class DiffRules:
     stage_order: Sequence[str] = ()
     lead_status_order: Sequence[str] = ()
     write_fields: frozenset[str] = frozenset({"owner_id", "score", "grade", "stage", "lead_status"})
+    # lower-cased value -> position in the order (its first one), worked out once instead of per lead
+    stage_rank: Mapping[str, int] = field(init=False, repr=False, compare=False)
+    lead_status_rank: Mapping[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stage_rank", _ranks(self.stage_order))
+        object.__setattr__(self, "lead_status_rank", _ranks(self.lead_status_order))
 
 
-def _same(field: str, a: Any, b: Any) -> bool:
-    if field == "score":
-        if a is None or b is None:
-            return a is None and b is None
-        try:
-            return abs(float(a) - float(b)) < SCORE_TOLERANCE
-        except (TypeError, ValueError):
-            return False
-    if isinstance(a, str) and isinstance(b, str):
-        return a.strip().lower() == b.strip().lower()
-    return bool(a == b or (a in (None, "") and b in (None, "")))
+def _ranks(order: Sequence[str]) -> dict[str, int]:
+    ranks: dict[str, int] = {}
+    for i, value in enumerate(order):
+        ranks.setdefault(value.lower(), i)
+    return ranks
 
 
-def _rank(value: str | None, order: Sequence[str]) -> int | None:
+def _rank(value: str | None, ranks: Mapping[str, int]) -> int | None:
     if value in (None, ""):
         return -1
-    lowered = [o.lower() for o in order]
-    v = str(value).lower()
-    return lowered.index(v) if v in lowered else None
+    return ranks.get(str(value).lower())
 
 
-def _plan_ordered(field: str, current: Any, want: Any, last_written: Any, was_written: bool, order: Sequence[str]) -> tuple[FieldDecision, str]:
+def _plan_ordered(current: Any, want: Any, last_written: Any, was_written: bool, ranks: Mapping[str, int]) -> tuple[FieldDecision, str]:
     """Stages move forward only, and a person's stage change after our last write wins (invariants 2 and 5)."""
-    if _same(field, current, want):
+    if _same_value(current, want):
         return FieldDecision.UNCHANGED, "already at this value"
-    if was_written and not _same(field, current, last_written):
+    if was_written and not _same_value(current, last_written):
         return FieldDecision.STAGE_LOCKED, f"changed by someone else to {current!r} after the connector wrote {last_written!r}"
-    if not order:
+    if not ranks:
         if current not in (None, "") and not was_written:
             return FieldDecision.STAGE_LOCKED, f"already set to {current!r} and no order is configured to move it forward"
         return FieldDecision.WRITE, f"set to {want!r}"
-    cur_rank, want_rank = _rank(current, order), _rank(want, order)
+    cur_rank, want_rank = _rank(current, ranks), _rank(want, ranks)
     if want_rank is None:
         return FieldDecision.NOT_CONFIGURED, f"{want!r} is not in the configured order"
     if cur_rank is None:
@@ -142,13 +141,13 @@ def plan_write(lead: Lead, desired: Desired, written: Mapping[str, Any], rules: 
         changes["grade"] = want
 
     for name, have, want, order in (
-        ("stage", have_stage, desired.stage, rules.stage_order),
-        ("lead_status", have_status, desired.lead_status, rules.lead_status_order),
+        ("stage", have_stage, desired.stage, rules.stage_rank),
+        ("lead_status", have_status, desired.lead_status, rules.lead_status_rank),
     ):
         if want is None or name not in fields:
             decisions[name], reasons[name] = _NOT_WRITTEN
             continue
-        decision, reason = _plan_ordered(name, have, want, written.get(name), name in written, order)
+        decision, reason = _plan_ordered(have, want, written.get(name), name in written, order)
         decisions[name], reasons[name] = decision, reason
         if decision is _WRITE:
             changes[name] = want

@@ -521,6 +521,7 @@ class EventAggregates:
     rules: tuple[RuleAggregate, ...] = ()
     latest_at: float | None = None  # latest activity (any non-identify event), epoch seconds
     event_count: int = 0
+    newest_at: float | None = None  # the newest event of any kind (scoring before it needs the raw events)
 
 
 def _epoch(dt: datetime) -> float:
@@ -575,7 +576,8 @@ def update_aggregates(agg: EventAggregates, event: Event, compiled: CompiledScor
         latest = t if latest is None or t > latest else latest
     for er in _matching_rules(event, compiled):
         rules[er.index] = _fold(rules[er.index], er, t, latest if latest is not None else t)
-    return EventAggregates(signature=compiled.signature, rules=tuple(rules), latest_at=latest, event_count=agg.event_count + 1)
+    newest = t if agg.newest_at is None or t > agg.newest_at else agg.newest_at
+    return EventAggregates(compiled.signature, tuple(rules), latest, agg.event_count + 1, newest)
 
 
 def aggregate_events(events: Sequence[Event], compiled: CompiledScoring, until: datetime | None = None) -> EventAggregates:
@@ -584,16 +586,107 @@ def aggregate_events(events: Sequence[Event], compiled: CompiledScoring, until: 
     timed = sorted(((_epoch(ev.occurred_at), i, ev) for i, ev in enumerate(events)), key=lambda x: (x[0], x[1]))
     rules = [RuleAggregate()] * len(compiled.event_rules)
     latest: float | None = None
+    newest: float | None = None
     count = 0
     for t, _, ev in timed:
         if t > limit:
             break
         count += 1
+        newest = t
         if ev.kind != "identify":
             latest = t
         for er in _matching_rules(ev, compiled):
             rules[er.index] = _fold(rules[er.index], er, t, latest if latest is not None else t)
-    return EventAggregates(signature=compiled.signature, rules=tuple(rules), latest_at=latest, event_count=count)
+    return EventAggregates(compiled.signature, tuple(rules), latest, count, newest)
+
+
+def fold_events(agg: EventAggregates | None, events: Sequence[Event], compiled: CompiledScoring) -> EventAggregates:
+    """`agg` (None: no events yet) with `events` folded in, oldest first: O(new events), not O(all events)."""
+    if agg is None:
+        return aggregate_events(events, compiled)
+    for ev in sorted(events, key=lambda e: _epoch(e.occurred_at)):
+        agg = update_aggregates(agg, ev, compiled)
+    return agg
+
+
+def _later(a: float | None, b: float | None) -> float | None:
+    return a if b is None or (a is not None and a >= b) else b
+
+
+def _merge_rule(a: RuleAggregate, b: RuleAggregate, er: EventRule, horizon_ref: float | None) -> RuleAggregate:
+    if not b.count:
+        return a
+    if not a.count:
+        return b
+    last = _later(a.last_at, b.last_at)
+    decayed = 0.0
+    if er.half_life_seconds is not None and last is not None:
+        h = er.half_life_seconds
+        for part in (a, b):
+            if part.last_at is not None:
+                decayed += part.decayed * (2.0 ** (-(last - part.last_at) / h) if part.last_at < last else 1.0)
+    times: tuple[float, ...] = ()
+    if er.window_seconds is not None:
+        merged = sorted(a.times + b.times)
+        ref = _later(horizon_ref, last)
+        cut = bisect_right(merged, ref - er.window_seconds) if ref is not None else 0
+        if er.keep is not None:
+            cut = max(cut, len(merged) - er.keep)
+        times = tuple(merged[cut:])
+    return RuleAggregate(count=a.count + b.count, last_at=last, decayed=decayed, times=times)
+
+
+def merge_aggregates(parts: Sequence[EventAggregates], compiled: CompiledScoring) -> EventAggregates:
+    """One lead's aggregates from those of the keys its events are stored under (its CRM key, its email).
+
+    The same counts, last times and windows as folding all the events at once; half-life sums are
+    rescaled to the later last time (equal up to float rounding).
+    """
+    for part in parts:
+        _check_signature(part, compiled)
+    empty = tuple([RuleAggregate()] * len(compiled.event_rules))
+    merged = EventAggregates(compiled.signature, empty)
+    for part in parts:
+        if not part.event_count:
+            continue
+        if not merged.event_count:
+            merged = part if part.rules else replace(part, rules=empty)
+            continue
+        latest = _later(merged.latest_at, part.latest_at)
+        rules = tuple(
+            _merge_rule(x, y, er, latest)
+            for x, y, er in zip(merged.rules or empty, part.rules or empty, compiled.event_rules, strict=True)
+        )
+        merged = EventAggregates(
+            compiled.signature, rules, latest, merged.event_count + part.event_count, _later(merged.newest_at, part.newest_at)
+        )
+    return merged
+
+
+def aggregates_to_json(agg: EventAggregates) -> dict[str, Any]:
+    """The stored form of a key's aggregates (plain JSON: lists and numbers)."""
+    return {
+        "latest_at": agg.latest_at, "newest_at": agg.newest_at, "event_count": agg.event_count,
+        "rules": [[r.count, r.last_at, r.decayed, list(r.times)] for r in agg.rules],
+    }
+
+
+def aggregates_from_json(signature: str, data: Mapping[str, Any], compiled: CompiledScoring) -> EventAggregates | None:
+    """Stored aggregates back, or None when they were built for another config or do not have its shape."""
+    if signature != compiled.signature:
+        return None
+    try:
+        rules = tuple(
+            RuleAggregate(int(count), None if last is None else float(last), float(decayed), tuple(float(t) for t in times))
+            for count, last, decayed, times in data["rules"]
+        )
+        latest, newest = data["latest_at"], data["newest_at"]
+        agg = EventAggregates(
+            signature, rules, None if latest is None else float(latest), int(data["event_count"]), None if newest is None else float(newest)
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+    return agg if len(rules) in (0, len(compiled.event_rules)) else None
 
 
 def _check_signature(agg: EventAggregates, compiled: CompiledScoring) -> None:

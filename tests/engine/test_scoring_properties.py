@@ -14,8 +14,12 @@ from connector.engine.scoring import (
     ScoreOutcome,
     ScoringConfig,
     aggregate_events,
+    aggregates_from_json,
+    aggregates_to_json,
     check_scoring,
     compile_scoring,
+    fold_events,
+    merge_aggregates,
     score_lead,
     update_aggregates,
 )
@@ -143,3 +147,28 @@ def test_same_inputs_same_result(lead: Lead, events: list[Event], rnd: Any, late
     via_updates = _scores(score_lead(lead, incremental, COMPILED, now))
     for key, value in _scores(first).items():
         assert abs(via_updates[key] - value) <= 0.011, key  # float summation order only
+
+
+@settings(max_examples=100, deadline=None)
+@given(leads, st.lists(any_events, max_size=30), st.lists(st.integers(0, 2), min_size=30, max_size=30), st.floats(0, 120))
+def test_stored_aggregates_score_as_the_raw_events(lead: Lead, events: list[Event], split: list[int], later: float) -> None:
+    """Events stored under two keys (CRM key, email), kept as JSON aggregates, folded in late and merged: the raw events' scores."""
+    now = NOW + timedelta(days=later)
+    by_key: list[list[Event]] = [[], []]
+    late: list[Event] = []  # arrive after key 0's aggregates were stored
+    for e, where in zip(events, split, strict=False):
+        (late if where == 2 else by_key[where]).append(e)
+    stored = [aggregates_to_json(aggregate_events(evs, COMPILED)) for evs in by_key]
+    first = aggregates_from_json(COMPILED.signature, stored[0], COMPILED)
+    assert first is not None
+    first = fold_events(first, late, COMPILED)
+    second = aggregates_from_json(COMPILED.signature, stored[1], COMPILED)
+    assert second is not None
+    merged = merge_aggregates([first, second], COMPILED)
+    assert merged.event_count == len(events)
+    reference = _scores(score_lead(lead, events, COMPILED, now))
+    via_store = _scores(score_lead(lead, merged, COMPILED, now))
+    for key, value in reference.items():
+        assert abs(via_store[key] - value) <= 0.011, key  # float summation order only
+    assert aggregates_from_json("another-config", stored[0], COMPILED) is None
+    assert aggregates_from_json(COMPILED.signature, {"rules": "garbage"}, COMPILED) is None
