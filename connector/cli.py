@@ -526,7 +526,7 @@ def forget(person: str, offline: bool, config_path: str | None, as_json: bool) -
             for adapter in make_adapters(settings, guard_for=guard_factory(store, settings, clock), clock=clock).values():
                 find = getattr(adapter, "find_leads_by_email", None)
                 if find is not None:
-                    keys += [lead.key for lead in find([email])]
+                    keys += [lead.key for lead in find([email], every_lead=True)]  # converted leads too
         result = erase(store, email=email, lead_keys=keys, now=clock.now())
     if as_json:
         click.echo(json.dumps(result.as_json()))

@@ -84,7 +84,7 @@ class CorrelationFilter(logging.Filter):
 class FindsLeadsByEmail(Protocol):
     """An adapter that can find leads by email (behaviour events keyed by email re-score their lead)."""
 
-    def find_leads_by_email(self, emails: Sequence[str]) -> list[Lead]: ...
+    def find_leads_by_email(self, emails: Sequence[str], *, every_lead: bool = False) -> list[Lead]: ...
 
 
 class IntakeQueue:

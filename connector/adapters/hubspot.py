@@ -469,7 +469,7 @@ class HubSpotAdapter:
                     owners.setdefault(email_value, str(props["hubspot_owner_id"]))
         return owners
 
-    def find_leads_by_email(self, emails: Sequence[str]) -> list[Lead]:
+    def find_leads_by_email(self, emails: Sequence[str], *, every_lead: bool = False) -> list[Lead]:
         """Leads whose primary email is one of `emails` (any case), normalized as fetch normalizes them.
 
         A search `email IN [...]`, ≤100 values per request, values lower-cased: HubSpot's IN matches
@@ -477,6 +477,7 @@ class HubSpotAdapter:
         the associated contact, so contacts are searched and their leads read through v4 associations.
         Unknown emails are left out; a record that cannot be read is logged and left out. Search
         index lag applies: a contact created seconds ago may not be found yet [facts §1.4].
+        `every_lead` is accepted for the shared signature: HubSpot reads have no lead filter to drop.
         """
         wanted = sorted({e.strip().lower() for e in emails if e and e.strip()})
         if not wanted:

@@ -631,12 +631,13 @@ class SalesforceAdapter:
                     owners[email] = str(contact["OwnerId"])
         return owners
 
-    def find_leads_by_email(self, emails: Sequence[str]) -> list[Lead]:
+    def find_leads_by_email(self, emails: Sequence[str], *, every_lead: bool = False) -> list[Lead]:
         """Leads whose Email is one of `emails` (SOQL compares text case-insensitively), normalized as fetch does.
 
         `SELECT <the fetch fields> FROM Lead WHERE Email IN (...) AND (<lead_filter>)`: the same leads
-        the sync would see; values quoted by soql, split so every query URL stays within budget.
-        Unknown emails are left out; a record that cannot be read is logged and left out.
+        the sync would see; `every_lead` drops the lead_filter (erasure must also reach converted
+        leads). Values quoted by soql, split so every query URL stays within budget. Unknown emails
+        are left out; a record that cannot be read is logged and left out.
         """
         wanted = sorted({e.strip().lower() for e in emails if e and e.strip()})
         if not wanted:
@@ -644,7 +645,8 @@ class SalesforceAdapter:
         fields = self._select_fields()
 
         def render(values: str) -> str:
-            return soql.select(fields, OBJECT, self._where(f"Email IN {values}", include_deleted=False), ("Id",))
+            where = f"Email IN {values}" if every_lead else self._where(f"Email IN {values}", include_deleted=False)
+            return soql.select(fields, OBJECT, where, ("Id",))
 
         leads: dict[str, Lead] = {}
         for query in soql.split_in(wanted, render, max_values=IN_VALUES_MAX, max_url_length=QUERY_URL_BUDGET):

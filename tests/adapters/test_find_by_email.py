@@ -176,6 +176,8 @@ def test_salesforce_keeps_the_lead_filter_and_quotes_every_value(sf: SalesforceS
     assert [lead.id for lead in found] == [quoted]  # converted: outside the default lead_filter, as in a sync
     everything = salesforce(sf, clock, lead_filter="")
     assert sorted(lead.id for lead in everything.find_leads_by_email(["gone@converted.example"])) == [converted]
+    # Erasure (connector forget EMAIL) asks for every lead with the email, converted ones included.
+    assert [lead.id for lead in adapter.find_leads_by_email(["Gone@Converted.example"], every_lead=True)] == [converted]
 
 
 def test_salesforce_unknown_or_blank_emails_find_nothing(sf: SalesforceSandbox, clock: FrozenClock) -> None:
