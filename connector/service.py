@@ -341,6 +341,7 @@ class Service:
         self._drain_started = 0.0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._cdc: Any = None  # the running CdcSubscriber, for /readyz
         self._crm = {crm: _CrmState() for crm in self.adapters}
         self._crm_locks = {crm: threading.Lock() for crm in self.adapters}
         self._budgets = dict(budgets or {})
@@ -370,7 +371,8 @@ class Service:
             cdc = threading.Thread(
                 target=run_subscriber, args=(self.settings, self.store, self.adapters["salesforce"], self._stop),
                 kwargs={"runtime": lambda: self._crm["salesforce"].runtime, "engine": self.engine, "clock": self.clock,
-                        "lock": self._crm_locks["salesforce"], "registry": self.metrics.registry},
+                        "lock": self._crm_locks["salesforce"], "registry": self.metrics.registry,
+                        "on_start": lambda subscriber: setattr(self, "_cdc", subscriber)},
                 name="connector-cdc-salesforce", daemon=True,
             )
             self._threads.append(cdc)
@@ -628,7 +630,11 @@ class Service:
     # health and metrics
 
     def readiness(self) -> tuple[bool, dict[str, str]]:
-        """Store reachable, every enabled CRM prepared (authenticated) and not over its daily budget."""
+        """Store reachable, every enabled CRM prepared (authenticated) and not over its daily budget.
+
+        The Salesforce CDC subscriber is reported but does not make the service unready: while it
+        reconnects the poll loop keeps every lead moving, and webhooks and events still need this pod.
+        """
         checks: dict[str, str] = {}
         checks["store"] = "ok" if self.store.ping() else "unreachable"
         now = self.clock.now()
@@ -641,7 +647,12 @@ class Service:
                 checks[crm] = "ok"
         if self.draining:
             checks["service"] = "shutting down"
-        return all(v == "ok" for v in checks.values()), checks
+        ready = all(v == "ok" for v in checks.values())
+        cdc = self._cdc
+        if cdc is not None:
+            problem = cdc.problem
+            checks["salesforce_cdc"] = "ok" if problem is None else f"reconnecting after {problem}; the poll loop keeps syncing"
+        return ready, checks
 
     def _refresh_gauges(self) -> None:
         self.metrics.queue_depth.set(len(self.queue))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from connector.clock import SystemClock
@@ -37,6 +38,13 @@ def test_service_starts_the_subscriber_and_stops_it(tmp_path: Any, sandbox: Sale
             assert owner in {u["Id"] for u in sandbox.users() if u["Email"] in REPS}
             body, _ = service.metrics.render()
             assert b'connector_cdc_events_total{outcome="create"} 1.0' in body
+            assert service.readiness()[1]["salesforce_cdc"] == "ok"
+            sandbox.pubsub.stop()  # the Pub/Sub API goes away: reported, but the pod stays ready (polling goes on)
+            deadline = time.monotonic() + WAIT
+            while service.readiness()[1]["salesforce_cdc"] == "ok" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            ready, checks = service.readiness()
+            assert checks["salesforce_cdc"].startswith("reconnecting after ") and ready
         finally:
             assert service.stop(timeout=10)  # every thread, the subscriber's included, ended in time
         assert not [t for t in threading.enumerate() if t.name == "connector-cdc-salesforce"]
