@@ -330,7 +330,9 @@ def _leaf_source(op: str, expected: Any, v: str, constants: dict[str, Any]) -> s
     if op in ("eq", "ne") and isinstance(expected, str):
         want = _constant(constants, _norm(expected))
         fast = f"({v}.strip().lower() {'==' if op == 'eq' else '!='} {want})"
-        return f"({fast} if type({v}) is str else {slow})"
+        # None (a missing field, an unmatched region) is never equal to a string (_norm leaves it None).
+        missing = "False" if op == "eq" else "True"
+        return f"({fast} if type({v}) is str else {missing} if {v} is None else {slow})"
     if op in ("gt", "gte", "lt", "lte") and isinstance(expected, int | float) and not isinstance(expected, bool):
         bound = _constant(constants, float(expected))
         sign = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]

@@ -28,8 +28,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import compress, repeat
-from operator import add, floordiv, le, mul, sub
-from typing import Any, Literal, Protocol
+from operator import add, floordiv, ge, mul, sub
+from typing import Any, Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -58,6 +58,8 @@ TURN = math.lcm(*range(1, MAX_WEIGHT + 1))
 CONVERSION_FACTOR_BOUNDS = (0.5, 2.0)
 # Per-plan memos (verdict variants, chosen tuples, skill matches) start over past this many entries.
 PLAN_MEMO_LIMIT = 4096
+# Shared pass / clock ops per plan: they repeat only while the pool clock stands still, so keep few.
+SET_OP_MEMO_LIMIT = 256
 VT_KEY = "~vt"  # not an email, so it cannot collide with a rep key
 RR_PREFIX = "rr:"
 OPEN_SCOPE = "load:open"
@@ -483,6 +485,10 @@ class CompiledRouting:
     # The last availability snapshot: the next one with the same reps and the same verdicts reuses
     # its pool tables instead of rebuilding them (a memo: it never changes a result).
     batch_memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # (country, state, postal code) -> (region, territory): leads repeat places (a memo of place_of).
+    place_memo: dict[tuple[str | None, str | None, str | None], tuple[str | None, str | None]] = field(
+        default_factory=dict, compare=False, repr=False,
+    )
 
     @property
     def is_configured(self) -> bool:
@@ -714,45 +720,199 @@ _counter_op = frozen_builder(CounterOp)
 _state_change = frozen_builder(StateChange)
 
 
-@dataclass(frozen=True, slots=True)
 class RoutingState:
-    """A snapshot of the routing counters: scope -> key -> value.
+    """A snapshot of the routing counters: scope -> key -> value (an immutable value; equal when the counters are).
 
     Scopes: "rr:<pool>" -> {rep email: pass, "~vt": pool clock}; "load:open" -> {rep email: open
     leads}; "load:day:<YYYY-MM-DD>" -> {rep email: leads assigned that day (in routing.day_timezone)}.
+
+    A batch applies hundreds of small changes, each to the newest state. So the states of one batch
+    share one set of counters (`_Live`) changed in place: the newest state reads them directly, an
+    older one is rebuilt when read, by undoing the changes made since (each state keeps the undo
+    of the change applied to it). Reads of any state give what they gave before; only the cost moves.
     """
 
-    counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    __slots__ = ("_counters", "_live", "_next", "_undo")
+
+    _counters: dict[str, dict[str, int]] | None  # built (or given) counters; None until read
+    _live: _Live | None  # the lineage's shared counters: ours while we are its tip
+    _next: RoutingState | None  # the state the change after us made, and how to undo it
+    _undo: _Undo | None
+
+    def __init__(self, counters: Mapping[str, Mapping[str, int]] | None = None) -> None:
+        _set_counters(self, {scope: dict(values) for scope, values in counters.items()} if counters else {})
+        _set_live(self, None)
+        _set_next(self, None)
+        _set_undo(self, None)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"RoutingState is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"RoutingState is immutable: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RoutingState):
+            return NotImplemented
+        return self is other or self.counters == other.counters
+
+    __hash__ = None  # type: ignore[assignment]  # a mutable-looking mapping inside: not hashable, as before
+
+    def __repr__(self) -> str:
+        return f"RoutingState(counters={self.counters!r})"
+
+    @property
+    def counters(self) -> Mapping[str, Mapping[str, int]]:
+        counters = self._counters
+        if counters is None:
+            counters = _rebuild(self)
+        return counters
 
     def get(self, scope: str, key: str) -> int:
-        values = self.counters.get(scope)
+        live = self._live
+        values = (live.values if live is not None and live.tip is self else self.counters).get(scope)
         return values.get(key, 0) if values is not None else 0
 
     def scope(self, scope: str) -> Mapping[str, int]:
+        live = self._live
+        if live is not None and live.tip is self and self._counters is None:
+            return dict(live.values.get(scope, ()))  # a copy: the live counters move on with the batch
         return self.counters.get(scope, {})
 
 
-_routing_state = frozen_builder(RoutingState)
+# How to undo one change: its ops, each key's value before (None: absent), the scopes it created.
+_Undo = tuple[tuple[CounterOp, ...], list[int | None], list[str]]
+
+
+class _Live:
+    """The counters of the newest state of a lineage, changed in place, plus what capacity memos need.
+
+    `cap_version` moves whenever a change touches a capped rep at or over its cap (or takes one
+    there); `bumps[v - 1]` is the rep that made version v. A plan's capacity verdicts computed at
+    one version hold until one of its capped reps is bumped (or `epoch`, a new caps table or day).
+    """
+
+    __slots__ = ("values", "tip", "caps", "day", "cap_version", "bumps", "epoch")
+
+    def __init__(self, values: dict[str, dict[str, int]], tip: RoutingState) -> None:
+        self.values = values
+        self.tip = tip
+        self.caps: Mapping[str, tuple[int | None, int | None]] | None = None  # rep email -> (open cap, day cap)
+        self.day: str | None = None
+        self.cap_version = 0
+        self.bumps: list[str] = []
+        self.epoch = 0
+
+    def watch(self, caps: Mapping[str, tuple[int | None, int | None]], day: str) -> None:
+        """Track capacity for these caps and this day's scope (a new table or day starts a new version)."""
+        if self.caps is not caps or self.day != day:
+            self.caps, self.day = caps, day
+            self.bumps.append("")  # no rep: the epoch says it all
+            self.cap_version = self.epoch = len(self.bumps)
+
+
+# Slot setters: states are immutable to everyone else; these build and link them.
+_new_state = object.__new__
+_set_counters = vars(RoutingState)["_counters"].__set__
+_set_live = vars(RoutingState)["_live"].__set__
+_set_next = vars(RoutingState)["_next"].__set__
+_set_undo = vars(RoutingState)["_undo"].__set__
+
+
+def _rebuild(state: RoutingState) -> dict[str, dict[str, int]]:
+    """An older state's counters: the newest built ones, with the changes made since undone (newest first)."""
+    undos: list[_Undo] = []
+    cur = state
+    while cur._counters is None and cur._next is not None and cur._undo is not None:
+        undos.append(cur._undo)
+        cur = cur._next
+    if cur._counters is not None:
+        base: Mapping[str, dict[str, int]] = cur._counters
+    else:
+        live = cur._live
+        assert live is not None and live.tip is cur, "a lazy routing state is the tip of its lineage or has a successor"
+        base = live.values
+    counters = {scope: dict(values) for scope, values in base.items()}
+    for ops, olds, created in reversed(undos):
+        for op, old in zip(reversed(ops), reversed(olds), strict=True):
+            if old is None:
+                del counters[op.scope][op.key]
+            else:
+                counters[op.scope][op.key] = old
+        for scope in created:
+            del counters[scope]
+    _set_counters(state, counters)
+    return counters
+
+
+def _read(state: RoutingState) -> Mapping[str, Mapping[str, int]]:
+    """The state's counters for reading within one call: the shared live ones when it is the tip (no copy)."""
+    live = state._live
+    if live is not None and live.tip is state:
+        return live.values
+    return state.counters
+
+
+def _live(state: RoutingState) -> _Live:
+    """The shared counters with `state` as their tip (a copy of its counters when it is not the tip)."""
+    live = state._live
+    if live is not None and live.tip is state:
+        return live
+    live = _Live({scope: dict(values) for scope, values in state.counters.items()}, state)
+    _set_live(state, live)
+    return live
 
 
 def state_from_counters(counters: Mapping[str, Mapping[str, int]]) -> RoutingState:
     """The snapshot the store's counters describe (copied, so later store writes do not leak in)."""
-    return RoutingState({scope: dict(values) for scope, values in counters.items()})
+    return RoutingState(counters)
 
 
 def apply_change(state: RoutingState, change: StateChange) -> RoutingState:
-    """The state after `change`: lets a batch route many leads in memory against an evolving snapshot."""
-    if not change.ops:
+    """The state after `change`: lets a batch route many leads in memory against an evolving snapshot.
+
+    `state` stays as it was (it keeps how to undo the change); the new state is the lineage's tip.
+    """
+    ops = change.ops
+    if not ops:
         return state
-    counters = dict(state.counters)
-    copies: dict[str, dict[str, int]] = {}  # scopes copied for this change (the old state stays as it was)
-    for op in change.ops:
-        values = copies.get(op.scope)
-        if values is None:
-            values = copies[op.scope] = dict(counters.get(op.scope, ()))
-            counters[op.scope] = values
-        values[op.key] = values.get(op.key, 0) + op.value if op.kind == "add" else op.value
-    return _routing_state(counters)
+    live = state._live
+    if live is None or live.tip is not state:
+        live = _live(state)
+    values = live.values
+    caps, day = live.caps, live.day
+    olds: list[int | None] = []
+    created: list[str] = []
+    last_scope: str | None = None
+    scope_values: dict[str, int] = {}
+    for op in ops:
+        scope, key = op.scope, op.key
+        if scope is not last_scope:  # a change's ops come grouped by scope (rr, rr, open, day)
+            last_scope = scope
+            found = values.get(scope)
+            if found is None:
+                found = values[scope] = {}
+                created.append(scope)
+            scope_values = found
+        old = scope_values.get(key)
+        new = scope_values[key] = (old or 0) + op.value if op.kind == "add" else op.value
+        olds.append(old)
+        if caps is not None and (scope == OPEN_SCOPE or scope == day):
+            limits = caps.get(key)
+            if limits is not None:
+                cap = limits[0] if scope == OPEN_SCOPE else limits[1]
+                if cap is not None and (new >= cap or (old or 0) >= cap):
+                    live.bumps.append(key)
+                    live.cap_version = len(live.bumps)
+    child = _new_state(RoutingState)
+    _set_counters(child, None)
+    _set_live(child, live)
+    _set_next(child, None)
+    _set_undo(child, None)
+    _set_next(state, child)
+    _set_undo(state, (ops, olds, created))
+    live.tip = child
+    return child
 
 
 def day_scope(compiled: CompiledRouting, now: datetime) -> str:
@@ -778,35 +938,71 @@ _Member = tuple[str, "Rep | None", "str | None", Candidate, int]
 _Variant = tuple[tuple[int, ...], tuple[str, ...], tuple[int, ...], tuple[int, ...], tuple[Candidate, ...], tuple[str, ...]]
 
 
-# A plan's rows and verdicts for one set of reps at capacity: _Variant, chosen-candidate tuples, tie order.
+class _Rotation(NamedTuple):
+    """Reps in a round-robin race: their emails and strides, and (email, stride, position) in tie order (see _earliest)."""
+
+    emails: tuple[str, ...]
+    strides: tuple[int, ...]
+    ranked: tuple[tuple[str, int, int], ...]  # by stride, largest first, then position
+
+
+def _rotation(emails: Sequence[str], strides: Sequence[int]) -> _Rotation:
+    order = sorted(range(len(strides)), key=lambda j: (-strides[j], j))
+    return _Rotation(tuple(emails), tuple(strides), tuple((emails[j], strides[j], j) for j in order))
+
+
+# The reps best_match ties on for one lead's skill needs: (-matched, their positions in sel, their race).
+_Group = tuple[int, tuple[int, ...], _Rotation]
+
+
+# What stays the same whenever one member is chosen: the verdicts with it chosen, its load ops, its rotation reason.
+_Chosen = tuple[tuple[Candidate, ...], tuple["CounterOp", "CounterOp"], str]
+
+
+# A plan's rows and verdicts for one set of blocked rows (reps at capacity, then lacking a required skill):
+# _Variant, per chosen position its _Chosen, the rows' race, best_match's tie groups per skill needs,
+# the blocked rows with why, and per (required skills, skill needs) the entry with those reps blocked too.
 _Entry = tuple[
     tuple[int, ...], tuple[str, ...], tuple[int, ...], tuple[int, ...], tuple[Candidate, ...], tuple[str, ...],
-    dict[int, tuple[Candidate, ...]], tuple[int, ...],
+    dict[int, _Chosen], _Rotation, dict[tuple[Any, ...], _Group], Mapping[int, str], dict[tuple[Any, ...], "_Entry"],
 ]
 
 
-def _stride_order(strides: Sequence[int]) -> tuple[int, ...]:
-    """Positions by stride, largest first, then position: the order reps tied on finish are ranked in (smaller start first)."""
-    return tuple(sorted(range(len(strides)), key=lambda j: (-strides[j], j)))
-
-
-def _earliest(ends: Sequence[int], strides: Sequence[int], order: Sequence[int], vt: int, among: Sequence[int] | None, low: int) -> tuple[int, int]:
-    """(position, finish) of the smallest (finish, start, position) among the positions whose `among` is `low` (all when None).
+def _earliest(race: _Rotation, rr: Mapping[str, int], vt: int) -> tuple[int, int]:
+    """(position, finish) of the smallest (finish, start, position) in round robin.
 
     finish = max(end, vt) with end = pass + stride, start = finish - stride: every rep with end <= vt
     finishes at vt and beats those with end > vt; among those, the largest stride starts first.
+    So the first rep in tie order with end <= vt wins (usually near the front: races are small,
+    and a plain loop stops there); only when there is none are all ends compared.
     """
-    if min(ends) <= vt:
-        for j in order:
-            if ends[j] <= vt and (among is None or among[j] == low):
-                return j, vt
-    if among is None:
-        first = min(ends)
-        if ends.count(first) == 1:
-            return ends.index(first), first
-        return min(zip(ends, map(sub, ends, strides), range(len(ends))))[-1], first
-    j = min((ends[j], ends[j] - strides[j], j) for j in range(len(ends)) if among[j] == low)[-1]
-    return j, ends[j]
+    get = rr.get
+    for email, stride, j in race.ranked:
+        if get(email, 0) + stride <= vt:
+            return j, vt
+    strides = race.strides
+    ends = list(map(add, map(get, race.emails, repeat(0)), strides))
+    first = min(ends)
+    if ends.count(first) == 1:
+        return ends.index(first), first
+    return min(zip(ends, map(sub, ends, strides), range(len(ends))))[-1], first
+
+
+def _earliest_among(race: _Rotation, rr: Mapping[str, int], vt: int, primary: Sequence[int], low: int) -> tuple[int, int]:
+    """`_earliest` among the positions whose `primary` is `low` (least_loaded's ties on load)."""
+    get = rr.get
+    for email, stride, j in race.ranked:
+        if primary[j] == low and get(email, 0) + stride <= vt:
+            return j, vt
+    best: tuple[int, int, int] | None = None
+    for j, (email, stride) in enumerate(zip(race.emails, race.strides)):
+        if primary[j] == low:
+            end = get(email, 0) + stride
+            key = (end, end - stride, j)
+            if best is None or key < best:
+                best = key
+    assert best is not None, "low is one of the primaries"
+    return best[2], best[0]
 
 
 class _Plan:
@@ -819,7 +1015,7 @@ class _Plan:
     __slots__ = ("base", "candidates", "tier_reasons", "tier", "tier_strict", "rule_name", "emails", "positions", "reps",
                  "strides", "weights", "in_tier", "sel", "sel_emails", "sel_strides", "sel_weights", "open_cap_rows",
                  "open_cap_emails", "open_caps", "day_cap_rows", "day_cap_emails", "day_caps", "skill_rows", "variants",
-                 "unmatched", "sel_order", "base_entry", "last")
+                 "unmatched", "sel_race", "base_entry", "all_caps", "cap_emails", "capacity", "heads", "set_ops")
 
     def __init__(self, snap: AvailabilitySnapshot, members: Sequence[_Member], rule: CompiledRule | None) -> None:
         self.base = tuple(m[3] for m in members)  # every member's verdict before capacity and tier
@@ -854,7 +1050,7 @@ class _Plan:
         self.sel_emails = tuple(self.emails[r] for r in sel)
         self.sel_strides = tuple(self.strides[r] for r in sel)
         self.sel_weights = tuple(self.weights[r] for r in sel)
-        self.sel_order = _stride_order(self.sel_strides)
+        self.sel_race = _rotation(self.sel_emails, self.sel_strides)
         opens = [(r, rep.max_open_leads) for r, rep in enumerate(reps) if rep.max_open_leads is not None]
         days = [(r, rep.max_leads_per_day) for r, rep in enumerate(reps) if rep.max_leads_per_day is not None]
         self.open_cap_rows = tuple(r for r, _ in opens)
@@ -863,16 +1059,20 @@ class _Plan:
         self.day_cap_rows = tuple(r for r, _ in days)
         self.day_cap_emails = tuple(self.emails[r] for r, _ in days)
         self.day_caps: tuple[int, ...] = tuple(c for _, c in days if c is not None)
+        self.all_caps = (*self.open_caps, *self.day_caps)
+        self.cap_emails = frozenset((*self.open_cap_emails, *self.day_cap_emails))
+        # The lineage, its capacity version and the entry its counts gave (see _Live.cap_version).
+        self.capacity: tuple[_Live, int, _Entry] | None = None
+        self.heads: dict[tuple[str | None, str], tuple[str, str]] = {}  # (rule, strategy) -> the rule and pool reasons
+        self.set_ops: dict[tuple[str, int], CounterOp] = {}  # (key, value) -> the op setting it in the pool's scope
         self.skill_rows: dict[str, dict[str, frozenset[int]]] | None = None  # built on first best_match
-        # No one at capacity: rows, emails, strides, weights, verdicts, tier reasons, position -> verdicts
-        # with that rep chosen, and the order reps tied on finish rank in.
+        # No one at capacity: rows, emails, strides, weights, verdicts, tier reasons, position -> what
+        # choosing that rep gives, the rows' race, best_match's tie groups.
         self.base_entry: _Entry = (
-            self.sel, self.sel_emails, self.sel_strides, self.sel_weights, self.candidates, self.tier_reasons, {}, self.sel_order,
+            self.sel, self.sel_emails, self.sel_strides, self.sel_weights, self.candidates, self.tier_reasons, {}, self.sel_race, {}, {}, {},
         )
-        self.variants: dict[tuple[Any, ...], _Entry] = {}  # (rows, counts) of the reps at capacity -> their entry
-        # The capped reps' counts at the last pick and the entry they gave: picks in between that did not
-        # touch a capped rep see the same counts.
-        self.last: tuple[list[int], list[int], _Entry] | None = None
+        # Which capped rows (open caps, then day caps) are full, and their counts -> their entry.
+        self.variants: dict[tuple[tuple[bool, ...], tuple[int, ...]], _Entry] = {}
         self.unmatched: dict[tuple[Any, ...], list[int]] = {}  # a lead's skill needs -> per row, minus the needs it meets
 
     def variant(self, snap: AvailabilitySnapshot, blocked: Mapping[int, str]) -> _Variant:
@@ -921,12 +1121,19 @@ class AvailabilitySnapshot:
     """
 
     __slots__ = ("now", "reps", "day", "_compiled", "_by_email", "_by_owner", "_blocked", "_skills", "_cands", "_members", "_plans", "_load_ops",
-                 "_by_schedule", "_rep_values")
+                 "_by_schedule", "_rep_values", "_caps")
 
     def __init__(self, reps: Sequence[Rep], compiled: CompiledRouting, now: datetime, *, eager: bool = True) -> None:
         self.now = now
         self.reps = reps
         self._compiled = compiled
+        self._rep_values = tuple(reps)
+        last = compiled.batch_memo.get("snapshot") if eager else None
+        if isinstance(last, AvailabilitySnapshot) and last._rep_values == self._rep_values and last.now == now:
+            # The same reps at the same instant (a replay, or batches routed at one `now`): the same snapshot.
+            self._share(last, verdicts=True)
+            compiled.batch_memo["snapshot"] = self
+            return
         self._by_email = {_email(r.email): r for r in reps}
         self._by_owner: dict[tuple[str, str], Rep] | None = None
         self._blocked: dict[str, str | None] = {}
@@ -937,19 +1144,25 @@ class AvailabilitySnapshot:
         self._load_ops: dict[str, tuple[CounterOp, CounterOp]] = {}
         self._by_schedule: dict[int, str | None] = {}  # reps sharing a schedule share its verdict at `now`
         self.day = day_scope(compiled, now)
-        self._rep_values = tuple(reps)
+        self._caps: dict[str, tuple[int | None, int | None]] | None = None
         if eager:
             for email in self._by_email:
                 self.blocked_reason(email)
-            last = compiled.batch_memo.get("snapshot")
             if (
                 isinstance(last, AvailabilitySnapshot) and last.day == self.day and last._blocked == self._blocked
                 and last._rep_values == self._rep_values
             ):
                 # Same reps, same verdicts, same day: the pool tables and plans come out the same.
-                self._by_owner, self._skills, self._cands = last._by_owner, last._skills, last._cands
-                self._members, self._plans, self._load_ops = last._members, last._plans, last._load_ops
+                self._share(last, verdicts=False)
             compiled.batch_memo["snapshot"] = self
+
+    def _share(self, last: AvailabilitySnapshot, *, verdicts: bool) -> None:
+        """Take `last`'s tables (all of them with `verdicts`: same reps and same instant)."""
+        if verdicts:
+            self._by_email, self._blocked, self._by_schedule, self.day = last._by_email, last._blocked, last._by_schedule, last.day
+        self._by_owner, self._skills, self._cands = last._by_owner, last._skills, last._cands
+        self._members, self._plans, self._load_ops = last._members, last._plans, last._load_ops
+        self._caps = last._caps
 
     def rep(self, email: str) -> Rep | None:
         return self._by_email.get(email)
@@ -1013,6 +1226,15 @@ class AvailabilitySnapshot:
         plan = _Plan(self, self.members(pool, crm, known), tiered)
         self._plans[key] = (known, plan)
         return plan
+
+    def caps(self) -> Mapping[str, tuple[int | None, int | None]]:
+        """rep email -> (max open leads, max leads per day), for the reps with a cap."""
+        if self._caps is None:
+            self._caps = {
+                _email(r.email): (r.max_open_leads, r.max_leads_per_day)
+                for r in self.reps if r.max_open_leads is not None or r.max_leads_per_day is not None
+            }
+        return self._caps
 
     def load_ops(self, email: str) -> tuple[CounterOp, CounterOp]:
         """One more open lead and one more lead today for a rep: the same two ops for every lead of the batch."""
@@ -1080,15 +1302,26 @@ def _snapshot(ctx: RoutingContext, compiled: CompiledRouting, now: datetime) -> 
 
 def place_of(lead: Lead, compiled: CompiledRouting) -> tuple[str | None, str | None]:
     """(region, territory) of a lead: the most specific match wins (postal range > state > country)."""
-    if not lead.country:
+    key = (lead.country, lead.state, lead.postal_code)
+    memo = compiled.place_memo
+    found = memo.get(key)
+    if found is None:
+        if len(memo) >= PLAN_MEMO_LIMIT:
+            memo.clear()
+        found = memo[key] = _place(*key, compiled)
+    return found
+
+
+def _place(country_name: str | None, state_name: str | None, postal_code: str | None, compiled: CompiledRouting) -> tuple[str | None, str | None]:
+    if not country_name:
         return None, None
-    country = _up(lead.country)
-    state = _up(lead.state) if lead.state else None
+    country = _up(country_name)
+    state = _up(state_name) if state_name else None
     region = (compiled.region_by_state.get((country, state)) if state else None) or compiled.region_by_country.get(country)
     territory = None
     ranges = compiled.postal_ranges.get(country)
-    if ranges and lead.postal_code:
-        code = _postal(lead.postal_code)
+    if ranges and postal_code:
+        code = _postal(postal_code)
         for lo, hi, name in ranges:
             prefix = code[: len(lo)]
             if len(prefix) == len(lo) and lo <= prefix <= hi:
@@ -1212,13 +1445,16 @@ def _pick(
         arm = f"{exp.name}:{which}"
         reasons.append(f"experiment {exp.name!r}: arm {which} ({strategy})")
     day = snap.day
-    open_counts = state.scope(OPEN_SCOPE)
-    day_counts = state.scope(day)
+    counters = _read(state)
+    empty: Mapping[str, int] = {}
+    open_counts = counters.get(OPEN_SCOPE, empty)
+    day_counts = counters.get(day, empty)
     required = rule.require_skills if rule is not None else ()
-    # The planned path needs no per-lead exclusions, skills or conversion weights (matcher None: the reference path).
-    if compiled.matcher is not None and not exclude and not required and not (pool.weight_by_conversion and ctx.conversion_rates):
+    # The planned path needs no per-lead exclusions or conversion weights (matcher None: the reference path).
+    if compiled.matcher is not None and not exclude and not (pool.weight_by_conversion and ctx.conversion_rates):
         plan = snap.plan(pool, rule, lead.crm, ctx.known_owner_ids)
-        return _pick_planned(snap, plan, pool, strategy, arm, reasons, lead, fields, compiled, state, open_counts, day_counts)
+        email, rep, candidates, ops = _pick_planned(snap, plan, pool, strategy, reasons, lead, fields, compiled, _live(state), required)
+        return _new_pick(email, rep, strategy, arm, candidates, tuple(reasons), ops)
     need_skills = bool(required) or strategy == "best_match"
     wanted = _lead_skills(lead, fields.get("region"), fields.get("territory"), compiled) if need_skills else {}
     cands: list[Candidate] = []
@@ -1252,7 +1488,7 @@ def _pick(
             reasons.append(f"tier {rule.tier} only")
         else:
             reasons.append(f"no eligible {rule.tier} rep; any tier")
-    rr = state.scope(pool.scope)
+    rr = counters.get(pool.scope, empty)
     vt = rr.get(VT_KEY, 0)
     rates = ctx.conversion_rates if pool.weight_by_conversion else {}
     best: tuple[Any, ...] | None = None
@@ -1302,105 +1538,193 @@ _candidate = frozen_builder(Candidate)
 
 
 def _pick_planned(
-    snap: AvailabilitySnapshot, plan: _Plan, pool: CompiledPool, strategy: str, arm: str | None, reasons: list[str],
-    lead: Lead, fields: Mapping[str, Any], compiled: CompiledRouting, state: RoutingState,
-    open_counts: Mapping[str, int], day_counts: Mapping[str, int],
-) -> _Pick:
+    snap: AvailabilitySnapshot, plan: _Plan, pool: CompiledPool, strategy: str, reasons: list[str],
+    lead: Lead, fields: Mapping[str, Any], compiled: CompiledRouting, live: _Live, required: tuple[str, ...],
+) -> tuple[str | None, Rep | None, tuple[Candidate, ...], tuple[CounterOp, ...]]:
     """`_pick` from the batch's plan: the same verdicts and the same keys, compared in the same order.
 
-    The per-rep arithmetic runs as C-level `map`s over the plan's rows instead of a Python loop
-    over every member; only reps with a cap are looked at for capacity. The key compared is
-    (strategy's primary, finish, start, member order); finish = max(pass + stride, vt) (the pass
-    lifted to vt - stride, plus the stride) and start = finish - stride, so a unique smallest
-    primary (or finish) decides without building the keys.
+    Returns (email, rep, candidates, ops), email and rep None when nobody is eligible; the
+    reasons go to `reasons`.
+
+    No loop over every member: loads run as C-level `map`s over the plan's rows, and the race
+    stops at its first eligible rep (_earliest). The key compared is (strategy's primary, finish,
+    start, member order); finish = max(pass + stride, vt) (the pass lifted to vt - stride, plus
+    the stride) and start = finish - stride, so a unique smallest primary (or finish) decides
+    without building the keys. Capacity verdicts are read once per capacity version of the
+    lineage (see _Live).
     """
-    open_get = open_counts.get
-    open_n = list(map(open_get, plan.open_cap_emails, repeat(0)))
-    day_n = list(map(day_counts.get, plan.day_cap_emails, repeat(0)))
-    last = plan.last
-    if last is not None and last[0] == open_n and last[1] == day_n:
-        entry = last[2]
+    values = live.values
+    empty: Mapping[str, int] = {}
+    open_counts = values.get(OPEN_SCOPE, empty)
+    if not plan.all_caps:
+        entry = plan.base_entry
     else:
-        open_full = list(map(le, plan.open_caps, open_n))
-        day_full = list(map(le, plan.day_caps, day_n))
-        if True not in open_full and True not in day_full:
-            entry = plan.base_entry
+        memo = plan.capacity
+        if memo is not None and memo[0] is live and memo[1] == live.cap_version and live.caps is snap._caps and live.day == snap.day:
+            entry = memo[2]
         else:
-            # Who is at capacity, and at what count (the verdicts quote it), picks the variant.
-            key = (
-                tuple(compress(plan.open_cap_rows, open_full)), tuple(compress(open_n, open_full)),
-                tuple(compress(plan.day_cap_rows, day_full)), tuple(compress(day_n, day_full)),
-            )
-            found = plan.variants.get(key)
-            if found is None:
-                blocked: dict[int, str] = {}
-                for row, n, cap, full in zip(plan.open_cap_rows, open_n, plan.open_caps, open_full, strict=True):
-                    if full:
-                        blocked[row] = f"at capacity: {n}/{cap} open leads"
-                for row, n, cap, full in zip(plan.day_cap_rows, day_n, plan.day_caps, day_full, strict=True):
-                    if full and row not in blocked:
-                        blocked[row] = f"at capacity: {n}/{cap} leads today"
-                if len(plan.variants) >= PLAN_MEMO_LIMIT:
-                    plan.variants.clear()
-                variant = plan.variant(snap, blocked)
-                found = plan.variants[key] = (*variant, {}, _stride_order(variant[2]))
-            entry = found
-        plan.last = (open_n, day_n, entry)
-    sel, emails, strides, weights, cands, tier_reasons, chosen_memo, order = entry
-    reasons += tier_reasons
+            entry = _plan_capacity(snap, plan, live)
+    needs = _needs_key(lead, fields, compiled) if required or strategy == "best_match" else ()
+    if required:
+        entry = _skill_entry(snap, plan, entry, lead, fields, compiled, required, needs)
+    sel, emails, strides, weights, cands, tier_reasons, chosen_memo, race, groups, _, _ = entry
+    if tier_reasons:
+        reasons += tier_reasons
     if not sel:
-        return _new_pick(None, None, strategy, arm, cands, tuple(reasons), ())
-    rr = state.scope(pool.scope)
+        return None, None, cands, ()
+    scope = pool.scope
+    rr = values.get(scope, empty)
     vt = rr.get(VT_KEY, 0)
-    primary: list[int] | None
-    if strategy == "least_loaded":
-        primary = list(map(floordiv, map(mul, map(open_get, emails, repeat(0)), repeat(TURN)), weights))
-    elif strategy == "best_match":
-        primary = list(map(_unmatched(plan, snap, lead, fields, compiled).__getitem__, sel))
-    else:
-        primary = None
     # Positions in sel are member order, so they break ties as the member index does.
-    low = 0
-    if primary is not None and primary.count(low := min(primary)) == 1:
-        i = primary.index(low)
-        finish = max(rr.get(emails[i], 0) + strides[i], vt)
-    else:
-        i, finish = _earliest(list(map(add, map(rr.get, emails, repeat(0)), strides)), strides, order, vt, primary, low)
-    row = sel[i]
-    email, rep = emails[i], plan.reps[row]
     if strategy == "least_loaded":
+        open_get = open_counts.get
+        primary = list(map(floordiv, map(mul, map(open_get, emails, repeat(0)), repeat(TURN)), weights))
+        low = min(primary)
+        if primary.count(low) == 1:
+            i = primary.index(low)
+            finish = max(rr.get(emails[i], 0) + strides[i], vt)
+        else:
+            i, finish = _earliest_among(race, rr, vt, primary, low)
+        email, rep = emails[i], plan.reps[sel[i]]
         reasons.append(f"{email}: fewest open leads per weight ({open_get(email, 0)} open, weight {rep.weight})")
     elif strategy == "best_match":
+        group = groups.get(needs)
+        if group is None:
+            group = _tie_group(list(map(_unmatched(plan, snap, lead, fields, compiled, needs).__getitem__, sel)), race)
+            if len(groups) >= PLAN_MEMO_LIMIT:
+                groups.clear()
+            groups[needs] = group
+        low, positions, tied = group
+        k, finish = _earliest(tied, rr, vt)
+        i = positions[k]
+        email, rep = emails[i], plan.reps[sel[i]]
         reasons.append(f"{email}: best skills match ({-low} of the lead's needs), next in rotation among ties")
     else:
-        reasons.append(f"{email}: next in weighted rotation (weight {rep.weight})")
+        i, finish = _earliest(race, rr, vt)
+        email, rep = emails[i], plan.reps[sel[i]]
+    row = sel[i]
     position = plan.positions[row]
-    ops = (
-        _counter_op(pool.scope, email, "set", finish),
-        _counter_op(pool.scope, VT_KEY, "set", max(vt, finish)),
-        *snap.load_ops(email),
-    )
     chosen = chosen_memo.get(position)
     if chosen is None:
-        chosen = chosen_memo[position] = (*cands[:position], _candidate(email, True, "chosen"), *cands[position + 1:])
-    return _new_pick(email, rep, strategy, arm, chosen, tuple(reasons), ops)
+        chosen = chosen_memo[position] = (
+            (*cands[:position], _candidate(email, True, "chosen"), *cands[position + 1:]),
+            snap.load_ops(email),  # the plan serves snapshots of one day only
+            f"{email}: next in weighted rotation (weight {rep.weight})",
+        )
+    candidates, (open_op, day_op), rotation = chosen
+    if strategy != "least_loaded" and strategy != "best_match":
+        reasons.append(rotation)
+    # While reps come back behind the pool clock, picks set passes to the same vt: share those ops.
+    set_ops = plan.set_ops
+    pass_op = set_ops.get((email, finish))
+    if pass_op is None:
+        if len(set_ops) >= SET_OP_MEMO_LIMIT:
+            set_ops.clear()
+        pass_op = set_ops[(email, finish)] = _counter_op(scope, email, "set", finish)
+    clock = finish if finish > vt else vt
+    clock_op = set_ops.get((VT_KEY, clock))
+    if clock_op is None:
+        clock_op = set_ops[(VT_KEY, clock)] = _counter_op(scope, VT_KEY, "set", clock)
+    return email, rep, candidates, (pass_op, clock_op, open_op, day_op)
 
 
-def _unmatched(plan: _Plan, snap: AvailabilitySnapshot, lead: Lead, fields: Mapping[str, Any], compiled: CompiledRouting) -> list[int]:
-    """Per plan row, minus the number of the lead's skill needs the rep meets (leads with the same needs share it)."""
-    region, territory = fields.get("region"), fields.get("territory")
+def _plan_capacity(snap: AvailabilitySnapshot, plan: _Plan, live: _Live) -> _Entry:
+    """The plan's entry for the lineage's counts, recomputed only after a change touched one of its capped reps at a cap."""
+    live.watch(snap.caps(), snap.day)
+    memo = plan.capacity
+    version = live.cap_version
+    if memo is not None and memo[0] is live:
+        if memo[1] == version:
+            return memo[2]
+        if memo[1] >= live.epoch and plan.cap_emails.isdisjoint(live.bumps[memo[1]:version]):
+            plan.capacity = (live, version, memo[2])
+            return memo[2]
+    empty: Mapping[str, int] = {}
+    entry = _capacity_entry(snap, plan, live.values.get(OPEN_SCOPE, empty), live.values.get(snap.day, empty))
+    plan.capacity = (live, version, entry)
+    return entry
+
+
+def _capacity_entry(snap: AvailabilitySnapshot, plan: _Plan, open_counts: Mapping[str, int], day_counts: Mapping[str, int]) -> _Entry:
+    """The plan's entry for the capped reps' current counts: who is full, at what count (the verdicts quote it)."""
+    counts = [*map(open_counts.get, plan.open_cap_emails, repeat(0)), *map(day_counts.get, plan.day_cap_emails, repeat(0))]
+    full = tuple(map(ge, counts, plan.all_caps))
+    if True not in full:
+        return plan.base_entry
+    key = (full, tuple(compress(counts, full)))
+    found = plan.variants.get(key)
+    if found is not None:
+        return found
+    n_open = len(plan.open_caps)
+    blocked: dict[int, str] = {}
+    for row, n, cap, is_full in zip(plan.open_cap_rows, counts[:n_open], plan.open_caps, full[:n_open], strict=True):
+        if is_full:
+            blocked[row] = f"at capacity: {n}/{cap} open leads"
+    for row, n, cap, is_full in zip(plan.day_cap_rows, counts[n_open:], plan.day_caps, full[n_open:], strict=True):
+        if is_full and row not in blocked:
+            blocked[row] = f"at capacity: {n}/{cap} leads today"
+    if len(plan.variants) >= PLAN_MEMO_LIMIT:
+        plan.variants.clear()
+    variant = plan.variant(snap, blocked)
+    found = plan.variants[key] = (*variant, {}, _rotation(variant[1], variant[2]), {}, blocked, {})
+    return found
+
+
+def _skill_entry(
+    snap: AvailabilitySnapshot, plan: _Plan, entry: _Entry, lead: Lead, fields: Mapping[str, Any], compiled: CompiledRouting,
+    required: tuple[str, ...], needs: tuple[Any, ...],
+) -> _Entry:
+    """`entry` with the reps lacking one of the rule's required skills blocked too, as _pick checks them (after capacity, before tier)."""
+    memo = entry[10]
+    key = (required, needs)
+    found = memo.get(key)
+    if found is not None:
+        return found
+    wanted = _lead_skills(lead, fields.get("region"), fields.get("territory"), compiled)
+    blocked = dict(entry[9])
+    for row, (email, rep) in enumerate(zip(plan.emails, plan.reps, strict=True)):
+        if row in blocked:
+            continue
+        have = snap.skills(email, rep)
+        for skill in required:
+            if wanted[skill] and not wanted[skill] & have.get(skill, frozenset()):
+                blocked[row] = f"lacks skill {skill}: {', '.join(sorted(wanted[skill]))}"
+                break
+    if len(blocked) == len(entry[9]):
+        found = entry
+    else:
+        variant = plan.variant(snap, blocked)
+        found = (*variant, {}, _rotation(variant[1], variant[2]), {}, blocked, {})
+    if len(memo) >= PLAN_MEMO_LIMIT:
+        memo.clear()
+    memo[key] = found
+    return found
+
+
+def _tie_group(primary: Sequence[int], race: _Rotation) -> _Group:
+    """The positions with the smallest primary and their own race (member order kept, so ties break alike)."""
+    low = min(primary)
+    positions = tuple(j for j, value in enumerate(primary) if value == low)
+    return low, positions, _rotation([race.emails[j] for j in positions], [race.strides[j] for j in positions])
+
+
+def _needs_key(lead: Lead, fields: Mapping[str, Any], compiled: CompiledRouting) -> tuple[Any, ...]:
+    """Exactly what _lead_skills reads: the language only as text, the products as given."""
     language: Any = None
     name = compiled.language_field
     if name:
         language = lead.extra.get(name[len("extra."):]) if name.startswith("extra.") else getattr(lead, name, None)
-    # Exactly what _lead_skills reads: the language only as text, the products as given.
-    key = (lead.industry, tuple(lead.product_interest), str(language) if language else None, region, territory, lead.country)
+    return (lead.industry, tuple(lead.product_interest), str(language) if language else None, fields.get("region"), fields.get("territory"), lead.country)
+
+
+def _unmatched(plan: _Plan, snap: AvailabilitySnapshot, lead: Lead, fields: Mapping[str, Any], compiled: CompiledRouting, key: tuple[Any, ...]) -> list[int]:
+    """Per plan row, minus the number of the lead's skill needs the rep meets (leads with the same needs, `key`, share it)."""
     unmatched = plan.unmatched.get(key)
     if unmatched is not None:
         return unmatched
     unmatched = [0] * len(plan.emails)
     index = plan.skills_index(snap)
-    for skill, values in _lead_skills(lead, region, territory, compiled).items():
+    for skill, values in _lead_skills(lead, fields.get("region"), fields.get("territory"), compiled).items():
         by_value = index.get(skill)
         if values and by_value:
             hit: set[int] = set()
@@ -1463,20 +1787,74 @@ def route_lead(
     """Who should own `lead` and why, plus the counter changes that decision makes (pure)."""
     if not compiled.is_configured:
         return _decision(lead, "none", None, None, ["routing is not configured (no reps, no fallback queue)"]), NO_CHANGE
-    snap = _snapshot(ctx, compiled, now)
+    snap = ctx.availability
+    if snap is None or snap._compiled is not compiled or snap.reps is not ctx.reps or snap.now != now:
+        snap = _snapshot(ctx, compiled, now)
     reasons: list[str] = []
-    matched = _matched(lead, ctx, snap, state, compiled, now, reasons)
-    if matched is not None:
-        return matched
+    # Most leads have no owner, account or duplicate contact: nothing to match.
+    if lead.owner_id or ctx.account is not None or ctx.contact_owner_id:
+        matched = _matched(lead, ctx, snap, state, compiled, now, reasons)
+        if matched is not None:
+            return matched
     if compiled.matcher is None:
         fields = condition_context(lead, score, ctx, compiled)
         rule = _match_rule(lead, fields, compiled)
     else:
-        region, territory = place_of(lead, compiled)
+        place = compiled.place_memo.get((lead.country, lead.state, lead.postal_code))
+        region, territory = place if place is not None else place_of(lead, compiled)
         index = compiled.matcher(lead, score, ctx.is_free_mail, ctx.is_competitor, region, territory)
         rule = compiled.rules[index] if index >= 0 else None
         fields = {"region": region, "territory": territory}  # all that picking a rep reads of the context
+        routed = _route_planned(lead, rule, fields, ctx, snap, state, compiled, reasons)
+        if routed is not None:
+            return routed
     return _route_in_pools(lead, rule, fields, ctx, snap, state, compiled, now, reasons, kind="rule")
+
+
+def _route_planned(
+    lead: Lead, rule: CompiledRule | None, fields: Mapping[str, Any], ctx: RoutingContext, snap: AvailabilitySnapshot,
+    state: RoutingState, compiled: CompiledRouting, reasons: list[str],
+) -> tuple[RoutingDecision, StateChange] | None:
+    """`_route_in_pools` for the usual lead, in fewer steps: the first pool, on the plan, has someone.
+
+    None (and `reasons` untouched) when the lead needs the general path: conversion weights,
+    no pool, or nobody available there (the fallback pool, queue or wait).
+    """
+    if rule is not None:
+        pool_name, kind, rule_name = rule.pool, "rule", rule.name
+    else:
+        if compiled.fallback_pool is None:
+            return None
+        pool_name, kind, rule_name = compiled.fallback_pool, "fallback", None
+    pool = compiled.pools[pool_name]
+    if pool.weight_by_conversion and ctx.conversion_rates:
+        return None
+    strategy = (rule.strategy if rule is not None else None) or pool.strategy
+    arm: str | None = None
+    pick_reasons: list[str] = []
+    if rule is not None and rule.experiment is not None:
+        exp = rule.experiment
+        which = assign_arm(exp.name, lead.key, exp.treatment_share)
+        strategy = exp.treatment if which == "treatment" else exp.control
+        arm = f"{exp.name}:{which}"
+        pick_reasons.append(f"experiment {exp.name!r}: arm {which} ({strategy})")
+    plan = snap.plan(pool, rule, lead.crm, ctx.known_owner_ids)
+    live = state._live
+    if live is None or live.tip is not state:
+        live = _live(state)
+    email, rep, candidates, ops = _pick_planned(
+        snap, plan, pool, strategy, pick_reasons, lead, fields, compiled, live, rule.require_skills if rule is not None else (),
+    )
+    if rep is None or email is None:
+        return None
+    heads = plan.heads.get((rule_name, strategy))
+    if heads is None:
+        heads = plan.heads[(rule_name, strategy)] = (
+            f"rule {rule_name!r} matched: {rule.description}" if rule is not None else "no rule matched", f"pool {pool_name!r} ({strategy})",
+        )
+    return _routing_decision(
+        lead.key, rep.owner_ids[lead.crm], email, kind, rule_name, pool_name, strategy, arm, (*reasons, *heads, *pick_reasons), candidates,
+    ), _state_change(ops)
 
 
 def _route_in_pools(
