@@ -39,6 +39,7 @@ from connector.engine.scoring import (
     aggregate_events,
     check_scoring,
     compile_scoring,
+    is_competitor,
     score_lead,
 )
 from connector.models import Account, Event, Lead, Owner, Patch, Rep, RoutingDecision
@@ -102,7 +103,6 @@ class Workload:
     accounts: list[Account | None]
     known_owner_ids: Mapping[str, frozenset[str]]
     free_mail: frozenset[str]
-    competitors: tuple[str, ...]
     diff_rules: Mapping[str, DiffRules]
     written: list[Mapping[str, Any]]
     scoring_rules: int
@@ -237,7 +237,7 @@ def build(n_leads: int, n_events: int) -> Workload:
         scoring=scoring, routing=routing, reps=reps, leads=leads, events=events, event_count=event_count, aggregates=aggregates,
         accounts=accounts,
         known_owner_ids={crm: frozenset(o.id for o in owners[crm] if o.is_active) for crm in owners},
-        free_mail=scoring.free_mail, competitors=scoring.competitors,
+        free_mail=scoring.free_mail,
         diff_rules={
             "hubspot": DiffRules(stage_order=data["hubspot"]["stage_order"]),
             "salesforce": DiffRules(stage_order=data["salesforce"]["status_order"]),
@@ -259,8 +259,7 @@ def context(w: Workload, i: int, snap: Any) -> RoutingContext:
     domain = lead.email_domain
     return RoutingContext(
         reps=w.reps, account=w.accounts[i], is_free_mail=domain in w.free_mail if domain else False,
-        known_owner_ids=w.known_owner_ids[lead.crm], availability=snap,
-        is_competitor=bool(domain) and any(domain == d or domain.endswith("." + d) for d in w.competitors),  # type: ignore[operator]
+        known_owner_ids=w.known_owner_ids[lead.crm], availability=snap, is_competitor=is_competitor(lead, w.scoring),
     )
 
 
