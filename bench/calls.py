@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from bench.harness import bench_settings, hubspot_overrides, machine, pass_mark, print_table, salesforce_overrides
-from connector.adapters import ApiCallCounter, CrmAdapter
+from connector.adapters import ApiCallCounter, CrmAdapter, WriteFence
 from connector.clock import SystemClock
 from connector.config import Settings, example_config_path
 from connector.jobs import RunSummary, backfill, make_adapters, sync_once
@@ -75,10 +75,10 @@ class TimedWrites:
     def find_contacts_by_email(self, emails: Iterable[str]) -> Mapping[str, str]:
         return self.inner.find_contacts_by_email(emails)
 
-    def write(self, patches: Sequence[Patch]) -> list[WriteResult]:
+    def write(self, patches: Sequence[Patch], *, fence: WriteFence | None = None) -> list[WriteResult]:
         started = time.perf_counter()
         try:
-            return self.inner.write(patches)
+            return self.inner.write(patches, fence=fence)
         finally:
             self.write_seconds += time.perf_counter() - started
 

@@ -296,18 +296,23 @@ def run_diff(w: Workload, wants: Sequence[Desired]) -> list[Patch]:
 
 
 def run_engine(w: Workload) -> list[Patch]:
-    """score → route → diff per batch, as pipeline.run_batch composes them (without the store)."""
+    """score → route → diff per batch, stage after stage, as pipeline.run_batch composes them (without the store)."""
     state = fresh_state(w)
     patches: list[Patch] = []
-    leads, aggs, scoring, routing = w.leads, w.aggregates, w.scoring, w.routing
+    leads, aggs, scoring, routing, written, rules = w.leads, w.aggregates, w.scoring, w.routing, w.written, w.diff_rules
     for start in range(0, len(leads), BATCH):
+        batch = range(start, min(start + BATCH, len(leads)))
+        outcomes = [score_lead(leads[i], aggs[i], scoring, NOW) for i in batch]
         snap = availability_snapshot(w.reps, routing, NOW)
-        for i in range(start, min(start + BATCH, len(leads))):
-            lead = leads[i]
-            outcome = score_lead(lead, aggs[i], scoring, NOW)
-            decision, change = route_lead(lead, outcome.primary, context(w, i, snap), state, routing, NOW)
+        decisions: list[RoutingDecision] = []
+        for i, outcome in zip(batch, outcomes, strict=True):
+            decision, change = route_lead(leads[i], outcome.primary, context(w, i, snap), state, routing, NOW)
             state = apply_change(state, change)
-            patches.append(plan_write(lead, desired(outcome, decision), w.written[i], w.diff_rules[lead.crm]))
+            decisions.append(decision)
+        patches += [
+            plan_write(leads[i], desired(outcome, decision), written[i], rules[leads[i].crm])
+            for i, outcome, decision in zip(batch, outcomes, decisions, strict=True)
+        ]
     return patches
 
 

@@ -147,9 +147,9 @@ def instrument(service: Service, trace: Trace) -> None:
             if current:
                 current[0].lookup_seconds += time.monotonic() - started
 
-    def timed_write(patches: Sequence[Any]) -> Any:
+    def timed_write(patches: Sequence[Any], *, fence: Any = None) -> Any:
         started = time.monotonic()
-        results = write(patches)
+        results = write(patches, fence=fence)
         ended = time.monotonic()
         with trace.lock:
             for patch in patches:

@@ -7,12 +7,12 @@ import os
 import socket
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from connector.adapters import CrmAdapter
+from connector.adapters import CLAIM_LOST, CrmAdapter, WriteFence
 from connector.engine.diff import Desired, DiffRules, plan_write
 from connector.engine.routing import (
     CompiledRouting,
@@ -390,11 +390,12 @@ def write(
         items = store.claim_outbox(adapter.crm, worker, now, limit=min(limit, 1000), lease_seconds=lease_seconds)
         if not items:
             return results
-        outcomes = send(adapter, items)
-        store.complete_outbox(outcomes, now, max_attempts=max_attempts)
-        written = [res for _, _, res in outcomes]
-        results.extend(written)
-        if all(not r.ok and r.retryable for r in written):
+        outcomes = send(adapter, items, fence=claim_fence(store, worker, lease_seconds))
+        # A row another replica took over while this one waited is that replica's to finish.
+        done = [outcome for outcome in outcomes if outcome[2].error_code != CLAIM_LOST]
+        store.complete_outbox(done, now, max_attempts=max_attempts)
+        results.extend(res for _, _, res in done)
+        if all(not res.ok and res.retryable for _, _, res in outcomes):
             # Nothing went through and everything is retryable: leave it pending for the next run.
             return results
         limit -= len(items)
@@ -402,7 +403,29 @@ def write(
             return results
 
 
-def send(adapter: CrmAdapter, items: Sequence[OutboxItem]) -> list[tuple[int, Patch, WriteResult]]:
+def claim_fence(store: Store, worker: str, lease_seconds: float) -> Callable[[Mapping[int, int]], WriteFence]:
+    """The check a write request passes right before it leaves: this worker still holds each row's claim.
+
+    A claim's lease runs from when it was taken; a write that then waits for the shared rate limiter
+    or a Retry-After can outlive it, and another replica reclaims the row, re-reads the record and
+    sends it too. Two senders of one row can overwrite a person's edit made between their writes
+    (invariant 2), so each request renews the claims it carries, and drops the rows it lost.
+    """
+
+    def for_rows(outbox_ids: Mapping[int, int]) -> WriteFence:
+        def fence(patches: Sequence[Patch], now: datetime) -> list[bool]:
+            ids = [outbox_ids[id(patch)] for patch in patches]
+            held = store.hold_outbox(ids, worker, now, lease_seconds=lease_seconds)
+            return [i in held for i in ids]
+
+        return fence
+
+    return for_rows
+
+
+def send(
+    adapter: CrmAdapter, items: Sequence[OutboxItem], *, fence: Callable[[Mapping[int, int]], WriteFence] | None = None
+) -> list[tuple[int, Patch, WriteResult]]:
     """Send claimed writes; (outbox id, patch to record as written, result) for each, in order.
 
     A reclaimed row (its first worker died after claiming it, or a send failed) may already be in the
@@ -410,6 +433,8 @@ def send(adapter: CrmAdapter, items: Sequence[OutboxItem]) -> list[tuple[int, Pa
     CRM already holds as wanted is not sent again; an owner or stage that is neither the value seen at
     decision time nor the connector's is a person's change and is left alone (invariant 2). Either
     way the decided values become the written baseline, so later diffs see a person's change as one.
+    A reclaimed lead the re-read did not return is not sent blind: it stays pending for the next claim.
+    `fence` (from claim_fence) gives, for the patches sent, the check run right before each request.
     """
     stale = [item for item in items if item.reclaimed]
     now_in_crm = {lead.id: lead for lead in adapter.fetch_by_ids([i.patch.record_id for i in stale])} if stale else {}
@@ -417,8 +442,14 @@ def send(adapter: CrmAdapter, items: Sequence[OutboxItem]) -> list[tuple[int, Pa
     settled: dict[int, WriteResult] = {}
     for item in items:
         patch = item.patch
-        lead = now_in_crm.get(patch.record_id) if item.reclaimed else None
-        if lead is not None:
+        if item.reclaimed:
+            lead = now_in_crm.get(patch.record_id)
+            if lead is None:
+                settled[item.id] = WriteResult(
+                    patch.crm, patch.object_type, patch.record_id, ok=False, retryable=True, error_code="NOT_REREAD",
+                    message="the record was not returned when re-read before a replayed write; it stays pending",
+                )
+                continue
             fresh = {f: v for f, v in patch.changes.items() if not _settled_in_crm(f, v, getattr(lead, f, None), patch.current.get(f))}
             if len(fresh) < len(patch.changes):
                 log.info(
@@ -430,7 +461,9 @@ def send(adapter: CrmAdapter, items: Sequence[OutboxItem]) -> list[tuple[int, Pa
                 continue
             patch = replace(patch, changes=fresh)
         to_send.append((item, patch))
-    sent = adapter.write([patch for _, patch in to_send]) if to_send else []
+    patches = [patch for _, patch in to_send]
+    check = fence({id(patch): item.id for item, patch in to_send}) if fence is not None else None
+    sent = (adapter.write(patches, fence=check) if check is not None else adapter.write(patches)) if to_send else []
     by_id = {item.id: res for (item, _), res in zip(to_send, sent, strict=True)}
     return [(item.id, item.patch, settled.get(item.id) or by_id[item.id]) for item in items]
 

@@ -32,8 +32,12 @@ def call_with_retries(
     max_delay: float = 30.0,
     on_retry: Callable[[BaseException, float], None] | None = None,
     jitter: Callable[[float], float] | None = None,
+    retry_on: type[TransientError] = TransientError,
 ) -> T:
     """Call fn, retrying only TransientError (incl. RateLimitedError) up to max_attempts calls in all.
+
+    `retry_on` narrows that to one subclass: a write retries only RateLimitedError, since after a
+    5xx or a lost connection the CRM may have applied it (resending would be blind).
 
     The wait is the jittered backoff, or Retry-After when the CRM sent a longer one (HubSpot does
     not always send it, facts §1.6). Record, auth, config and budget errors propagate at once;
@@ -60,7 +64,7 @@ def call_with_retries(
             on_retry(exc, state.next_action.sleep)
 
     retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(TransientError),
+        retry=tenacity.retry_if_exception_type(retry_on),
         stop=tenacity.stop_after_attempt(max_attempts),
         wait=wait,
         sleep=sleep,

@@ -1078,6 +1078,23 @@ class Store:
                 OutboxItem(r.id, patch_from_json(r.patch), r.created_at, r.attempts, reclaimed=r.claimed_by is not None) for r in rows
             ]
 
+    def hold_outbox(self, ids: Sequence[int], worker: str, now: datetime, *, lease_seconds: float) -> set[int]:
+        """Renew this worker's claim on pending rows until now + lease_seconds; returns the ids it still holds.
+
+        The fence before a write leaves: a row another replica claimed since (this worker's lease ran
+        out while it waited for the rate limiter) or finished is not this worker's to send any more.
+        """
+        held: set[int] = set()
+        if not ids:
+            return held
+        until = now + timedelta(seconds=lease_seconds)
+        with self._write() as conn:
+            for chunk in _chunks(list(ids)):
+                mine = (outbox_t.c.id.in_(chunk), outbox_t.c.claimed_by == worker, outbox_t.c.status == "pending")
+                stmt = sa.update(outbox_t).where(*mine).values(claimed_until=until).returning(outbox_t.c.id)
+                held.update(int(r.id) for r in conn.execute(stmt))
+        return held
+
     def complete_outbox(
         self, done: Sequence[tuple[int, Patch, WriteResult]], now: datetime, *, max_attempts: int = 5
     ) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from connector.models import Account, Crm, FetchPage, Lead, Owner, Patch, WriteResult
@@ -63,8 +64,19 @@ class CrmAdapter(Protocol):
     def find_contacts_by_email(self, emails: Iterable[str]) -> Mapping[str, str]:
         """Existing contacts by email (lower-case email -> owner id), for duplicate-contact routing."""
 
-    def write(self, patches: Sequence[Patch]) -> list[WriteResult]:
-        """Write patches in as few calls as the CRM allows; one WriteResult per patch, in order."""
+    def write(self, patches: Sequence[Patch], *, fence: WriteFence | None = None) -> list[WriteResult]:
+        """Write patches in as few calls as the CRM allows; one WriteResult per patch, in order.
+
+        `fence`, when given, is asked right before each request leaves (after its rate-limit wait)
+        which of that request's patches may still go; the others are not sent and come back as
+        retryable CLAIM_LOST results. A request that failed ambiguously (it may have been applied) is
+        not sent again in the same call: its patches come back retryable, to be re-read first.
+        """
+
+
+# (the patches one request is about to carry, now) -> for each, whether it may still be sent
+WriteFence = Callable[[Sequence[Patch], datetime], Sequence[bool]]
+CLAIM_LOST = "CLAIM_LOST"
 
 
 class CallGuard(Protocol):

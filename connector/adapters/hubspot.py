@@ -45,7 +45,7 @@ from hubspot.crm.objects.models import (
 )
 from hubspot.crm.properties.models import OptionInput, PropertyCreate
 
-from connector.adapters import ApiCallCounter, CallGuard, NoGuard
+from connector.adapters import CLAIM_LOST, ApiCallCounter, CallGuard, NoGuard, WriteFence
 from connector.adapters.hubspot_fields import (
     COMPANY_PROPERTIES,
     MERGED_IDS_PROPERTY,
@@ -201,14 +201,26 @@ class HubSpotAdapter:
                     self._apis.owners, self._apis.properties, self._apis.associations):
             api.api_client.rest_client.pool_manager.clear()
 
-    def _call(self, endpoint: str, kind: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _Response:
-        """One API call: guard, count, send, translate errors; retried by the one retry policy."""
+    def _call(
+        self, endpoint: str, kind: str, fn: Callable[..., Any], *args: Any,
+        build: Callable[[], tuple[Any, ...] | None] | None = None,
+        retry_on: type[TransientError] = TransientError,
+        **kwargs: Any,
+    ) -> _Response:
+        """One API call: guard, count, send, translate errors; retried by the one retry policy.
+
+        `build`, when given, makes the positional arguments once the rate-limit permit is held, for
+        every attempt (None: nothing to send, no request). `retry_on` narrows what is retried in-call.
+        """
 
         def attempt() -> _Response:
             self._guard.before(endpoint, kind)
+            call_args = args if build is None else build()
+            if call_args is None:
+                return _Response(0, {}, {})
             self.calls.add(endpoint)
             try:
-                raw = fn(*args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
+                raw = fn(*call_args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
                 try:
                     data = raw.data
                 finally:
@@ -233,7 +245,7 @@ class HubSpotAdapter:
                 ) from exc
             return _Response(raw.status, body if isinstance(body, dict) else {"results": body}, headers)
 
-        return call_with_retries(attempt, sleep=self._sleep, max_attempts=self._max_attempts, on_retry=self._on_retry)
+        return call_with_retries(attempt, sleep=self._sleep, max_attempts=self._max_attempts, on_retry=self._on_retry, retry_on=retry_on)
 
     def _on_retry(self, exc: BaseException, wait_seconds: float) -> None:
         log.info("%s; retrying in %.1f s", exc, wait_seconds)
@@ -511,11 +523,11 @@ class HubSpotAdapter:
                 found.extend(str(target.get("toObjectId")) for target in row.get("to") or [])
         return list(dict.fromkeys(found))
 
-    def write(self, patches: Sequence[Patch]) -> list[WriteResult]:
+    def write(self, patches: Sequence[Patch], *, fence: WriteFence | None = None) -> list[WriteResult]:
         """batch/update ≤100 inputs per call; one WriteResult per patch, in input order.
 
         A 207 carries per-record errors (facts §1.3) and never fails the other records; a record
-        absent from both results and errors is reported failed-retryable.
+        absent from both results and errors is reported failed-retryable. `fence`: see CrmAdapter.write.
         """
         results: list[WriteResult | None] = [None] * len(patches)
         pending: list[tuple[int, Patch]] = []
@@ -527,31 +539,58 @@ class HubSpotAdapter:
             else:
                 pending.append((index, patch))
         for batch in _unique_id_batches(pending, BATCH_SIZE):
-            for index, result in self._write_batch(batch):
+            for index, result in self._write_batch(batch, fence):
                 results[index] = result
         return [r for r in results if r is not None]
 
-    def _write_batch(self, batch: list[tuple[int, Patch]]) -> list[tuple[int, WriteResult]]:
-        inputs = [
-            SimplePublicObjectBatchInput(
-                id=patch.record_id,
-                properties=self.fields.to_property_values(patch.changes),
-                object_write_trace_id=str(index),
-            )
-            for index, patch in batch
-        ]
+    def _write_batch(self, batch: list[tuple[int, Patch]], fence: WriteFence | None) -> list[tuple[int, WriteResult]]:
+        going = list(batch)
+
+        def request() -> tuple[Any, ...] | None:
+            # Asked after the rate-limit wait, right before the request leaves: a replica that waited
+            # past its claim must not send what another replica now holds (invariant 2).
+            nonlocal going
+            if fence is not None:
+                allowed = fence([patch for _, patch in batch], self._clock.now())
+                going = [item for item, ok in zip(batch, allowed, strict=True) if ok]
+            if not going:
+                return None
+            inputs = [
+                SimplePublicObjectBatchInput(
+                    id=patch.record_id,
+                    properties=self.fields.to_property_values(patch.changes),
+                    object_write_trace_id=str(index),
+                )
+                for index, patch in going
+            ]
+            return (self.object_type, BatchInputSimplePublicObjectBatchInput(inputs=inputs))
+
         # A per-record problem is a 207 entry (facts §1.3); an error status here concerns the whole
-        # request (malformed, auth, quota) and propagates: the outbox keeps the patches.
-        response = self._call(
-            f"{self.object_type}.batch_update", "write", self._apis.objects_batch.update,
-            self.object_type, BatchInputSimplePublicObjectBatchInput(inputs=inputs),
-        )
+        # request (malformed, auth, quota) and propagates: the outbox keeps the patches. Only a 429 is
+        # retried here (HubSpot refused it unapplied); a 5xx or a lost connection may have been applied,
+        # and a person may change the record right after: those patches go back to the outbox, whose
+        # next claim re-reads the records before sending anything again.
+        try:
+            response = self._call(f"{self.object_type}.batch_update", "write", self._apis.objects_batch.update,
+                                  build=request, retry_on=RateLimitedError)
+        except RateLimitedError:
+            raise
+        except TransientError as exc:
+            sent = {index for index, _ in going}
+            return [
+                (index, self._failed(patch, CLAIM_LOST, "another worker holds this write", None, retryable=True)) if index not in sent
+                else (index, self._failed(patch, "AMBIGUOUS_FAILURE", f"{exc}; the write may have been applied: re-read before retrying", None, retryable=True))
+                for index, patch in batch
+            ]
+        sent = {index for index, _ in going}
         ok_ids = {str(r.get("id")) for r in response.body.get("results") or []}
         errors = self._errors_by_input(response.body.get("errors") or [], batch)
         out: list[tuple[int, WriteResult]] = []
         for index, patch in batch:
             error = errors.get(index)
-            if error is not None:
+            if index not in sent:
+                out.append((index, self._failed(patch, CLAIM_LOST, "another worker holds this write", None, retryable=True)))
+            elif error is not None:
                 category = str(error.get("category") or "ERROR")
                 status = _int_or_none(error.get("status"))
                 retryable = category in RETRYABLE_CATEGORIES or (status is not None and (status >= 500 or status == 429))

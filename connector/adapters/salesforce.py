@@ -30,7 +30,7 @@ import requests
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
-from connector.adapters import ApiCallCounter, CallGuard, NoGuard
+from connector.adapters import CLAIM_LOST, ApiCallCounter, CallGuard, NoGuard, WriteFence
 from connector.adapters import soql
 from connector.adapters.salesforce_auth import SalesforceAuth, SalesforceToken, origin
 from connector.clock import Clock, SystemClock
@@ -683,8 +683,10 @@ class SalesforceAdapter:
                 raise ValueError(f"salesforce Lead {patch.record_id}: the connector does not write {attr!r}")
         return record
 
-    def write(self, patches: Sequence[Patch]) -> list[WriteResult]:
+    def write(self, patches: Sequence[Patch], *, fence: WriteFence | None = None) -> list[WriteResult]:
         """sObject Collections PATCH, ≤200 records per call, allOrNone=false; one WriteResult per patch, in order.
+
+        `fence`: see CrmAdapter.write (Salesforce has no per-second limiter, so it is asked right before each attempt).
 
         Records failing with UNABLE_TO_LOCK_ROW are sent again (alone) with backoff, up to
         max_attempts; REQUEST_LIMIT_EXCEEDED raises BudgetExhaustedError (nothing after it is sent).
@@ -697,15 +699,28 @@ class SalesforceAdapter:
             else:
                 pending.append((i, self._record_for(patch)))
         for chunk in _chunks(pending, COLLECTION_UPDATE_MAX):
-            self._write_chunk(chunk, patches, results)
+            self._write_chunk(chunk, patches, results, fence)
         return [r for r in results if r is not None]
 
-    def _write_chunk(self, chunk: list[tuple[int, dict[str, Any]]], patches: Sequence[Patch], results: list[WriteResult | None]) -> None:
+    def _write_chunk(
+        self, chunk: list[tuple[int, dict[str, Any]]], patches: Sequence[Patch], results: list[WriteResult | None],
+        fence: WriteFence | None = None,
+    ) -> None:
         todo = list(chunk)
         answered: set[int] = set()
 
         def attempt() -> None:
             nonlocal todo
+            if fence is not None:
+                allowed = fence([patches[index] for index, _ in todo], self._clock.now())
+                for (index, _), ok in zip(todo, allowed, strict=True):
+                    if not ok:
+                        answered.add(index)
+                        results[index] = WriteResult(CRM, OBJECT, patches[index].record_id, ok=False, retryable=True,
+                                                     error_code=CLAIM_LOST, message="another worker holds this write")
+                todo = [item for item, ok in zip(todo, allowed, strict=True) if ok]
+                if not todo:
+                    return
             body = {"allOrNone": False, "records": [record for _, record in todo]}
             reply = self._request("composite.sobjects.update", "write", lambda sf: sf.restful(
                 "composite/sobjects", method="PATCH", json=body, headers=dict(self._write_headers)))

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import SecretStr
 
+from connector.adapters import WriteFence
 from connector.adapters.hubspot import HubSpotAdapter
 from connector.adapters.salesforce import SalesforceAdapter
 from connector.cli import main
@@ -137,7 +138,7 @@ class MidBatchChanges:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._adapter, name)
 
-    def write(self, patches: Sequence[Patch]) -> list[WriteResult]:
+    def write(self, patches: Sequence[Patch], *, fence: WriteFence | None = None) -> list[WriteResult]:
         if not self.victims:
             owned = [p for p in patches if "owner_id" in p.changes]
             ids = [p.record_id for p in patches if p.record_id not in {q.record_id for q in owned[:1]}]
@@ -154,7 +155,7 @@ class MidBatchChanges:
         # Every later write that gives a lead to the now-inactive user fails too (owners were read at the run's start).
         self.victims |= {p.record_id: "INACTIVE_OWNER_OR_USER" for p in patches
                          if p.changes.get("owner_id") == self.inactive and p.record_id not in self.victims}
-        return self._adapter.write(patches)
+        return self._adapter.write(patches, fence=fence)
 
 
 def test_per_record_errors_are_dead_lettered_with_reasons_and_the_rest_is_written(

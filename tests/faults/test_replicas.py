@@ -125,7 +125,11 @@ def test_three_replicas_survive_faults_kills_and_human_edits(pg_store: str, tmp_
     assert all(values == {decided[rid]} for rid, values in ours.items())
     # Zero overwritten: every person's owner edit stands, and no connector owner write came after one.
     assert len(edit_log) == edit_target
-    assert all(final[rid].get(OWNER) == value for rid, value in edits.items())
+    overwritten = sorted(rid for rid, value in edits.items() if final[rid].get(OWNER) != value)
+    assert not overwritten, "people's owner edits overwritten by the connector: " + "; ".join(
+        f"{rid}: " + " → ".join(f"{c.source}:{c.properties[OWNER]}" for c in log if c.record_id == rid and OWNER in c.properties)
+        for rid in overwritten
+    )
     first_edit = {}
     for i, change in enumerate(log):
         if change.source == "CRM_UI" and OWNER in change.properties:

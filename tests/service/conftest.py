@@ -159,7 +159,7 @@ class FakeHubSpot:
     def find_contacts_by_email(self, emails: Any) -> dict[str, str]:
         return {}
 
-    def write(self, patches: Sequence[Any]) -> list[Any]:
+    def write(self, patches: Sequence[Any], *, fence: Any = None) -> list[Any]:
         from connector.models import WriteResult
 
         self.written.extend(patches)

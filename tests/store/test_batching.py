@@ -206,5 +206,7 @@ def test_a_page_costs_a_bounded_number_of_statements_whatever_its_size(store: St
             assert result.written > 0 and result.fetched == len(page)
             counts.append(len(seen))
     assert max(counts) <= STATEMENTS_PER_PAGE
-    assert counts[1] - counts[0] <= 2  # five times the leads: at most one more id block per table on PostgreSQL
+    # Five times the leads: at most one more id block per table on PostgreSQL, and one claim check
+    # (hold_outbox) per extra batch/update request of 100.
+    assert counts[1] - counts[0] <= 2 + (-(-200 // 100) - -(-40 // 100))
     assert store.count_lead_states("hubspot:contacts:") == 240
