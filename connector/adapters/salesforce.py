@@ -722,8 +722,21 @@ class SalesforceAdapter:
                 if not todo:
                     return
             body = {"allOrNone": False, "records": [record for _, record in todo]}
-            reply = self._request("composite.sobjects.update", "write", lambda sf: sf.restful(
-                "composite/sobjects", method="PATCH", json=body, headers=dict(self._write_headers)))
+            try:
+                reply = self._request("composite.sobjects.update", "write", lambda sf: sf.restful(
+                    "composite/sobjects", method="PATCH", json=body, headers=dict(self._write_headers)))
+            except RateLimitedError:
+                raise  # refused unapplied: retried here
+            except TransientError as exc:
+                # A 5xx or a lost connection may have been applied, and a person may change the record right
+                # after: no blind resend. The patches go back to the outbox, whose next claim re-reads the leads.
+                for index, _ in todo:
+                    answered.add(index)
+                    results[index] = WriteResult(CRM, OBJECT, patches[index].record_id, ok=False, retryable=True,
+                                                 error_code="AMBIGUOUS_FAILURE",
+                                                 message=f"{exc}; the write may have been applied: re-read before retrying")
+                todo = []
+                return
             if not isinstance(reply, list) or len(reply) != len(todo):
                 raise CrmApiError("answer does not hold one result per record", crm=CRM, endpoint="composite.sobjects.update")
             locked: list[tuple[int, dict[str, Any]]] = []

@@ -92,6 +92,28 @@ def test_salesforce_under_100_percent_503_sends_exactly_max_attempts_requests_pe
     assert [status for *_rest, status in salesforce.request_log] == [503] * 5
 
 
+def test_a_write_that_may_have_landed_is_not_resent_blindly(salesforce: SalesforceSandbox, clock: FrozenClock) -> None:
+    """After a 5xx the write may have been applied: one request per call, and the patches come back retryable."""
+    with HubSpotSandbox(seed=1, contacts=3, clock=clock) as sb:
+        adapter = HubSpotAdapter(HubSpotSettings(enabled=True, base_url=sb.base_url, access_token=SecretStr(sb.token)),
+                                 clock=clock, sleep=clock.sleep)
+        rid = sb.records_ids("contacts")[0]
+        sb.error_rate_5xx = 1.0
+        [result] = adapter.write([Patch("hubspot", "contacts", rid, {"score": 5})])
+        assert (result.ok, result.retryable, result.error_code) == (False, True, "AMBIGUOUS_FAILURE")
+        assert [p for _t, _m, p, _s in sb.request_log if "batch/update" in p] == ["/crm/v3/objects/contacts/batch/update"]
+    settings = SalesforceSettings(enabled=True, login_url=salesforce.instance_url, client_id=salesforce.client_id,
+                                  client_secret=SecretStr(salesforce.client_secret), ca_bundle=salesforce.ca_file)
+    sf = SalesforceAdapter(settings, clock=clock, sleep=clock.sleep)
+    lead_id = next(lead["Id"] for lead in open_leads(salesforce))
+    assert sf.write([Patch("salesforce", "Lead", lead_id, {"score": 1})])[0].ok  # logged in, Lead described
+    salesforce.reset_calls()
+    salesforce.error_rate_5xx = 1.0
+    [result] = sf.write([Patch("salesforce", "Lead", lead_id, {"score": 5})])
+    assert (result.ok, result.retryable, result.error_code) == (False, True, "AMBIGUOUS_FAILURE")
+    assert [status for *_rest, status in salesforce.request_log] == [503]
+
+
 # Salesforce under 10 % 5xx, 5 % UNABLE_TO_LOCK_ROW and a token expiring every 30 s
 
 
