@@ -1429,21 +1429,24 @@ def _conversion_factor(email: str, pool: CompiledPool, rates: Mapping[str, float
     return min(hi, max(lo, rates[email] / mean))
 
 
+def _strategy(pool: CompiledPool, rule: CompiledRule | None, lead: Lead) -> tuple[str, str | None, list[str]]:
+    """The strategy a lead is picked by (the rule's, its experiment arm's, or the pool's), the arm, and why."""
+    strategy = (rule.strategy if rule is not None else None) or pool.strategy
+    if rule is None or rule.experiment is None:
+        return strategy, None, []
+    exp = rule.experiment
+    which = assign_arm(exp.name, lead.key, exp.treatment_share)
+    strategy = exp.treatment if which == "treatment" else exp.control
+    return strategy, f"{exp.name}:{which}", [f"experiment {exp.name!r}: arm {which} ({strategy})"]
+
+
 def _pick(
     pool: CompiledPool, rule: CompiledRule | None, lead: Lead, fields: Mapping[str, Any], ctx: RoutingContext,
     snap: AvailabilitySnapshot, state: RoutingState, compiled: CompiledRouting, now: datetime,
     exclude: frozenset[str] = frozenset(),
 ) -> _Pick:
     """One eligible rep of `pool` by the rule's (or experiment arm's, or pool's) strategy, with every candidate's verdict."""
-    strategy = (rule.strategy if rule is not None else None) or pool.strategy
-    arm: str | None = None
-    reasons: list[str] = []
-    if rule is not None and rule.experiment is not None:
-        exp = rule.experiment
-        which = assign_arm(exp.name, lead.key, exp.treatment_share)
-        strategy = exp.treatment if which == "treatment" else exp.control
-        arm = f"{exp.name}:{which}"
-        reasons.append(f"experiment {exp.name!r}: arm {which} ({strategy})")
+    strategy, arm, reasons = _strategy(pool, rule, lead)
     day = snap.day
     counters = _read(state)
     empty: Mapping[str, int] = {}
@@ -1829,15 +1832,7 @@ def _route_planned(
     pool = compiled.pools[pool_name]
     if pool.weight_by_conversion and ctx.conversion_rates:
         return None
-    strategy = (rule.strategy if rule is not None else None) or pool.strategy
-    arm: str | None = None
-    pick_reasons: list[str] = []
-    if rule is not None and rule.experiment is not None:
-        exp = rule.experiment
-        which = assign_arm(exp.name, lead.key, exp.treatment_share)
-        strategy = exp.treatment if which == "treatment" else exp.control
-        arm = f"{exp.name}:{which}"
-        pick_reasons.append(f"experiment {exp.name!r}: arm {which} ({strategy})")
+    strategy, arm, pick_reasons = _strategy(pool, rule, lead)
     plan = snap.plan(pool, rule, lead.crm, ctx.known_owner_ids)
     live = state._live
     if live is None or live.tip is not state:
