@@ -917,6 +917,7 @@ class _Source:
         self.lines: list[str] = []
         self.constants: dict[str, Any] = {}
         self.reads: dict[str, str] = {}  # field -> local name
+        self.shortest_step: float | None = None  # the shortest inactivity step of any model
 
     def const(self, value: Any) -> str:
         name = f"_k{len(self.constants)}"
@@ -971,7 +972,7 @@ def _behaviour_lines(src: _Source, depth: int, er: EventRule) -> None:
         if er.half_life_seconds is not None:
             h = src.const(er.half_life_seconds)
             emit(depth, "last = a.last_at")
-            emit(depth, f"w = a.decayed * 2.0 ** (-max(0.0, now - last) / {h}) if last is not None else float(n)")
+            emit(depth, f"w = a.decayed * 2.0 ** (-(now - last if now > last else 0.0) / {h}) if last is not None else float(n)")  # max(0.0, now - last), inline
         else:
             emit(depth, "w = float(n)")
     _cap_lines(src, depth, "value", f"{src.const(er.points)} * w", er.cap)
@@ -1008,7 +1009,10 @@ def _model_lines(src: _Source, index: int, m: CompiledModel, mcfg: ModelConfig, 
         emit(3, "append(round(value, 2))")
     if m.ladder:
         emit(2, "if idle is None:")
-        emit(3, "idle = _idle_seconds(lead, latest_at, now)")
+        # Idle time is at most the time since the latest event: when that is shorter than every model's
+        # shortest step, no step applies whatever the CRM's timestamps say, and those are not read.
+        step = const(src.shortest_step)
+        emit(3, f"idle = now - latest_at if latest_at is not None and now - latest_at < {step} else _idle_seconds(lead, latest_at, now)")
         for i, (seconds, points, _) in enumerate(m.ladder):
             emit(2, f"{'if' if i == 0 else 'elif'} idle >= {const(seconds)}:")
             emit(3, f"append({const(round(points, 2))})")
@@ -1062,6 +1066,7 @@ def _generate_scorer(compiled: CompiledScoring) -> Callable[[Lead, tuple[RuleAgg
     """
     cfg = compiled.config
     src = _Source()
+    src.shortest_step = min((seconds for m in compiled.models for seconds, _, _ in m.ladder), default=None)
     for index, (m, mcfg) in enumerate(zip(compiled.models, cfg.models.values(), strict=True)):
         _model_lines(src, index, m, mcfg, cfg)
     body = src.lines
