@@ -463,7 +463,7 @@ def send(
         to_send.append((item, patch))
     patches = [patch for _, patch in to_send]
     check = fence({id(patch): item.id for item, patch in to_send}) if fence is not None else None
-    sent = (adapter.write(patches, fence=check) if check is not None else adapter.write(patches)) if to_send else []
+    sent = adapter.write(patches, fence=check) if to_send else []
     by_id = {item.id: res for (item, _), res in zip(to_send, sent, strict=True)}
     return [(item.id, item.patch, settled.get(item.id) or by_id[item.id]) for item in items]
 

@@ -79,6 +79,18 @@ WriteFence = Callable[[Sequence[Patch], datetime], Sequence[bool]]
 CLAIM_LOST = "CLAIM_LOST"
 
 
+def claim_lost(patch: Patch) -> WriteResult:
+    """A patch the fence held back: another replica holds its outbox row now."""
+    return WriteResult(patch.crm, patch.object_type, patch.record_id, ok=False, retryable=True,
+                       error_code=CLAIM_LOST, message="another worker holds this write")
+
+
+def maybe_applied(patch: Patch, error: Exception) -> WriteResult:
+    """A patch whose request failed ambiguously (5xx, lost connection): back to the outbox, re-read before a resend."""
+    return WriteResult(patch.crm, patch.object_type, patch.record_id, ok=False, retryable=True,
+                       error_code="AMBIGUOUS_FAILURE", message=f"{error}; the write may have been applied: re-read before retrying")
+
+
 class CallGuard(Protocol):
     """What an adapter consults around every API call: the shared rate limiter and daily budget.
 

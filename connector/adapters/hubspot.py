@@ -45,7 +45,7 @@ from hubspot.crm.objects.models import (
 )
 from hubspot.crm.properties.models import OptionInput, PropertyCreate
 
-from connector.adapters import CLAIM_LOST, ApiCallCounter, CallGuard, NoGuard, WriteFence
+from connector.adapters import ApiCallCounter, CallGuard, NoGuard, WriteFence, claim_lost, maybe_applied
 from connector.adapters.hubspot_fields import (
     COMPANY_PROPERTIES,
     MERGED_IDS_PROPERTY,
@@ -577,11 +577,7 @@ class HubSpotAdapter:
             raise
         except TransientError as exc:
             sent = {index for index, _ in going}
-            return [
-                (index, self._failed(patch, CLAIM_LOST, "another worker holds this write", None, retryable=True)) if index not in sent
-                else (index, self._failed(patch, "AMBIGUOUS_FAILURE", f"{exc}; the write may have been applied: re-read before retrying", None, retryable=True))
-                for index, patch in batch
-            ]
+            return [(index, maybe_applied(patch, exc) if index in sent else claim_lost(patch)) for index, patch in batch]
         sent = {index for index, _ in going}
         ok_ids = {str(r.get("id")) for r in response.body.get("results") or []}
         errors = self._errors_by_input(response.body.get("errors") or [], batch)
@@ -589,7 +585,7 @@ class HubSpotAdapter:
         for index, patch in batch:
             error = errors.get(index)
             if index not in sent:
-                out.append((index, self._failed(patch, CLAIM_LOST, "another worker holds this write", None, retryable=True)))
+                out.append((index, claim_lost(patch)))
             elif error is not None:
                 category = str(error.get("category") or "ERROR")
                 status = _int_or_none(error.get("status"))

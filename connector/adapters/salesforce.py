@@ -30,7 +30,7 @@ import requests
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
-from connector.adapters import CLAIM_LOST, ApiCallCounter, CallGuard, NoGuard, WriteFence
+from connector.adapters import ApiCallCounter, CallGuard, NoGuard, WriteFence, claim_lost, maybe_applied
 from connector.adapters import soql
 from connector.adapters.salesforce_auth import SalesforceAuth, SalesforceToken, origin
 from connector.clock import Clock, SystemClock
@@ -716,8 +716,7 @@ class SalesforceAdapter:
                 for (index, _), ok in zip(todo, allowed, strict=True):
                     if not ok:
                         answered.add(index)
-                        results[index] = WriteResult(CRM, OBJECT, patches[index].record_id, ok=False, retryable=True,
-                                                     error_code=CLAIM_LOST, message="another worker holds this write")
+                        results[index] = claim_lost(patches[index])
                 todo = [item for item, ok in zip(todo, allowed, strict=True) if ok]
                 if not todo:
                     return
@@ -732,9 +731,7 @@ class SalesforceAdapter:
                 # after: no blind resend. The patches go back to the outbox, whose next claim re-reads the leads.
                 for index, _ in todo:
                     answered.add(index)
-                    results[index] = WriteResult(CRM, OBJECT, patches[index].record_id, ok=False, retryable=True,
-                                                 error_code="AMBIGUOUS_FAILURE",
-                                                 message=f"{exc}; the write may have been applied: re-read before retrying")
+                    results[index] = maybe_applied(patches[index], exc)
                 todo = []
                 return
             if not isinstance(reply, list) or len(reply) != len(todo):
