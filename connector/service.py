@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -47,6 +47,9 @@ from connector.webhooks import (
     plan_intake,
     request_uri,
 )
+
+if TYPE_CHECKING:  # the subscriber (and grpc) is imported only when CDC is on
+    from connector.adapters.pubsub.subscriber import CdcSubscriber
 
 log = logging.getLogger("connector.service")
 
@@ -341,7 +344,7 @@ class Service:
         self._drain_started = 0.0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._cdc: Any = None  # the running CdcSubscriber, for /readyz
+        self._cdc: CdcSubscriber | None = None  # the running subscriber, for /readyz
         self._crm = {crm: _CrmState() for crm in self.adapters}
         self._crm_locks = {crm: threading.Lock() for crm in self.adapters}
         self._budgets = dict(budgets or {})
