@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.config import example_config_path
-from connector.engine.diff import Desired, DiffRules, plan_write
+from connector.engine.diff import DiffRules, plan_write
 from connector.engine.routing import (
     CompiledRouting,
     RoutingConfig,
@@ -39,10 +39,10 @@ from connector.engine.scoring import (
     aggregate_events,
     check_scoring,
     compile_scoring,
-    is_competitor,
     score_lead,
 )
 from connector.models import Account, Event, Lead, Owner, Patch, Rep, RoutingDecision
+from connector.pipeline import desired_for
 from connector.sandbox.seed import COUNTRIES, INDUSTRIES, PRODUCTS, SEED_REPS, SeedPerson, generate_companies, generate_people
 
 # Tuesday 15:00 UTC: the Americas and Europe are at work, Asia-Pacific mostly is not (as on a real afternoon).
@@ -253,23 +253,13 @@ def fresh_state(w: Workload) -> RoutingState:
     return state_from_counters({scope: {} for scope in required_scopes(w.routing, NOW)})
 
 
-def context(w: Workload, i: int, snap: Any) -> RoutingContext:
+def context(w: Workload, i: int, snap: Any, outcome: ScoreOutcome) -> RoutingContext:
     """What pipeline.route looks up per lead (account, free mail, active owners) plus the batch's snapshot."""
     lead = w.leads[i]
     domain = lead.email_domain
     return RoutingContext(
         reps=w.reps, account=w.accounts[i], is_free_mail=domain in w.free_mail if domain else False,
-        known_owner_ids=w.known_owner_ids[lead.crm], availability=snap, is_competitor=is_competitor(lead, w.scoring),
-    )
-
-
-def desired(outcome: ScoreOutcome, decision: RoutingDecision | None) -> Desired:
-    """pipeline.desired_for: what the engine wants written for one lead."""
-    p = outcome.primary
-    return Desired(
-        owner_id=decision.owner_id if decision is not None else None, score=p.score, grade=p.grade, stage=p.stage,
-        lead_status=p.lead_status,
-        owner_reason=(f"routed by {decision.kind}" + (f" rule {decision.rule}" if decision.rule else "")) if decision else "",
+        known_owner_ids=w.known_owner_ids[lead.crm], availability=snap, is_competitor=outcome.is_competitor,
     )
 
 
@@ -284,7 +274,7 @@ def run_route(w: Workload, outcomes: Sequence[ScoreOutcome]) -> list[RoutingDeci
     for start in range(0, len(w.leads), BATCH):
         snap = availability_snapshot(w.reps, w.routing, NOW)
         for i in range(start, min(start + BATCH, len(w.leads))):
-            decision, change = route_lead(w.leads[i], outcomes[i].primary, context(w, i, snap), state, w.routing, NOW)
+            decision, change = route_lead(w.leads[i], outcomes[i].primary, context(w, i, snap, outcomes[i]), state, w.routing, NOW)
             state = apply_change(state, change)
             decisions.append(decision)
     return decisions
@@ -306,11 +296,11 @@ def run_engine(w: Workload) -> list[Patch]:
         snap = availability_snapshot(w.reps, routing, NOW)
         decisions: list[RoutingDecision] = []
         for i, outcome in zip(batch, outcomes, strict=True):
-            decision, change = route_lead(leads[i], outcome.primary, context(w, i, snap), state, routing, NOW)
+            decision, change = route_lead(leads[i], outcome.primary, context(w, i, snap, outcome), state, routing, NOW)
             state = apply_change(state, change)
             decisions.append(decision)
         patches += [
-            plan_write(leads[i], desired(outcome, decision), written[i], rules[leads[i].crm])
+            plan_write(leads[i], desired_for(leads[i], outcome, decision), written[i], rules[leads[i].crm])
             for i, outcome, decision in zip(batch, outcomes, decisions, strict=True)
         ]
     return patches
@@ -349,7 +339,7 @@ def run(argv: list[str]) -> dict[str, float]:
     sample_events = sum(len(evs) for evs in w.events)
     outcomes = run_score(w)
     decisions = run_route(w, outcomes)
-    wants = [desired(o, d) for o, d in zip(outcomes, decisions, strict=True)]
+    wants = [desired_for(lead, o, d) for lead, o, d in zip(w.leads, outcomes, decisions, strict=True)]
     # The workload (leads, aggregates, inputs) lives for the whole run; a pipeline batch holds 200 leads.
     # Freezing it keeps the garbage collector from rescanning it while the timed code allocates.
     gc.collect()

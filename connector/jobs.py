@@ -112,6 +112,7 @@ def compile_engine(settings: Settings) -> EngineConfig:
         routing=compile_routing(settings.routing),
         free_mail_domains=scoring.free_mail,
         account_matching=settings.routing.account_matching,
+        converted_stages={crm: frozenset(stages) for crm, stages in settings.reports.converted_stages.items()},
     )
 
 

@@ -15,11 +15,14 @@ from typing import Any, Literal
 from connector.adapters import CLAIM_LOST, CrmAdapter, WriteFence
 from connector.engine.diff import Desired, DiffRules, plan_write
 from connector.engine.routing import (
+    CONVERTED_SCOPE,
+    ROUTED_SCOPE,
     CompiledRouting,
     RoutingContext,
     StateChange,
     apply_change,
     availability_snapshot,
+    conversion_rates,
     reassign_lead,
     release_change,
     required_scopes,
@@ -36,7 +39,7 @@ from connector.engine.scoring import (
     aggregates_from_json,
     aggregates_to_json,
     fold_events,
-    is_competitor,
+    frozen_builder,
     merge_aggregates,
     score_lead,
 )
@@ -83,6 +86,8 @@ class EngineConfig:
     routing: CompiledRouting
     free_mail_domains: frozenset[str]
     account_matching: bool = True
+    # crm -> stage / status values that mean converted ([reports] converted_stages; Salesforce's IsConverted too)
+    converted_stages: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -222,6 +227,7 @@ def route(
     scopes = [*required_scopes(engine.routing, now), waiting_scope(runtime.crm)]
     state = state_from_counters({scope: txn.counters(scope) for scope in scopes})
     availability = availability_snapshot(runtime.reps, engine.routing, now)  # once per batch, not per lead
+    rates = rep_conversion_rates(txn, engine)
     decisions: dict[str, RoutingDecision] = {}
     for lead in leads:
         known = states.get(lead.key)
@@ -232,16 +238,17 @@ def route(
             )
             continue
         domain = lead.email_domain
+        outcome = scores[lead.key]
         ctx = RoutingContext(
             reps=runtime.reps,
             account=accounts.get(domain) if domain else None,
             contact_owner_id=contact_owners.get((lead.email or "").lower()),
             is_free_mail=domain in engine.free_mail_domains if domain else False,
             known_owner_ids=runtime.active_owner_ids,
-            is_competitor=is_competitor(lead, engine.scoring),
+            is_competitor=outcome.is_competitor,
             availability=availability,
+            conversion_rates=rates,
         )
-        outcome = scores[lead.key]
         decision, change = route_lead(lead, outcome.primary, ctx, state, engine.routing, now)
         decisions[lead.key] = decision
         if decision.kind == "wait":
@@ -257,6 +264,43 @@ def route(
     return decisions
 
 
+def rep_conversion_rates(txn: RoutingTxn, engine: EngineConfig) -> dict[str, float] | None:
+    """Each rep's conversion rate from the store's counts, when some pool weights by conversion (else None: not read)."""
+    if not engine.routing.weights_by_conversion:
+        return None
+    return conversion_rates(txn.counters(ROUTED_SCOPE), txn.counters(CONVERTED_SCOPE), engine.routing.conversion_min_leads)
+
+
+def is_converted(lead: Lead, engine: EngineConfig) -> bool:
+    """Salesforce's IsConverted, or a stage / lead status listed in [reports] converted_stages for the lead's CRM."""
+    if lead.is_converted:
+        return True
+    stages = engine.converted_stages.get(lead.crm)
+    return bool(stages) and (lead.stage in stages or lead.lead_status in stages)  # type: ignore[operator]
+
+
+def credited_scope(crm: str) -> str:
+    """Counter scope marking leads whose conversion was credited to their rep (value 1), so it happens once."""
+    return f"credited:{crm}"
+
+
+def credit_conversions(txn: RoutingTxn, crm: str, states: Mapping[str, LeadState], converted: Sequence[Lead]) -> int:
+    """Credit each converted lead, once, to the rep it was routed to; returns how many were credited."""
+    routed = list({lead.key: lead for lead in converted if (s := states.get(lead.key)) is not None and s.routed_rep}.values())
+    if not routed:
+        return 0
+    scope = credited_scope(crm)
+    done = txn.counter_values(scope, [lead.id for lead in routed])
+    credited = 0
+    for lead in routed:
+        if done.get(lead.id):
+            continue
+        txn.add(CONVERTED_SCOPE, states[lead.key].routed_rep, 1)  # type: ignore[arg-type]
+        txn.set(scope, lead.id, 1)
+        credited += 1
+    return credited
+
+
 def record(
     txn: RoutingTxn, lead: Lead, decision: RoutingDecision, change: StateChange, outcome: ScoreOutcome,
     engine: EngineConfig, now: datetime, *, kind: Literal["route", "reassign"],
@@ -267,6 +311,13 @@ def record(
             txn.add(op.scope, op.key, op.value)
         else:
             txn.set(op.scope, op.key, op.value)
+    if decision.rep:
+        # Conversion rates count the leads routed to each rep and, later, those of them that convert.
+        # A lead already converted when routed says nothing about its rep: neither counted nor credited.
+        if is_converted(lead, engine):
+            txn.set(credited_scope(lead.crm), lead.id, 1)
+        else:
+            txn.add(ROUTED_SCOPE, decision.rep, 1)
     txn.record_decision(
         lead_key=lead.key, kind=kind, owner_id=decision.owner_id, rep=decision.rep, rule=decision.rule,
         pool=decision.pool, strategy=decision.strategy, arm=decision.arm, score=outcome.primary.score,
@@ -308,17 +359,16 @@ def explanation(decision: RoutingDecision, outcome: ScoreOutcome) -> dict[str, A
     }
 
 
+_desired = frozen_builder(Desired)  # positional, in field order: owner_id, score, grade, stage, lead_status, owner_reason
+
+
 def desired_for(lead: Lead, outcome: ScoreOutcome, decision: RoutingDecision | None) -> Desired:
     """What the engine wants written for one lead."""
-    primary = outcome.primary
-    return Desired(
-        owner_id=decision.owner_id if decision is not None else None,
-        score=primary.score,
-        grade=primary.grade,
-        stage=primary.stage,
-        lead_status=primary.lead_status,
-        owner_reason=(f"routed by {decision.kind}" + (f" rule {decision.rule}" if decision.rule else "")) if decision else "",
-    )
+    p = outcome.primary
+    if decision is None:
+        return _desired(None, p.score, p.grade, p.stage, p.lead_status, "")
+    reason = f"routed by {decision.kind} rule {decision.rule}" if decision.rule else f"routed by {decision.kind}"
+    return _desired(decision.owner_id, p.score, p.grade, p.stage, p.lead_status, reason)
 
 
 def diff(
@@ -519,14 +569,25 @@ def closed_scope(crm: str) -> str:
     return f"closed:{crm}"
 
 
-def release_closed(store: Store, runtime: CrmRuntime, engine: EngineConfig, ids: Sequence[str], now: datetime) -> int:
-    """Converted, deleted or merged leads stop counting against their rep's open-lead capacity (once each)."""
+def release_closed(
+    store: Store, runtime: CrmRuntime, engine: EngineConfig, ids: Sequence[str], now: datetime, converted: Sequence[Lead] = (),
+) -> int:
+    """Converted, deleted or merged leads stop counting against their rep's open-lead capacity (once each).
+
+    `converted` leads (closed or not: a HubSpot contact that became a customer stays open) are
+    credited to the rep they were routed to, once, for conversion weighting.
+    """
     keys = {f"{runtime.crm}:{runtime.adapter.object_type}:{rid}": rid for rid in ids}
     released = 0
     scope = closed_scope(runtime.crm)
-    with store.routing_transaction([f"route:{runtime.crm}", scope, *required_scopes(engine.routing, now)]) as txn:
-        done = txn.counters(scope)
-        for key, state in txn.lead_states(list(keys)).items():
+    scopes = [f"route:{runtime.crm}", scope, credited_scope(runtime.crm), *required_scopes(engine.routing, now)]
+    with store.routing_transaction(scopes) as txn:
+        states = txn.lead_states(sorted({*keys, *(lead.key for lead in converted)}))
+        credit_conversions(txn, runtime.crm, states, converted)
+        done = txn.counter_values(scope, list(keys.values()))
+        for key, state in states.items():
+            if key not in keys:
+                continue
             rid = keys[key]
             if state.routed_rep is None or done.get(rid):
                 continue
@@ -571,8 +632,12 @@ def run_batch(
         result.dead_lettered += 1
     leads, closed = normalize(page)
     result.skipped = len(closed)
+    # Conversions are credited to the routed rep: closed ones (Salesforce) with the load release,
+    # open ones (a HubSpot contact now a customer) in the routing transaction below.
+    converted = [lead for lead in page.leads if is_converted(lead, engine)]
+    still_open = {lead.key for lead in leads}
     if closed and not dry_run:
-        release_closed(store, runtime, engine, closed, now)
+        release_closed(store, runtime, engine, closed, now, [lead for lead in converted if lead.key not in still_open])
     if not leads:
         return result
     keys = [lead.key for lead in leads]
@@ -590,6 +655,7 @@ def run_batch(
         scopes = [f"route:{runtime.crm}", waiting_scope(runtime.crm), *required_scopes(engine.routing, now)]
         with store.routing_transaction(scopes) as txn:
             states = txn.lead_states(keys)
+            credit_conversions(txn, runtime.crm, states, [lead for lead in converted if lead.key in still_open])
             decisions = route(txn, leads, scores, states, runtime, engine, accounts, contact_owners, now)
             patches = diff(leads, scores, decisions, with_pending_writes(states, txn.pending_writes(keys)), runtime.rules)
             if dry_run:
@@ -645,7 +711,8 @@ def sla_sweep(store: Store, runtime: CrmRuntime, engine: EngineConfig, now: date
         states = txn.lead_states([lead.key for lead in leads])
         state = state_from_counters({scope: txn.counters(scope) for scope in scopes})
         ctx = RoutingContext(reps=runtime.reps, known_owner_ids=runtime.active_owner_ids,
-                             availability=availability_snapshot(runtime.reps, engine.routing, now))
+                             availability=availability_snapshot(runtime.reps, engine.routing, now),
+                             conversion_rates=rep_conversion_rates(txn, engine))
         for lead in leads:
             view = states[lead.key]
             verdict = sla_check(lead, view, engine.routing, now)

@@ -647,6 +647,17 @@ class RoutingTxn:
         )
         return {row.key: int(row.value) for row in rows}
 
+    def counter_values(self, scope: str, keys: Sequence[str]) -> dict[str, int]:
+        """Only these keys of a scope (absent keys are left out): for scopes too large to read whole."""
+        self._flush_counters()
+        out: dict[str, int] = {}
+        for chunk in _chunks(sorted(set(keys))):
+            query = sa.select(routing_counters_t.c.key, routing_counters_t.c.value).where(
+                routing_counters_t.c.scope == scope, routing_counters_t.c.key.in_(chunk),
+            )
+            out.update({row.key: int(row.value) for row in self._conn.execute(query)})
+        return out
+
     def add(self, scope: str, key: str, delta: int) -> None:
         self._read = None
         is_set, value = self._counters.get((scope, key), (False, 0))

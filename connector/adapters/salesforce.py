@@ -497,12 +497,15 @@ class SalesforceAdapter:
                 rejected.append(Rejection(str(record.get("Id", "")), None, "UNREADABLE_RECORD", f"{type(exc).__name__}: {exc}"))
         return FetchPage(tuple(leads), cursor, tuple(deleted), merged, tuple(rejected))
 
-    def _where(self, *conditions: str | None, include_deleted: bool) -> str | None:
+    def _where(self, *conditions: str | None, include_deleted: bool, include_converted: bool = False) -> str | None:
         parts = [c for c in conditions if c]
         lead_filter = self.settings.lead_filter.strip()
         if lead_filter:
-            # The filter is the admin's own SOQL (trusted config); deleted rows must pass it regardless.
-            parts.append(f"(({lead_filter}) OR IsDeleted = true)" if include_deleted else f"({lead_filter})")
+            # The filter is the admin's own SOQL (trusted config). Deleted rows must pass it regardless, and
+            # so must leads converted since the last sync: a routed lead's rep has its open load released
+            # and the conversion credited, though the default filter is IsConverted = false.
+            extra = (" OR IsDeleted = true" if include_deleted else "") + (" OR IsConverted = true" if include_converted else "")
+            parts.append(f"(({lead_filter}){extra})" if extra else f"({lead_filter})")
         return " AND ".join(parts) or None
 
     def fetch_changed(self, cursor: str | None) -> Iterator[FetchPage]:
@@ -524,7 +527,9 @@ class SalesforceAdapter:
             position = f"{STAMP_FIELD} >= {soql.datetime_literal(since)}"
         else:
             position = None
-        query = soql.select(self._select_fields(), OBJECT, self._where(position, include_deleted=True), (STAMP_FIELD, "Id"))
+        # A first scan (no watermark yet) leaves out the org's historic conversions: only later ones matter.
+        where = self._where(position, include_deleted=True, include_converted=since is not None)
+        query = soql.select(self._select_fields(), OBJECT, where, (STAMP_FIELD, "Id"))
         next_since = started - timedelta(seconds=self.settings.lookback_seconds)
         if since is not None:
             next_since = max(since, next_since)

@@ -64,6 +64,9 @@ VT_KEY = "~vt"  # not an email, so it cannot collide with a rep key
 RR_PREFIX = "rr:"
 OPEN_SCOPE = "load:open"
 DAY_PREFIX = "load:day:"
+# Per rep email: leads the connector routed to them, and how many of those converted (conversion weighting).
+ROUTED_SCOPE = "conv:routed"
+CONVERTED_SCOPE = "conv:converted"
 # Context fields routing adds to the condition universe beyond conditions.CONTEXT_FIELD_KINDS.
 ROUTING_FIELD_KINDS: dict[str, str] = {"territory": "str"}
 
@@ -177,6 +180,8 @@ class RoutingConfig(_Section):
     when_unavailable: Literal["wait", "fallback"] = "wait"
     day_timezone: str = "UTC"
     language_field: str | None = None
+    # Pools with weight_by_conversion use a rep's conversion rate once this many leads were routed to them.
+    conversion_min_leads: int = Field(default=20, ge=1)
     sla: SlaConfig = Field(default_factory=SlaConfig)
     experiments: list[ExperimentConfig] = Field(default_factory=list)
 
@@ -480,6 +485,7 @@ class CompiledRouting:
     sla_minutes: int | None
     max_reassignments: int
     config: RoutingConfig
+    conversion_min_leads: int = 20
     # The rules' conditions as one generated function: index of the first matching rule, -1 for none.
     matcher: Matcher | None = None
     # The last availability snapshot: the next one with the same reps and the same verdicts reuses
@@ -493,6 +499,11 @@ class CompiledRouting:
     @property
     def is_configured(self) -> bool:
         return bool(self.rep_emails) or bool(self.fallback_queue)
+
+    @property
+    def weights_by_conversion(self) -> bool:
+        """Some pool scales its reps' weights by their conversion rates (the pipeline then reads them)."""
+        return any(p.weight_by_conversion for p in self.pools.values())
 
 
 # (lead, score, is_free_mail, is_competitor, region, territory) -> index of the first matching rule, or -1
@@ -624,6 +635,7 @@ def compile_routing(cfg: RoutingConfig) -> CompiledRouting:
         sla_minutes=cfg.sla.minutes,
         max_reassignments=cfg.sla.max_reassignments,
         config=cfg,
+        conversion_min_leads=cfg.conversion_min_leads,
         matcher=_generate_matcher(cfg.rules),
     )
 
@@ -921,8 +933,12 @@ def day_scope(compiled: CompiledRouting, now: datetime) -> str:
 
 
 def required_scopes(compiled: CompiledRouting, now: datetime) -> list[str]:
-    """Every counter scope `route_lead` may read or change at `now` (lock and load these)."""
-    return sorted({p.scope for p in compiled.pools.values()} | {OPEN_SCOPE, day_scope(compiled, now)})
+    """Every counter scope `route_lead` may read or change at `now` (lock and load these).
+
+    With conversion weighting, also the per-rep routed / converted counts its rates come from.
+    """
+    conversion = {ROUTED_SCOPE, CONVERTED_SCOPE} if compiled.weights_by_conversion else set()
+    return sorted({p.scope for p in compiled.pools.values()} | {OPEN_SCOPE, day_scope(compiled, now)} | conversion)
 
 
 def release_change(rep_email: str) -> StateChange:
@@ -1272,7 +1288,7 @@ class RoutingContext:
     account: Account | None = None
     contact_owner_id: str | None = None
     is_free_mail: bool = False
-    conversion_rates: Mapping[str, float] = field(default_factory=dict)  # rep email -> past conversion rate
+    conversion_rates: Mapping[str, float] | None = None  # rep email -> past conversion rate (pools with weight_by_conversion)
     known_owner_ids: Collection[str] | None = None  # active owner ids of the lead's CRM; None = not known
     is_competitor: bool = False
     availability: AvailabilitySnapshot | None = None
@@ -1418,6 +1434,16 @@ class _Pick:
     ops: tuple[CounterOp, ...]
 
 
+def conversion_rates(routed: Mapping[str, int], converted: Mapping[str, int], min_leads: int) -> dict[str, float]:
+    """rep email -> converted / routed, for reps with at least `min_leads` routed leads.
+
+    Reps with fewer have no rate yet and keep their configured weight: a handful of leads says
+    little about a rep. A rep credited with more conversions than routed leads (leads routed
+    before the counts began) counts as 1.0.
+    """
+    return {email: min(1.0, converted.get(email, 0) / n) for email, n in routed.items() if n >= min_leads}
+
+
 def _conversion_factor(email: str, pool: CompiledPool, rates: Mapping[str, float]) -> float:
     known = [rates[m] for m in pool.members if m in rates]
     if email not in rates or not known:
@@ -1493,7 +1519,7 @@ def _pick(
             reasons.append(f"no eligible {rule.tier} rep; any tier")
     rr = counters.get(pool.scope, empty)
     vt = rr.get(VT_KEY, 0)
-    rates = ctx.conversion_rates if pool.weight_by_conversion else {}
+    rates = (ctx.conversion_rates or {}) if pool.weight_by_conversion else {}
     best: tuple[Any, ...] | None = None
     chosen: tuple[int, str, Rep, int, int] | None = None
     for index, email, rep, stride in eligible:

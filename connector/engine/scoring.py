@@ -702,6 +702,9 @@ class ScoreOutcome:
 
     primary: ScoreResult
     by_model: Mapping[str, ScoreResult] = field(default_factory=dict)
+    # The lead's email or company domain is a configured competitor's. Worked out while scoring
+    # (negative-signal rules read it) and handed to routing's context, so it is done once per lead.
+    is_competitor: bool = False
 
 
 def bant_view(lead: Lead) -> str:
@@ -1073,7 +1076,7 @@ def _generate_scorer(compiled: CompiledScoring) -> Callable[[Lead, tuple[RuleAgg
     head: list[str] = ["def score(lead, rules, latest_at, now):", "    crm = lead.crm", "    object_type = lead.object_type"]
     reads = dict(src.reads)
     context = {"region", "is_free_mail", "is_competitor", "bant", "model", "score", "grade", "is_mql"}
-    if "is_free_mail" in reads or "is_competitor" in reads:
+    if "is_free_mail" in reads or compiled.competitors:
         head.append("    domain = lead.email_domain")
     if "region" in reads:
         head.append("    country = lead.country")
@@ -1081,17 +1084,16 @@ def _generate_scorer(compiled: CompiledScoring) -> Callable[[Lead, tuple[RuleAgg
         head.append(f"    {reads['region']} = _region_of.get(country) if country else None")
     if "is_free_mail" in reads:
         head.append(f"    {reads['is_free_mail']} = domain in _free_mail if domain else False")
+    if compiled.competitors:
+        # is_competitor: _domain_hit of the email's and the company's domain, spelled out per competitor domain
+        tests = " or ".join(f"{{d}} == {src.const(c)} or {{d}}.endswith({src.const('.' + c)})" for c in compiled.competitors)
+        head.append("    company = lead.company_domain")
+        head.append("    company = company.strip().lower() if company else None")
+        head.append(f"    competitor = bool(domain and ({tests.format(d='domain')})) or bool(company and ({tests.format(d='company')}))")
+    else:
+        head.append("    competitor = False")
     if "is_competitor" in reads:
-        if compiled.competitors:
-            # _domain_hit of the email's and the company's domain, spelled out per competitor domain
-            tests = " or ".join(f"{{d}} == {src.const(c)} or {{d}}.endswith({src.const('.' + c)})" for c in compiled.competitors)
-            head.append("    company = lead.company_domain")
-            head.append("    company = company.strip().lower() if company else None")
-            head.append(
-                f"    {reads['is_competitor']} = bool(domain and ({tests.format(d='domain')})) or bool(company and ({tests.format(d='company')}))"
-            )
-        else:
-            head.append(f"    {reads['is_competitor']} = False")
+        head.append(f"    {reads['is_competitor']} = competitor")
     head.append("    bant = _bant_view(lead)")
     if "bant" in reads:
         head.append(f"    {reads['bant']} = bant")
@@ -1114,7 +1116,7 @@ def _generate_scorer(compiled: CompiledScoring) -> Callable[[Lead, tuple[RuleAgg
     else:
         w = src.const(cfg.write_model)
         tail += [f"    best = by_model.get({w}) or _result({w}, 0.0, (), bant, lead, _compiled)"]
-    tail.append("    return _outcome(best, by_model)")
+    tail.append("    return _outcome(best, by_model, competitor)")
     grades = {b.name for b in cfg.grades} | set(cfg.bant_grades.values())
     object_types = {"contacts", "leads", "Lead"} | {k.split(":", 1)[1] for k in compiled.stages if ":" in k}
     crms = set(CRMS) | {k.split(":", 1)[0] for k in compiled.stages}
@@ -1185,4 +1187,4 @@ def _score_reference(lead: Lead, events: Sequence[Event] | EventAggregates, comp
             primary = _result(NO_MODEL, 0.0, (), ctx["bant"], lead, compiled)
     else:
         primary = by_model.get(write) or _result(write, 0.0, (), ctx["bant"], lead, compiled)
-    return ScoreOutcome(primary=primary, by_model=by_model)
+    return ScoreOutcome(primary=primary, by_model=by_model, is_competitor=ctx["is_competitor"])

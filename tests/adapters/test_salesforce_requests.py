@@ -213,7 +213,7 @@ def test_query_pages_follow_next_records_url_and_carry_batch_size(rsps: response
     token(rsps)
     describe(rsps)
     since = '{"since":"2025-03-01T11:00:00.000000Z","stream":"fetch_changed","v":1}'
-    q = (f"SELECT {FIELDS} FROM Lead WHERE SystemModstamp >= 2025-03-01T11:00:00Z AND ((IsConverted = false) OR IsDeleted = true) "
+    q = (f"SELECT {FIELDS} FROM Lead WHERE SystemModstamp >= 2025-03-01T11:00:00Z AND ((IsConverted = false) OR IsDeleted = true OR IsConverted = true) "
          "ORDER BY SystemModstamp, Id")
 
     def row(i: str, **kw: Any) -> dict[str, Any]:

@@ -201,7 +201,7 @@ def test_frozen_builder_builds_what_the_constructor_builds() -> None:
         (Contribution, ("m", "r", 1.5, "field:x", 0.25)),
         (ScoreResult, ("m", 3.0, "hot", (), True, "lead", "NEW", "warm", "Hot")),
         (Candidate, ("a@x", True, "chosen")),
-        (ScoreOutcome, (ScoreResult("m", 1.0, "cold"), {})),
+        (ScoreOutcome, (ScoreResult("m", 1.0, "cold"), {}, True)),
     ):
         built, constructed = frozen_builder(cls)(*args), cls(*args)  # type: ignore[type-var]
         assert built == constructed and type(built) is cls
