@@ -273,10 +273,8 @@ def rep_conversion_rates(txn: RoutingTxn, engine: EngineConfig) -> dict[str, flo
 
 def is_converted(lead: Lead, engine: EngineConfig) -> bool:
     """Salesforce's IsConverted, or a stage / lead status listed in [reports] converted_stages for the lead's CRM."""
-    if lead.is_converted:
-        return True
-    stages = engine.converted_stages.get(lead.crm)
-    return bool(stages) and (lead.stage in stages or lead.lead_status in stages)  # type: ignore[operator]
+    stages = engine.converted_stages.get(lead.crm, frozenset())
+    return lead.is_converted or any(value in stages for value in (lead.stage, lead.lead_status) if value is not None)
 
 
 def credited_scope(crm: str) -> str:
@@ -286,19 +284,20 @@ def credited_scope(crm: str) -> str:
 
 def credit_conversions(txn: RoutingTxn, crm: str, states: Mapping[str, LeadState], converted: Sequence[Lead]) -> int:
     """Credit each converted lead, once, to the rep it was routed to; returns how many were credited."""
-    routed = list({lead.key: lead for lead in converted if (s := states.get(lead.key)) is not None and s.routed_rep}.values())
-    if not routed:
+    reps: dict[str, str] = {}  # lead id -> the rep it was routed to (a page may hold a lead twice)
+    for lead in converted:
+        state = states.get(lead.key)
+        if state is not None and state.routed_rep:
+            reps[lead.id] = state.routed_rep
+    if not reps:
         return 0
     scope = credited_scope(crm)
-    done = txn.counter_values(scope, [lead.id for lead in routed])
-    credited = 0
-    for lead in routed:
-        if done.get(lead.id):
-            continue
-        txn.add(CONVERTED_SCOPE, states[lead.key].routed_rep, 1)  # type: ignore[arg-type]
-        txn.set(scope, lead.id, 1)
-        credited += 1
-    return credited
+    done = txn.counter_values(scope, list(reps))
+    credited = [lead_id for lead_id in reps if not done.get(lead_id)]
+    for lead_id in credited:
+        txn.add(CONVERTED_SCOPE, reps[lead_id], 1)
+        txn.set(scope, lead_id, 1)
+    return len(credited)
 
 
 def record(

@@ -12,7 +12,7 @@ from connector.engine.routing import CONVERTED_SCOPE, ROUTED_SCOPE
 from connector.jobs import make_adapters, sync_once
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.salesforce import SalesforceSandbox
-from connector.store import Store
+from connector.store import DecisionRecord, Store
 
 from .conftest import Env
 from .test_sync_salesforce import open_leads, salesforce, sf_settings  # noqa: F401 - salesforce is a fixture
@@ -32,6 +32,11 @@ def weighted_routing(weight_by_conversion: bool, min_leads: int = 50) -> dict[st
     }
 
 
+def first_decisions(store: Store, hubspot: HubSpotSandbox) -> list[DecisionRecord]:
+    """Each sandbox contact's first decision (contacts never routed left out)."""
+    return [ds[0] for ds in (store.decisions_for(f"hubspot:contacts:{rid}") for rid in hubspot.records_ids("contacts")) if ds]
+
+
 def counts(store: Store, scope: str) -> dict[str, int]:
     with store.routing_transaction([]) as txn:
         return {k: v for k, v in txn.counters(scope).items() if v}
@@ -45,8 +50,7 @@ def test_each_conversion_is_credited_once_to_the_routed_rep(store_url: str, hubs
         already = {rid for rid in hubspot.records_ids("contacts") if hubspot.get_record("contacts", rid)["lifecyclestage"] in converted_stages}  # type: ignore[index]
         assert already
         sync_once(env.settings, env.store, env.adapters, env.clock)
-        decisions = [ds[0] for ds in (env.store.decisions_for(f"hubspot:contacts:{rid}") for rid in hubspot.records_ids("contacts")) if ds]
-        with_rep = [d for d in decisions if d.rep and d.lead_key.rsplit(":", 1)[1] not in already]
+        with_rep = [d for d in first_decisions(env.store, hubspot) if d.rep and d.lead_key.rsplit(":", 1)[1] not in already]
         assert with_rep
         assert counts(env.store, ROUTED_SCOPE) == dict(Counter(d.rep for d in with_rep))
         sync_once(env.settings, env.store, env.adapters, env.clock)
@@ -90,10 +94,7 @@ def test_pool_weighted_by_conversion_favours_the_rep_who_converts_more(store_url
                 txn.add(ROUTED_SCOPE, rep, 100)
                 txn.add(CONVERTED_SCOPE, rep, won)
         sync_once(env.settings, env.store, env.adapters, env.clock)
-        picks = Counter(
-            ds[0].rep for ds in (env.store.decisions_for(f"hubspot:contacts:{rid}") for rid in hubspot.records_ids("contacts"))
-            if ds and ds[0].kind == "route"
-        )
+        picks = Counter(d.rep for d in first_decisions(env.store, hubspot) if d.kind == "route")
         assert picks[STRONG] + picks[WEAK] > 100
         assert 2.5 * picks[WEAK] <= picks[STRONG] <= 3.5 * picks[WEAK] + 1, picks
     finally:
@@ -108,10 +109,7 @@ def test_reps_below_the_minimum_keep_their_configured_weight(store_url: str, hub
                 txn.add(ROUTED_SCOPE, rep, 400)  # with this run's leads still below 1,000: no rate yet
                 txn.add(CONVERTED_SCOPE, rep, won)
         sync_once(env.settings, env.store, env.adapters, env.clock)
-        picks = Counter(
-            ds[0].rep for ds in (env.store.decisions_for(f"hubspot:contacts:{rid}") for rid in hubspot.records_ids("contacts"))
-            if ds and ds[0].kind == "route"
-        )
+        picks = Counter(d.rep for d in first_decisions(env.store, hubspot) if d.kind == "route")
         assert picks[STRONG] > 100 and abs(picks[STRONG] - picks[WEAK]) <= 1, picks
     finally:
         env.close()
