@@ -28,7 +28,7 @@ from connector.models import Account, FetchPage, Lead, Owner, Patch, WriteResult
 from connector.ratelimit import guard_factory
 from connector.store import Store
 
-# Page and batch sizes the minimums follow from (facts §0, §5.1).
+# Page and batch sizes the minimums follow from [crm-behaviour: Minimum API calls per 1,000 leads].
 HUBSPOT_LIST_PAGE = 100  # list GET, 100 per page → 10 reads per 1,000 leads
 HUBSPOT_SEARCH_PAGE = 200  # search, 200 per page → 5 reads per 1,000 changed leads
 HUBSPOT_BATCH = 100  # batch/update, 100 inputs → 10 writes per 1,000 leads
@@ -110,7 +110,8 @@ class CrmFigures:
 
 def hubspot_kinds(phase: str, calls: Mapping[str, int]) -> dict[str, int]:
     """Sandbox endpoint labels → call kinds. The sandbox labels every GET …/contacts `contacts.list`:
-    in a backfill those are the lead pages, in a sync the archived sweep (facts §1.5.5)."""
+    in a backfill those are the lead pages, in a sync the archived sweep [crm-behaviour: HubSpot archiving does not bump the modified date].
+    """
     kinds: Counter[str] = Counter()
     for label, n in calls.items():
         if label == "contacts.batch_update":

@@ -18,11 +18,11 @@ from connector.jobs import backfill, make_adapters
 from connector.ratelimit import StoreGuard, guard_factory
 from connector.store import Store
 
-LIST_PAGE = 100  # list GET, 100 per page [facts §0]
-BATCH = 100  # batch/update, 100 inputs [facts §1.3]
-WINDOW_SECONDS = 10.0  # HubSpot's burst window [facts §0, §1.6]
+LIST_PAGE = 100  # list GET, 100 per page [crm-behaviour: HubSpot list pages hold at most 100 records]
+BATCH = 100  # batch/update, 100 inputs [crm-behaviour: HubSpot batch calls take at most 100 inputs]
+WINDOW_SECONDS = 10.0  # HubSpot's burst window [crm-behaviour: HubSpot rate limits: burst and daily]
 TARGET = 0.90
-SEARCH_PATH_SUFFIX = "/search"  # searches have their own per-second limit and do not count toward the burst [facts §1.4]
+SEARCH_PATH_SUFFIX = "/search"  # own per-second limit, not in the burst [crm-behaviour: HubSpot search has its own rate limit]
 
 
 def minimum_calls(leads: int) -> int:

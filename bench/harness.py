@@ -29,7 +29,7 @@ def salesforce_overrides(instance_url: str, client_id: str, client_secret: str, 
     return {
         "enabled": True, "login_url": instance_url, "client_id": client_id, "client_secret": client_secret,
         # SystemModstamp has whole seconds (the sandbox truncates like the real org): a lookback of 0 would
-        # miss an edit made in the same second the previous scan started [facts §2.3].
+        # miss an edit made in the same second the previous scan started [crm-behaviour: Salesforce incremental polling on SystemModstamp].
         "ca_bundle": ca_file, "lookback_seconds": 1, **extra,
     }
 

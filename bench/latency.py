@@ -221,7 +221,7 @@ def _wait_ready(url: str, service: Service) -> None:
 
 
 def creation_event(event_id: int, rid: str, occurred_ms: int) -> dict[str, Any]:
-    """A `contact.creation` event as HubSpot delivers it [facts §1.10]."""
+    """A `contact.creation` event as HubSpot delivers it [crm-behaviour: HubSpot webhook deliveries]."""
     return {
         "eventId": event_id, "subscriptionId": 9101, "portalId": PORTAL_ID, "appId": int(APP_ID), "occurredAt": occurred_ms,
         "subscriptionType": "contact.creation", "attemptNumber": 0, "objectId": int(rid), "changeFlag": "CREATED",

@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -18,6 +19,9 @@ from connector.errors import AuthError, ConfigError, ConnectorError, CrmApiError
 EXIT_OK, EXIT_ABORTED, EXIT_CONFIG = 0, 1, 2
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("connector.cli")
+
+if TYPE_CHECKING:
+    from connector.clock import Clock
 
 
 def _fail(message: str, code: int) -> None:
@@ -63,15 +67,40 @@ def load(config_path: str | None) -> Any:
     return settings
 
 
+def pinned_at() -> datetime | None:
+    """The instant `connector --at` / CONNECTOR_AT pins this command to, or None (real time)."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj.get("at") if isinstance(obj, dict) else None
+
+
+def command_clock() -> Clock:
+    """The clock of this command: real time, or real time flowing from the `--at` pin."""
+    from connector.clock import PinnedClock, SystemClock
+
+    at = pinned_at()
+    return PinnedClock(at) if at is not None else SystemClock()
+
+
+def refuse_pinned_time(command: str) -> None:
+    """Commands that change a CRM or the state store never run at a pretend time: production leads route now."""
+    at = pinned_at()
+    if at is not None:
+        raise UsageError(
+            f"`{command}` changes a CRM or the state store, so it always runs at the real time; "
+            f"--at / CONNECTOR_AT ({at:%Y-%m-%dT%H:%M:%SZ}) is for what-if commands only "
+            f"(explain, rules test, backfill --dry-run, report, status, demo): unset it"
+        )
+
+
 @contextmanager
 def opened(settings: Any) -> Iterator[tuple[Any, Any, Any]]:
     """The store, the adapters (each with its account's shared limiter) and the clock for one command."""
-    from connector.clock import SystemClock
     from connector.jobs import make_adapters
     from connector.ratelimit import guard_factory
     from connector.store import Store
 
-    clock = SystemClock()
+    clock = command_clock()
     with Store.open(settings.store.url) as store:
         adapters = make_adapters(settings, guard_for=guard_factory(store, settings, clock), clock=clock)
         if not adapters:
@@ -90,8 +119,21 @@ def print_summary(summary: Any, as_json: bool) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="crm-lead-connector")
-def main() -> None:
+@click.option(
+    "--at", "at", envvar="CONNECTOR_AT", default=None, metavar="ISO-TIME",
+    help="Evaluate as at this instant (ISO-8601 with a zone, e.g. 2026-12-07T15:00:00Z; or CONNECTOR_AT): working hours, "
+    "holidays, caps, SLA and decay. For explain, rules test, backfill --dry-run, report, status and demo; refused by "
+    "commands that change a CRM or the state store.",
+)
+@click.pass_context
+def main(ctx: click.Context, at: str | None) -> None:
     """Keep HubSpot and Salesforce leads scored, owned and staged."""
+    from connector.clock import parse_instant
+
+    try:
+        ctx.obj = {"at": parse_instant(at, what="--at / CONNECTOR_AT") if at else None}
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 @main.command("check-config")
@@ -117,6 +159,7 @@ def sync(once: bool, config_path: str | None, as_json: bool) -> None:
     """Incremental sync since the last cursor; without --once, repeat every [sync] poll_interval_seconds."""
     from connector.jobs import sync_once
 
+    refuse_pinned_time("sync")
     settings = load(config_path)
     with opened(settings) as (store, adapters, clock):
         while True:
@@ -153,6 +196,8 @@ def backfill(dry_run: bool, limit: int | None, out: str | None, config_path: str
 
     if out and not dry_run:
         raise UsageError("--out writes the planned changes of a --dry-run; add --dry-run")
+    if not dry_run:
+        refuse_pinned_time("backfill")
     settings = load(config_path)
     with opened(settings) as (store, adapters, clock):
         progress = backfill_progress(settings, store, adapters, clock, limit=limit, as_json=as_json)
@@ -220,7 +265,7 @@ def demo(contacts: int, as_json: bool) -> None:
     """Everything end to end against the built-in sandbox CRM: no credentials needed."""
     from connector.demo import run_demo
 
-    result = run_demo(contacts=contacts, echo=None if as_json else click.echo)
+    result = run_demo(contacts=contacts, echo=None if as_json else click.echo, at=pinned_at())
     if as_json:
         click.echo(json.dumps(result, sort_keys=False))
 
@@ -265,6 +310,7 @@ def events_import(file: str, config_path: str | None, as_json: bool) -> None:
     from connector.pipeline import aggregate_fold
     from connector.store import Store
 
+    refuse_pinned_time("events import")
     settings = load(config_path)
     parsed, problems = parse_events_file(Path(file))
     with Store.open(settings.store.url) as store:
@@ -289,6 +335,7 @@ def serve(host: str | None, port: int | None, config_path: str | None) -> None:
     """Run the sidecar: HubSpot webhooks, behaviour events, poll loop, /healthz, /readyz, /metrics; SIGTERM drains."""
     from connector.service import run_server
 
+    refuse_pinned_time("serve")
     settings = load(config_path)
     run_server(settings, host=host, port=port)
 
@@ -299,13 +346,12 @@ def serve(host: str | None, port: int | None, config_path: str | None) -> None:
 @handle_errors
 def status(config_path: str | None, as_json: bool) -> None:
     """Cursors, last successful sync, backlog, API budget used today and dead letters (reads the state store only)."""
-    from connector.clock import SystemClock
     from connector.status import collect_status, render_status
     from connector.store import Store
 
     settings = load(config_path)
     with Store.open(settings.store.url) as store:
-        data = collect_status(settings, store, SystemClock().now())
+        data = collect_status(settings, store, command_clock().now())
     if as_json:
         click.echo(json.dumps(data))
     else:
@@ -367,6 +413,7 @@ def errors_retry(letter_ids: tuple[int, ...], every_open: bool, force: bool, con
     """Re-read each record from its CRM and run it through the pipeline again; resolved when the write succeeds."""
     from connector.dead_letters import pick, retry
 
+    refuse_pinned_time("errors retry")
     settings = load(config_path)
     with opened(settings) as (store, adapters, clock):
         results = retry(settings, store, adapters, clock, pick(store, list(letter_ids), every_open=every_open), force=force)
@@ -392,6 +439,7 @@ def errors_discard(letter_ids: tuple[int, ...], every_open: bool, config_path: s
     from connector.dead_letters import discard, pick
     from connector.store import Store
 
+    refuse_pinned_time("errors discard")
     settings = load(config_path)
     with Store.open(settings.store.url) as store:
         ids = discard(store, pick(store, list(letter_ids), every_open=every_open), SystemClock().now())
@@ -402,14 +450,13 @@ def errors_discard(letter_ids: tuple[int, ...], every_open: bool, config_path: s
 
 
 def _report_inputs(config_path: str | None, offline: bool) -> dict[str, Any]:
-    from connector.clock import SystemClock
     from connector.insights import collect_report
     from connector.jobs import make_adapters
     from connector.ratelimit import guard_factory
     from connector.store import Store
 
     settings = load(config_path)
-    clock = SystemClock()
+    clock = command_clock()
     with Store.open(settings.store.url) as store:
         adapters = None if offline else make_adapters(settings, guard_for=guard_factory(store, settings, clock), clock=clock) or None
         return collect_report(settings, store, clock.now(), adapters)
@@ -469,26 +516,23 @@ def rules() -> None:
 
 @rules.command("test")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--at", "at", default=None, help="Route as at this ISO time (default: now); working hours depend on it.")
+@click.option("--at", "at", default=None, help="Alias of the global `connector --at` (ISO time; without a zone, UTC).")
 @config_option
 @json_option
 @handle_errors
 def rules_test(file: str, at: str | None, config_path: str | None, as_json: bool) -> None:
     """Score and route sample leads from a CSV or JSONL file (keys = lead attribute names); bad rows name row and field."""
-    from datetime import UTC, datetime
-
-    from connector.clock import SystemClock
+    from connector.clock import parse_instant
     from connector.rules_offline import render_outcomes, run_samples
 
     settings = load(config_path)
     if at is not None:
         try:
-            now = datetime.fromisoformat(at.replace("Z", "+00:00"))
+            now = parse_instant(at, what="--at", naive_is_utc=True)
         except ValueError as exc:
-            raise UsageError(f"--at {at!r} is not an ISO date-time ({exc})") from None
-        now = (now if now.tzinfo is not None else now.replace(tzinfo=UTC)).astimezone(UTC)
+            raise UsageError(str(exc)) from None
     else:
-        now = SystemClock().now()
+        now = command_clock().now()
     outcomes, problems = run_samples(settings, Path(file), now)
     if as_json:
         click.echo(json.dumps({
@@ -515,6 +559,7 @@ def forget(person: str, offline: bool, config_path: str | None, as_json: bool) -
     from connector.ratelimit import guard_factory
     from connector.store import Store
 
+    refuse_pinned_time("forget")
     settings = load(config_path)
     email, ref = parse_person(person)
     object_types = {"hubspot": settings.hubspot.object_type, "salesforce": "Lead"}

@@ -18,12 +18,12 @@ HUBSPOT_API_HOST = "https://api.hubapi.com"
 SALESFORCE_LOGIN_URL = "https://login.salesforce.com"
 DEFAULT_STORE_URL = "sqlite:///connector-state.db"
 
-# HubSpot's default lifecycle stages in their forward order (internal values) [facts §1.8].
+# HubSpot's default lifecycle stages in their forward order (internal values) [crm-behaviour: HubSpot lifecycle stages move forward only].
 HUBSPOT_LIFECYCLE_ORDER = [
     "subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead",
     "opportunity", "customer", "evangelist",
 ]
-# Salesforce's default Lead Status values in their SortOrder [facts §2.6].
+# Salesforce's default Lead Status values in their SortOrder [crm-behaviour: Salesforce lead statuses].
 SALESFORCE_STATUS_ORDER = ["Open - Not Contacted", "Working - Contacted", "Closed - Converted", "Closed - Not Converted"]
 
 
@@ -119,7 +119,7 @@ class SalesforceSettings(Section):
     pubsub_target: str = "api.pubsub.salesforce.com:7443"
     pubsub_tls: bool = True
     cdc_topic: str = "/data/LeadChangeEvent"
-    # FetchRequest.num_requested (flow control); the server caps a stream's outstanding requests at 100 [facts §2.7].
+    # FetchRequest.num_requested (flow control); the server caps a stream's outstanding requests at 100.
     cdc_batch_size: int = Field(default=100, ge=1, le=100)
 
     @model_validator(mode="after")

@@ -75,7 +75,7 @@ def retry(
 
     Resolved when its write goes through (or nothing needs writing any more); otherwise it stays
     open with one attempt more. Letters at [sync] max_dead_letter_attempts are not retried unless
-    `force` (invariant 7: never retried forever).
+    `force`: never retried forever [architecture: Bad records don't block good ones].
     """
     results: list[RetryResult] = []
     limit = settings.sync.max_dead_letter_attempts

@@ -6,16 +6,22 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connector.clock import SystemClock
+from connector.clock import Clock, PinnedClock
 from connector.config import Settings, example_config_path, load_settings
 from connector.jobs import RunSummary, backfill, make_adapters, sync_once
 from connector.ratelimit import guard_factory
+from connector.report import waiting_line
 from connector.store import Store
 
 Echo = Callable[[str], None]
+
+# A Tuesday, 15:00 UTC: within working hours for the example's reps in New York, London and Berlin, so a
+# newcomer sees leads land on reps whatever the hour they try the demo (`connector --at … demo` picks another).
+DEMO_AT = datetime(2026, 12, 8, 15, 0, tzinfo=UTC)
 
 
 def demo_settings(state_dir: Path, hubspot: Any, salesforce: Any | None) -> Settings:
@@ -25,8 +31,6 @@ def demo_settings(state_dir: Path, hubspot: Any, salesforce: Any | None) -> Sett
         "logging": {"level": "WARNING"},
         "hubspot": {"enabled": True, "base_url": hubspot.base_url, "access_token": hubspot.token, "safety_lag_seconds": 0},
         "salesforce": {"enabled": False},
-        # The demo runs at any hour: leads no rep can take right now go to the fallback pool / queue.
-        "routing": {"when_unavailable": "fallback"},
     }
     if salesforce is not None:
         overrides["salesforce"] = {
@@ -36,32 +40,40 @@ def demo_settings(state_dir: Path, hubspot: Any, salesforce: Any | None) -> Sett
     return load_settings(example_config_path(), overrides)
 
 
-def _salesforce_sandbox(contacts: int) -> Any | None:
+def _salesforce_sandbox(contacts: int, clock: Clock) -> Any | None:
     try:
         from connector.sandbox.salesforce import SalesforceSandbox
     except ImportError:
         return None
-    return SalesforceSandbox(leads=contacts)
+    return SalesforceSandbox(leads=contacts, clock=clock)
 
 
-def run_demo(contacts: int = 400, echo: Echo | None = None) -> dict[str, Any]:
-    """Run the whole product against the sandbox; returns the figures it printed."""
+def run_demo(contacts: int = 400, echo: Echo | None = None, at: datetime | None = None) -> dict[str, Any]:
+    """Run the whole product against the sandbox, CRMs and connector on one clock pinned to `at` (default DEMO_AT).
+
+    Returns the figures it printed.
+    """
     from connector.observability import configure_logging
     from connector.sandbox.hubspot import HubSpotSandbox
 
     say: Echo = echo or (lambda line: None)
     configure_logging("WARNING", as_json=False)
-    clock = SystemClock()
+    clock = PinnedClock(at or DEMO_AT)
     with ExitStack() as stack:
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="connector-demo-")))
-        hs = stack.enter_context(HubSpotSandbox(contacts=contacts))
-        sf = _salesforce_sandbox(contacts)
+        hs = stack.enter_context(HubSpotSandbox(contacts=contacts, clock=clock))
+        sf = _salesforce_sandbox(contacts, clock)
         if sf is not None:
             stack.enter_context(sf)
         settings = demo_settings(state_dir, hs, sf)
         store = stack.enter_context(Store.open(settings.store.url))
         adapters = make_adapters(settings, guard_for=guard_factory(store, settings, clock), clock=clock)
         say(f"Sandbox CRMs up: HubSpot {hs.base_url}" + (f", Salesforce {sf.instance_url}" if sf else "") + f"; {contacts} leads each.")
+        say(
+            f"Clock: the story runs as at {clock.start:%a %Y-%m-%d %H:%M} UTC"
+            + (" (a working hour for the example reps)" if at is None else " (--at)")
+            + "; real runs use the real time, and `connector --at ISO-TIME demo` picks another instant."
+        )
 
         # One record the CRM will refuse (an invalid value), to show a dead letter that does not block its batch.
         first_id = next(iter(sorted(hs.records_ids("contacts"), key=int)))
@@ -112,7 +124,9 @@ def run_demo(contacts: int = 400, echo: Echo | None = None) -> dict[str, Any]:
 
 
 def _line(summary: RunSummary) -> str:
-    return (
+    line = (
         f"   fetched {summary.fetched}, routed {summary.routed}, written {summary.written}, unchanged {summary.unchanged}, "
         f"dead-lettered {summary.dead_lettered} in {summary.seconds:.1f}s"
     )
+    waiting = waiting_line(summary.as_json())
+    return f"{line}\n   {waiting}" if waiting else line

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -14,9 +14,9 @@ from connector.adapters import CrmAdapter
 from connector.config import Settings
 from connector.errors import UsageError
 from connector.jobs import compile_engine, prepare
-from connector.models import FetchPage, RoutingDecision
+from connector.models import WAIT_CAUSES, FetchPage, RoutingDecision
 from connector.pipeline import run_batch
-from connector.store import DecisionRecord, Store
+from connector.store import DecisionRecord, Store, WaitingLead
 
 
 def explain_lead(settings: Settings, store: Store, adapters: Mapping[str, CrmAdapter], crm: str, record_id: str, now: datetime) -> dict[str, Any]:
@@ -32,6 +32,7 @@ def explain_lead(settings: Settings, store: Store, adapters: Mapping[str, CrmAda
     decision = result.decisions.get(lead.key)
     patch = result.planned.get(lead.key)
     history = store.decisions_for(lead.key)
+    waiting = next(iter(store.waiting_leads(lead_key=lead.key)), None)
     lead_view = {k: v for k, v in dataclasses.asdict(lead).items() if v not in (None, (), {}, "")}
     return {
         "lead": lead_view,
@@ -50,7 +51,7 @@ def explain_lead(settings: Settings, store: Store, adapters: Mapping[str, CrmAda
                 for name, r in outcome.by_model.items()
             },
         },
-        "routing": routing_view(decision, history),
+        "routing": routing_view(decision, history, waiting),
         "history": [
             {"at": h.created_at, "kind": h.kind, "owner_id": h.owner_id, "rep": h.rep, "rule": h.rule, "pool": h.pool}
             for h in history
@@ -67,14 +68,26 @@ def explain_lead(settings: Settings, store: Store, adapters: Mapping[str, CrmAda
     }
 
 
-def routing_view(decision: RoutingDecision | None, history: Sequence[DecisionRecord]) -> dict[str, Any] | None:
-    """The routing path to show: today's decision, or — for a lead routed earlier — the recorded one that set its owner."""
+def routing_view(
+    decision: RoutingDecision | None, history: Sequence[DecisionRecord], waiting: WaitingLead | None = None,
+) -> dict[str, Any] | None:
+    """The routing path to show: today's decision, or — for a lead routed earlier — the recorded one that set its owner.
+
+    A lead that waits says why (`wait_cause`, the `waiting` sentence), until when (`next_available_at`,
+    `next_available_rep`) and, when an earlier run already left it waiting, since when (`waiting_since`).
+    """
     if decision is None:
         return None
+    waits = decision.kind == "wait"
     view: dict[str, Any] = {
         "kind": decision.kind, "owner_id": decision.owner_id, "rep": decision.rep, "rule": decision.rule,
         "pool": decision.pool, "strategy": decision.strategy, "arm": decision.arm, "reasons": list(decision.reasons),
         "candidates": [dataclasses.asdict(c) for c in decision.candidates],
+        "waiting": next((r for r in reversed(decision.reasons) if r.startswith("waiting:")), None) if waits else None,
+        "wait_cause": decision.wait_cause,
+        "next_available_at": decision.next_available_at.astimezone(UTC).isoformat() if decision.next_available_at else None,
+        "next_available_rep": decision.next_available_rep,
+        "waiting_since": waiting.since.astimezone(UTC).isoformat() if waits and waiting is not None else None,
     }
     recorded = [h for h in history if h.kind in ("route", "reassign")]
     if decision.kind == "kept" and recorded:
@@ -115,6 +128,13 @@ def render_explanation(report: Mapping[str, Any], console: Console | None = None
     if routing:
         console.print(f"[bold]routing[/]: {routing.get('recorded') or routing['kind']} → {routing['rep'] or routing['owner_id'] or 'nobody'}"
                       + (f" (rule {routing['rule']}, pool {routing['pool']}, {routing['strategy']})" if routing["rule"] else ""))
+        if routing.get("wait_cause"):
+            labels: dict[str, str] = dict(WAIT_CAUSES)
+            until = (f"{routing['next_available_rep']} at {routing['next_available_at']}" if routing.get("next_available_at")
+                     else "unknown")
+            since = f"; waiting since {routing['waiting_since']}" if routing.get("waiting_since") else ""
+            cause = labels.get(routing["wait_cause"], routing["wait_cause"])
+            console.print(f"[yellow]waits[/]: {cause}; next available: {until}{since}", soft_wrap=True)
         for reason in routing["reasons"]:
             console.print(f"  - {reason}")
         if routing["candidates"]:

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from connector.models import WAIT_CAUSES
+
 PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#0ea5e9", "#84cc16", "#f97316")
 GRADE_COLOURS = ("#dc2626", "#f59e0b", "#3b82f6", "#6b7280", "#9ca3af", "#d1d5db")
 _CSS = """
@@ -212,6 +214,24 @@ def _experiments_section(experiments: Sequence[Mapping[str, Any]]) -> str:
     return "".join(out)
 
 
+def _waiting_section(waiting: Mapping[str, Any] | None) -> str:
+    head = '<h2 id="waiting">Waiting leads</h2>'
+    if not waiting or not waiting["leads"]:
+        return head + '<p class="empty">No lead is waiting for an available rep.</p>'
+    labels: dict[str, str] = dict(WAIT_CAUSES)
+    oldest = (f'oldest waiting since <b id="waiting-oldest">{escape(waiting["oldest_since"])}</b> ({escape(waiting["oldest_lead"])})'
+              if waiting["oldest_since"] else "no wait recorded with its start")
+    if waiting["next_available_at"]:
+        nxt = (f'next available: <b id="waiting-next">{escape(waiting["next_available_at"])}</b> '
+               f'({escape(waiting["next_available_rep"] or "")}); {waiting["due"]} due by now')
+    else:
+        nxt = "next available: unknown (open-lead caps free up as leads close)"
+    note = (f'<p class="note">Leads nobody in their pool can take right now (routing.when_unavailable = "wait"): '
+            f'<b id="waiting-count">{waiting["leads"]}</b>; {oldest}; {nxt}. The next sync after that routes them.</p>')
+    table = _table(["why", "leads"], [[labels.get(c, c), n] for c, n in waiting["by_cause"].items()], "table-waiting")
+    return head + note + table
+
+
 def render_html(report: Mapping[str, Any]) -> str:
     """The whole report page; every chart is inline SVG, so it opens offline and prints as it shows."""
     body = "".join([
@@ -221,6 +241,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         _sla_section(report["sla"]),
         _dead_letter_section(report["dead_letters"]),
         _experiments_section(report["experiments"]),
+        _waiting_section(report.get("waiting")),
     ])
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Lead connector report</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head><body>{body}</body></html>\n')

@@ -12,6 +12,7 @@ from connector.adapters import CrmAdapter
 from connector.config import Settings
 from connector.engine.experiments import experiment_report
 from connector.engine.routing import OPEN_SCOPE, compile_routing
+from connector.status import waiting_figures
 from connector.store import DecisionRecord, Store
 
 # Routing a lead created long before is a backfill, not a response to a new lead: leave it out of speed-to-lead.
@@ -187,4 +188,5 @@ def collect_report(settings: Settings, store: Store, now: datetime, adapters: Ma
         "sla": sla_figures(settings, store, decisions, now),
         "dead_letters": dead_letter_figures(store),
         "experiments": experiment_figures(settings, decisions, converted),
+        "waiting": waiting_figures(store, now),
     }

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from connector.adapters import CallGuard, CrmAdapter, NoGuard
@@ -72,7 +73,8 @@ class RunSummary:
     unchanged: int = 0
     dead_lettered: int = 0
     skipped: int = 0
-    waiting: int = 0
+    waiting: int = 0  # leads still waiting at the end of the run (a lead re-read by two passes counts once)
+    waiting_reasons: dict[str, int] = field(default_factory=dict)  # wait cause -> leads (models.WAIT_CAUSES)
     reassigned: int = 0
     pages: int = 0
     api_calls: dict[str, int] = field(default_factory=dict)
@@ -82,10 +84,30 @@ class RunSummary:
     seconds: float = 0.0
     patches: list[Patch] = field(default_factory=list)
     held_elsewhere: list[str] = field(default_factory=list)  # "crm object stream" polled by another replica
+    # lead key -> (wait cause, next available) of each lead whose latest decision in this run is a wait
+    waits: dict[str, tuple[str | None, datetime | None]] = field(default_factory=dict, repr=False)
+
+    @property
+    def next_available_at(self) -> datetime | None:
+        """The earliest instant someone becomes available for a lead still waiting (None: none known)."""
+        return min((at for _, at in self.waits.values() if at is not None), default=None)
 
     def absorb(self, batch: BatchResult, *, keep_patches: bool) -> None:
-        for name in ("fetched", "scored", "routed", "written", "unchanged", "dead_lettered", "skipped", "waiting"):
+        for name in ("fetched", "scored", "routed", "written", "unchanged", "dead_lettered", "skipped"):
             setattr(self, name, getattr(self, name) + getattr(batch, name))
+        # The waiting pass re-reads waiting leads and the changed stream may bring them again: a lead
+        # counts once, as its latest decision in the run has it.
+        reasons = Counter(self.waiting_reasons)
+        for key, decision in batch.decisions.items():
+            before = self.waits.pop(key, None)
+            if before is not None and before[0] is not None:
+                reasons[before[0]] -= 1
+            if decision.kind == "wait":
+                self.waits[key] = (decision.wait_cause, decision.next_available_at)
+                if decision.wait_cause is not None:
+                    reasons[decision.wait_cause] += 1
+        self.waiting = len(self.waits)
+        self.waiting_reasons = {cause: n for cause, n in reasons.items() if n > 0}
         self.grades = dict(Counter(self.grades) + batch.grades)
         self.leads_per_rep = dict(Counter(self.leads_per_rep) + batch.owners)
         self.pages += 1
@@ -97,6 +119,8 @@ class RunSummary:
             "mode": self.mode, "dry_run": self.dry_run, "fetched": self.fetched, "scored": self.scored,
             "routed": self.routed, "written": self.written, "unchanged": self.unchanged,
             "dead_lettered": self.dead_lettered, "skipped": self.skipped, "waiting": self.waiting,
+            "waiting_reasons": dict(sorted(self.waiting_reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "next_available_at": self.next_available_at.astimezone(UTC).isoformat() if self.next_available_at else None,
             "reassigned": self.reassigned,
             "pages": self.pages, "api_calls": dict(sorted(self.api_calls.items())), "grades": dict(sorted(self.grades.items())),
             "leads_per_rep": dict(sorted(self.leads_per_rep.items())), "aborted": self.aborted, "seconds": round(self.seconds, 3),
@@ -246,7 +270,7 @@ def _stream(
             # last cursor: leave the cursor to it (the page's routing and writes are durable either way).
             log.warning("lost the poll lease of %s to another replica; stopping this stream", lease)
             return False
-        # Invariant 6: the cursor moves only after the page is durably handled.
+        # The cursor moves only after the page is durably handled [architecture: Nothing lost].
         if not dry_run and page.cursor is not None:
             store.set_cursor(crm, adapter.object_type, stream, page.cursor, clock.now())
         seen += len(page.leads)

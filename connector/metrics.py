@@ -12,7 +12,7 @@ from connector.pipeline import BatchResult
 
 # A limiter wait shorter than this is lock bookkeeping, not throttling.
 _WAIT_THRESHOLD_SECONDS = 0.005
-# Webhook → write latency: the goal is well under a second; HubSpot itself times out at 10 s [facts §1.10].
+# Webhook → write latency: the goal is well under a second; HubSpot itself times out at 10 s [crm-behaviour: HubSpot webhook deliveries].
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 

@@ -249,9 +249,26 @@ class Candidate:
     reason: str = ""
 
 
+# Why a lead waits: the dominant reason among the candidates of the pools it tried (a closed set).
+WaitCause = Literal["outside_hours", "out_of_office", "holiday", "at_capacity", "inactive", "no_one_eligible"]
+# In the order that breaks a tie between equally common causes; the labels are what people read.
+WAIT_CAUSES: dict[WaitCause, str] = {
+    "outside_hours": "outside working hours",
+    "out_of_office": "out of office",
+    "holiday": "public holiday",
+    "at_capacity": "at capacity",
+    "inactive": "inactive or not a CRM owner",
+    "no_one_eligible": "nobody eligible (skills, tier)",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class RoutingDecision:
-    """Who owns the lead and why. owner_id None means 'no decision / wait'."""
+    """Who owns the lead and why. owner_id None means 'no decision / wait'.
+
+    A wait says why (`wait_cause`) and until when: the earliest instant one of the candidates becomes
+    available (`next_available_at`, None when no time is known, e.g. open-lead caps) and who that is.
+    """
 
     lead_key: str
     owner_id: str | None
@@ -263,6 +280,9 @@ class RoutingDecision:
     arm: str | None = None
     reasons: tuple[str, ...] = ()
     candidates: tuple[Candidate, ...] = ()
+    wait_cause: WaitCause | None = None
+    next_available_at: datetime | None = None
+    next_available_rep: str | None = None
 
 
 class FieldDecision(str, Enum):

@@ -50,7 +50,7 @@ log = logging.getLogger("connector.pipeline")
 
 # A write claimed but not completed by then (its worker was killed mid-write) is claimable by any replica.
 OUTBOX_LEASE_SECONDS = 120.0
-# Fields a person may change in the CRM (invariant 2): a write replayed after a crash re-checks them first.
+# Fields a person may change in the CRM [architecture: A person's choice wins]: a write replayed after a crash re-checks them first.
 PERSON_FIELDS = ("owner_id", "stage", "lead_status")
 
 _worker: tuple[int, str] | None = None
@@ -74,7 +74,8 @@ class CrmRuntime:
     reps: Sequence[Rep]
     active_owner_ids: frozenset[str]
     # domain -> (valid until, account or None): account matching re-used across batches. HubSpot allows
-    # 5 searches a second per account (facts §1.4), so a search per batch would bound speed-to-lead.
+    # 5 searches a second per account, so a search per batch would bound speed-to-lead
+    # [crm-behaviour: HubSpot search has its own rate limit].
     account_cache: dict[str, tuple[datetime, Account | None]] = field(default_factory=dict, compare=False)
 
 
@@ -219,7 +220,7 @@ def route(
     contact_owners: Mapping[str, str],
     now: datetime,
 ) -> dict[str, RoutingDecision]:
-    """Stage 4: one owner per lead, decided once (invariant 1) and recorded with its counters in `txn`.
+    """Stage 4: one owner per lead, decided once [architecture: One owner per lead] and recorded with its counters in `txn`.
 
     A lead that already has a routing decision keeps it — a re-run, a replay after a crash or a
     second worker never routes it again.
@@ -252,13 +253,20 @@ def route(
         decision, change = route_lead(lead, outcome.primary, ctx, state, engine.routing, now)
         decisions[lead.key] = decision
         if decision.kind == "wait":
-            # Nobody available now: remember the lead so the next run re-reads it even if it never changes.
+            # Nobody available now: remember the lead so the next run re-reads it even if it never changes,
+            # and why it waits and until when (status and reports show it).
             txn.set(waiting_scope(runtime.crm), lead.id, 1)
+            txn.set_waiting(
+                lead.key, runtime.crm, now, cause=decision.wait_cause, pool=decision.pool,
+                next_available_at=decision.next_available_at, next_available_rep=decision.next_available_rep,
+                reason=next((r for r in reversed(decision.reasons) if r.startswith("waiting:")), ""),
+            )
             continue
         if decision.owner_id is None:
             continue
         if state.get(waiting_scope(runtime.crm), lead.id):
             txn.set(waiting_scope(runtime.crm), lead.id, 0)
+            txn.clear_waiting(lead.key)
         state = apply_change(state, change)
         record(txn, lead, decision, change, outcome, engine, now, kind="route")
     return decisions
@@ -377,7 +385,7 @@ def diff(
     states: Mapping[str, LeadState],
     rules: DiffRules,
 ) -> list[Patch]:
-    """Stage 5: the smallest write per lead; unchanged leads produce no patch (invariant 3)."""
+    """Stage 5: the smallest write per lead; unchanged leads produce no patch [architecture: Write only what changed]."""
     patches = []
     for lead in leads:
         state = states.get(lead.key)
@@ -391,7 +399,7 @@ def with_pending_writes(states: Mapping[str, LeadState], pending: Mapping[str, M
 
     A write decided but not yet confirmed (its worker was killed after sending it, or it waits for a
     retry) is the connector's value: if the CRM now shows something else, a person changed it, and
-    the next batch must neither queue the same write again nor overwrite that person (invariant 2).
+    the next batch must neither queue the same write again nor overwrite that person [architecture: A person's choice wins].
     """
     out = dict(states)
     for key, values in pending.items():
@@ -458,7 +466,7 @@ def claim_fence(store: Store, worker: str, lease_seconds: float) -> Callable[[Ma
     A claim's lease runs from when it was taken; a write that then waits for the shared rate limiter
     or a Retry-After can outlive it, and another replica reclaims the row, re-reads the record and
     sends it too. Two senders of one row can overwrite a person's edit made between their writes
-    (invariant 2), so each request renews the claims it carries, and drops the rows it lost.
+    [architecture: A person's choice wins], so each request renews the claims it carries, and drops the rows it lost.
     """
 
     def for_rows(outbox_ids: Mapping[int, int]) -> WriteFence:
@@ -480,7 +488,7 @@ def send(
     A reclaimed row (its first worker died after claiming it, or a send failed) may already be in the
     CRM, and a person may have changed the record since: those leads are re-read first. A field the
     CRM already holds as wanted is not sent again; an owner or stage that is neither the value seen at
-    decision time nor the connector's is a person's change and is left alone (invariant 2). Either
+    decision time nor the connector's is a person's change and is left alone [architecture: A person's choice wins]. Either
     way the decided values become the written baseline, so later diffs see a person's change as one.
     A reclaimed lead the re-read did not return is not sent blind: it stays pending for the next claim.
     `fence` (from claim_fence) gives, for the patches sent, the check run right before each request.
@@ -579,10 +587,16 @@ def release_closed(
     keys = {f"{runtime.crm}:{runtime.adapter.object_type}:{rid}": rid for rid in ids}
     released = 0
     scope = closed_scope(runtime.crm)
-    scopes = [f"route:{runtime.crm}", scope, credited_scope(runtime.crm), *required_scopes(engine.routing, now)]
+    waiting = waiting_scope(runtime.crm)
+    scopes = [f"route:{runtime.crm}", scope, credited_scope(runtime.crm), waiting, *required_scopes(engine.routing, now)]
     with store.routing_transaction(scopes) as txn:
         states = txn.lead_states(sorted({*keys, *(lead.key for lead in converted)}))
         credit_conversions(txn, runtime.crm, states, converted)
+        # A closed lead waits for nobody: it leaves the waiting list instead of being re-read on every run.
+        for rid, value in txn.counter_values(waiting, list(keys.values())).items():
+            if value:
+                txn.set(waiting, rid, 0)
+                txn.clear_waiting(f"{runtime.crm}:{runtime.adapter.object_type}:{rid}")
         done = txn.counter_values(scope, list(keys.values()))
         for key, state in states.items():
             if key not in keys:

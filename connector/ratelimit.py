@@ -25,7 +25,7 @@ def take(state: LimiterState, *, n: int, now_us: int, capacity: int, window_us: 
     """Try to take n calls from a sliding window: (new state, microseconds to wait; 0 = taken).
 
     A sliding-window log rather than a token bucket: HubSpot's burst limit is a rolling window
-    (190 per 10 s, facts §1.6), and a bucket of 190 refilled at 19/s lets ~380 through in 10 s.
+    (190 per 10 s, [crm-behaviour: HubSpot rate limits: burst and daily]), and a bucket of 190 refilled at 19/s lets ~380 through in 10 s.
     """
     horizon = now_us - window_us
     calls = tuple((t, k) for t, k in sorted(state.recent_calls) if t > horizon)
@@ -115,7 +115,8 @@ class DailyBudget:
     """Counts an account's API calls per day in the store and stops at daily_limit × share.
 
     The day rolls at midnight in `tz` (HubSpot resets at midnight in the account's time zone,
-    facts §1.6). Salesforce counts a rolling 24 h (facts §2.5); its `Sforce-Limit-Info` usage, fed to
+    [crm-behaviour: HubSpot rate limits: burst and daily]). Salesforce counts a rolling 24 h
+    [crm-behaviour: Salesforce API allocation: rolling 24 hours]; its `Sforce-Limit-Info` usage, fed to
     `observe_usage`, keeps the count honest where calendar days and the rolling window disagree.
     """
 
@@ -212,8 +213,9 @@ class StoreGuard:
     """The CallGuard adapters consult: the account's burst limiter (and search limiter) plus the daily budget.
 
     `after` reads what the CRM said about its own limits so every replica's shared view is corrected:
-    HubSpot's X-HubSpot-RateLimit-* headers (absent on search responses, facts §1.6) and Salesforce's
-    Sforce-Limit-Info: api-usage=used/limit (facts §2.5); a 429's Retry-After blocks every process.
+    HubSpot's X-HubSpot-RateLimit-* headers (absent on search responses,
+    [crm-behaviour: HubSpot search has its own rate limit]) and Salesforce's Sforce-Limit-Info: api-usage=used/limit
+    [crm-behaviour: Salesforce API allocation: rolling 24 hours]; a 429's Retry-After blocks every process.
     """
 
     def __init__(self, *, limiter: RateLimiter | None, budget: DailyBudget, search_limiter: RateLimiter | None = None) -> None:
@@ -282,7 +284,8 @@ def guard_factory(store: Store, settings: Settings, clock: Clock) -> Callable[[s
             )
         sf = settings.salesforce
         account = account_key("salesforce", sf.login_url, sf.instance_url, sf.client_id, sf.username)
-        # Salesforce has no per-second limit (facts §2.5): only the daily allocation, learnt from Sforce-Limit-Info.
+        # Salesforce has no per-second limit: only the daily allocation, learnt from Sforce-Limit-Info
+        # [crm-behaviour: Salesforce API allocation: rolling 24 hours].
         return StoreGuard(
             limiter=None,
             budget=DailyBudget(store, account, daily_limit=sf.daily_api_limit, share=sf.daily_budget_share, clock=clock),

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from connector.models import Patch
+from connector.models import WAIT_CAUSES, Patch
 
 DIFF_COLUMNS = ("crm", "object", "id", "field", "current", "new", "reason")
 
@@ -24,6 +25,9 @@ def render_summary(summary: Any, console: Console | None = None) -> None:
     for key in ("fetched", "scored", "routed", "written", "unchanged", "dead_lettered", "skipped", "waiting", "seconds"):
         totals.add_row(key.replace("_", " "), str(data[key]))
     console.print(totals)
+    line = waiting_line(data)
+    if line:
+        console.print(line)
     if data["grades"]:
         console.print("grades: " + ", ".join(f"{g} {n}" for g, n in sorted(data["grades"].items(), key=lambda kv: -kv[1])))
     if data["leads_per_rep"]:
@@ -35,6 +39,22 @@ def render_summary(summary: Any, console: Console | None = None) -> None:
         console.print(f"API calls: {sum(data['api_calls'].values())} (" + ", ".join(f"{k} {v}" for k, v in data["api_calls"].items()) + ")")
     if data["aborted"]:
         console.print(f"[bold red]stopped:[/] {data['aborted']}")
+
+
+def waiting_line(data: Mapping[str, Any]) -> str | None:
+    """`waiting 531: outside working hours 500, at capacity 31 — next available Mon 2026-12-07 14:00 UTC` (None: nothing waits)."""
+    if not data.get("waiting"):
+        return None
+    reasons = data.get("waiting_reasons") or {}
+    labels: dict[str, str] = dict(WAIT_CAUSES)
+    causes = ", ".join(f"{labels.get(cause, cause)} {n}" for cause, n in reasons.items())
+    at = data.get("next_available_at")
+    if at:
+        when = datetime.fromisoformat(at).astimezone(UTC)
+        until = f"next available {when:%a %Y-%m-%d %H:%M} UTC"
+    else:
+        until = "no known time when someone becomes available"
+    return f"waiting {data['waiting']}: {causes or 'nobody available'} — {until}"
 
 
 def diff_rows(patches: Sequence[Patch]) -> list[dict[str, Any]]:

@@ -40,7 +40,7 @@ def call_with_retries(
     5xx or a lost connection the CRM may have applied it (resending would be blind).
 
     The wait is the jittered backoff, or Retry-After when the CRM sent a longer one (HubSpot does
-    not always send it, facts §1.6). Record, auth, config and budget errors propagate at once;
+    not always send it, [crm-behaviour: HubSpot 429 responses]). Record, auth, config and budget errors propagate at once;
     after the last attempt the last TransientError is re-raised unchanged.
     """
     if max_attempts < 1:

@@ -61,9 +61,19 @@ class Outcome:
     rep: str | None
     owner_id: str | None
     reasons: tuple[str, ...]
+    # A waiting lead: why (a models.WaitCause) and who becomes available first, when.
+    wait_cause: str | None = None
+    next_available_at: datetime | None = None
+    next_available_rep: str | None = None
+
+    @property
+    def waiting(self) -> str | None:
+        """The "waiting: ..." sentence of a lead that waits."""
+        return next((r for r in reversed(self.reasons) if r.startswith("waiting:")), None) if self.kind == "wait" else None
 
     def as_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"reasons": list(self.reasons)}
+        at = self.next_available_at.astimezone(UTC).isoformat() if self.next_available_at else None
+        return dataclasses.asdict(self) | {"reasons": list(self.reasons), "next_available_at": at, "waiting": self.waiting}
 
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]] | RowProblem]:
@@ -199,7 +209,8 @@ def run_samples(settings: Settings, path: Path, now: datetime) -> tuple[list[Out
         outcomes.append(Outcome(
             row=number, lead=lead.email or lead.id, score=result.primary.score, grade=result.primary.grade, model=result.primary.model,
             kind=decision.kind, rule=decision.rule, pool=decision.pool, rep=decision.rep, owner_id=decision.owner_id,
-            reasons=decision.reasons,
+            reasons=decision.reasons, wait_cause=decision.wait_cause, next_available_at=decision.next_available_at,
+            next_available_rep=decision.next_available_rep,
         ))
     return outcomes, problems
 
@@ -211,5 +222,8 @@ def render_outcomes(outcomes: list[Outcome], problems: list[RowProblem], console
     for o in outcomes:
         table.add_row(str(o.row), o.lead, f"{o.score:g}", o.grade, o.model, o.rule or "", o.pool or "", o.rep or o.owner_id or "", o.kind)
     console.print(table)
+    for o in outcomes:
+        if o.waiting:
+            console.print(f"row {o.row} {o.lead}: {o.waiting}", soft_wrap=True)
     for p in problems:
         console.print(f"[red]bad row[/] {p}")

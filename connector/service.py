@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # the subscriber (and grpc) is imported only when CDC is on
 
 log = logging.getLogger("connector.service")
 
-# HubSpot retries a 503 honouring Retry-After [facts §1.10]; Segment retries 5xx with backoff.
+# HubSpot retries a 503 honouring Retry-After [crm-behaviour: HubSpot webhook deliveries]; Segment retries 5xx with backoff.
 RETRY_AFTER_SECONDS = 5
 # A claimed intake row not finished by then is taken over by another worker (a crashed replica's work).
 CLAIM_LEASE_SECONDS = 120
@@ -525,7 +525,7 @@ class Service:
         if retry:
             self.store.release_intake([i.id for i in retry], now, error=message, count_attempt=True)
         for item in give_up:
-            # Invariant 7: never retried forever; the record is visible in the dead-letter list.
+            # Never retried forever; the record is visible in the dead-letter list [architecture: Bad records don't block good ones].
             self.store.add_dead_letter(
                 crm=crm, object_type=item.object_type, record_id=item.ref, field=None, code=f"intake_{kind}",
                 message=f"gave up after {item.attempts + 1} attempts: {message}", payload={"intake": item.kind, "source": item.source},

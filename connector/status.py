@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.config import Settings
+from connector.models import WAIT_CAUSES
 from connector.pipeline import waiting_leads
 from connector.ratelimit import account_key
 from connector.store import Store
@@ -34,6 +36,59 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value is not None else None
 
 
+def _span(seconds: float) -> str:
+    minutes = int(abs(seconds) // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    return (f"{days}d " if days else "") + (f"{hours}h " if days or hours else "") + f"{minutes}m"
+
+
+def waiting_figures(store: Store, now: datetime, counts: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """Leads waiting for an available rep: how many, why, the oldest wait, and the next time someone becomes available.
+
+    `counts`: waiting leads per CRM when already counted. `due`: waiting leads whose next-available
+    time has passed at `now` (the next sync routes them).
+    """
+    rows = store.waiting_leads()
+    counts = dict(counts or {})
+    for crm in sorted({r.crm for r in rows} - set(counts)):
+        counts[crm] = len(waiting_leads(store, crm))
+    by_cause = Counter(r.cause or "unknown" for r in rows)
+    oldest = rows[0] if rows else None  # longest waiting first
+    timed = [r for r in rows if r.next_available_at is not None]
+    first = min(timed, key=lambda r: (r.next_available_at or now, r.lead_key)) if timed else None
+    return {
+        "as_of": _iso(now),
+        "leads": sum(counts.values()),
+        "by_cause": dict(sorted(by_cause.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "oldest_since": _iso(oldest.since) if oldest else None,
+        "oldest_lead": oldest.lead_key if oldest else None,
+        "next_available_at": _iso(first.next_available_at) if first else None,
+        "next_available_rep": first.next_available_rep if first else None,
+        "due": sum(1 for r in timed if r.next_available_at is not None and r.next_available_at <= now),
+    }
+
+
+def render_waiting(waiting: Mapping[str, Any]) -> str:
+    """One line: `waiting leads: 3 (outside working hours 2, at capacity 1); oldest since …; next available: …`."""
+    if not waiting["leads"]:
+        return "waiting leads: none"
+    now = datetime.fromisoformat(waiting["as_of"])
+    labels: dict[str, str] = dict(WAIT_CAUSES)
+    causes = ", ".join(f"{labels.get(c, c)} {n}" for c, n in waiting["by_cause"].items())
+    text = f"waiting leads: {waiting['leads']}" + (f" ({causes})" if causes else "")
+    if waiting["oldest_since"]:
+        since = datetime.fromisoformat(waiting["oldest_since"])
+        text += f"; oldest waiting since {since:%Y-%m-%d %H:%M} UTC ({_span((now - since).total_seconds())})"
+    if waiting["next_available_at"]:
+        at = datetime.fromisoformat(waiting["next_available_at"])
+        when = "due now: the next sync routes them" if at <= now else f"in {_span((at - now).total_seconds())}"
+        text += f"; next available: {waiting['next_available_rep']} at {at:%a %Y-%m-%d %H:%M} UTC ({when})"
+    else:
+        text += "; next available: unknown"
+    return text
+
+
 def collect_status(settings: Settings, store: Store, now: datetime) -> dict[str, Any]:
     """Everything `connector status` shows, as JSON-ready data (reads the store only; no CRM call)."""
     runs = store.last_runs(50)
@@ -46,6 +101,7 @@ def collect_status(settings: Settings, store: Store, now: datetime) -> dict[str,
     pending = store.count_pending_outbox()
     states = store.budget_states()
     crms = sorted(set(settings.enabled_crms) | set(pending))
+    waiting = {crm: len(waiting_leads(store, crm)) for crm in crms}
     budget: dict[str, Any] = {}
     for crm, (account, limit, share) in budget_accounts(settings).items():
         state = states.get(account)
@@ -66,8 +122,9 @@ def collect_status(settings: Settings, store: Store, now: datetime) -> dict[str,
         "last_runs": last,
         "last_stopped_run": None if stopped is None else {"kind": stopped["kind"], "at": _iso(stopped["created_at"]), "reason": stopped["summary"]["aborted"]},
         "backlog": {
-            crm: {"pending_writes": pending.get(crm, 0), "waiting_leads": len(waiting_leads(store, crm))} for crm in crms
+            crm: {"pending_writes": pending.get(crm, 0), "waiting_leads": waiting[crm]} for crm in crms
         },
+        "waiting": waiting_figures(store, now, waiting),
         "pending_intake": store.count_pending_intake(),
         "budget": budget,
         "dead_letters": {"open": store.count_dead_letters("open"), "retrying": store.count_dead_letters("retrying")},
@@ -97,6 +154,8 @@ def render_status(data: Mapping[str, Any], console: Console | None = None) -> No
     for crm, b in data["backlog"].items():
         backlog.add_row(crm, str(b["pending_writes"]), str(b["waiting_leads"]))
     console.print(backlog)
+    if "waiting" in data:
+        console.print(render_waiting(data["waiting"]), soft_wrap=True)
     console.print(f"webhook / event intake not yet processed: {data['pending_intake']}")
     for crm, b in data["budget"].items():
         console.print(f"API budget {crm} today ({b['day']} UTC): {b['used']} of {b['allowance']} used, {b['remaining']} left "

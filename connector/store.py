@@ -60,6 +60,21 @@ class LeadState:
     initial_status: str | None = None
 
 
+@dataclass(frozen=True)
+class WaitingLead:
+    """A lead waiting for an available rep: since when, why, and who is free first, when (None: not known)."""
+
+    lead_key: str
+    crm: str
+    since: datetime
+    checked_at: datetime
+    cause: str | None
+    pool: str | None
+    next_available_at: datetime | None
+    next_available_rep: str | None
+    reason: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class DecisionRecord:
     """One append-only line of the decision log; id is None until stored."""
@@ -372,6 +387,20 @@ event_aggregates_t = sa.Table(
     sa.Column("signature", sa.String(64), nullable=False),
     sa.Column("data", sa.JSON(), nullable=False),
 )
+waiting_leads_t = sa.Table(
+    "waiting_leads",
+    metadata,
+    sa.Column("lead_key", _KEY, primary_key=True),
+    sa.Column("crm", sa.String(32), nullable=False),
+    sa.Column("since", _TS, nullable=False),
+    sa.Column("checked_at", _TS, nullable=False),
+    sa.Column("cause", sa.String(32), nullable=True),
+    sa.Column("pool", sa.String(255), nullable=True),
+    sa.Column("next_available_at", _TS, nullable=True),
+    sa.Column("next_available_rep", sa.String(320), nullable=True),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Index("ix_waiting_leads_crm", "crm", "since"),
+)
 webhook_deliveries_t = sa.Table(
     "webhook_deliveries",
     metadata,
@@ -627,6 +656,7 @@ class RoutingTxn:
         self._counters: dict[tuple[str, str], tuple[bool, int]] = {}
         self._decisions: list[dict[str, Any]] = []
         self._routed: dict[str, _Routed] = {}
+        self._waiting: dict[str, dict[str, Any] | None] = {}  # lead key -> its waiting row, or None: no longer waiting
         self._remembered: list[tuple[str, Mapping[str, Any], datetime]] = []
         self._outbox: list[dict[str, Any]] = []
         self._ids: dict[str, _IdAllocator] = {}
@@ -676,7 +706,7 @@ class RoutingTxn:
         """Record CRM values the connector found already as it wanted them, as if it had written them.
 
         They become the baseline of the owner and stage locks: a later change by anyone else is then
-        recognised as a person's choice (invariant 2), even though the connector never wrote the field.
+        recognised as a person's choice [architecture: A person's choice wins], even though the connector never wrote the field.
         """
         self._remembered.append((lead_key, dict(values), now))
 
@@ -713,6 +743,20 @@ class RoutingTxn:
             reassignments=(earlier.reassignments if earlier is not None else 0) + (1 if reassignment else 0),
         )
 
+    def set_waiting(
+        self, lead_key: str, crm: str, now: datetime, *, cause: str | None, pool: str | None,
+        next_available_at: datetime | None, next_available_rep: str | None, reason: str,
+    ) -> None:
+        """Record that the lead waits for a rep, why and until when; `since` stays that of the first wait."""
+        self._waiting[lead_key] = {
+            "lead_key": lead_key, "crm": crm, "since": now, "checked_at": now, "cause": cause, "pool": pool,
+            "next_available_at": next_available_at, "next_available_rep": next_available_rep, "reason": reason,
+        }
+
+    def clear_waiting(self, lead_key: str) -> None:
+        """The lead no longer waits (routed, or closed)."""
+        self._waiting[lead_key] = None
+
     def enqueue(self, patch: Patch, now: datetime) -> int:
         """Queue a write; it commits with the decision that caused it (or not at all)."""
         values = _outbox_values(patch, now)
@@ -732,6 +776,7 @@ class RoutingTxn:
             rows, self._decisions = self._decisions, []
             self._conn.execute(sa.insert(decisions_t), rows)
         self._flush_lead_states()
+        self._flush_waiting()
         self._flush_outbox()
 
     def _next_id(self, table: sa.Table) -> int:
@@ -779,6 +824,23 @@ class RoutingTxn:
         if self._remembered:
             remembered, self._remembered = self._remembered, []
             self._store._merge_values(self._conn, remembered)
+
+    def _flush_waiting(self) -> None:
+        if not self._waiting:
+            return
+        waiting, self._waiting = self._waiting, {}
+        gone = sorted(key for key, row in waiting.items() if row is None)
+        for chunk in _chunks(gone):
+            self._conn.execute(sa.delete(waiting_leads_t).where(waiting_leads_t.c.lead_key.in_(chunk)))
+        rows = [row for _, row in sorted(waiting.items()) if row is not None]
+        for chunk in _chunks(rows, 200):
+            stmt = self._store._insert(waiting_leads_t).values(list(chunk))
+            self._conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["lead_key"],
+                    set_={c: stmt.excluded[c] for c in ("crm", "checked_at", "cause", "pool", "next_available_at", "next_available_rep", "reason")},
+                )
+            )
 
     def _flush_outbox(self) -> None:
         if self._outbox:
@@ -1656,6 +1718,22 @@ class Store:
                 sa.select(routing_counters_t.c.key, routing_counters_t.c.value).where(routing_counters_t.c.scope == scope)
             )
             return {row.key: int(row.value) for row in rows}
+
+    def waiting_leads(self, crm: str | None = None, *, lead_key: str | None = None) -> list[WaitingLead]:
+        """Why and since when leads wait for a rep (one CRM's, one lead, or all), longest waiting first."""
+        query = sa.select(waiting_leads_t).order_by(waiting_leads_t.c.since, waiting_leads_t.c.lead_key)
+        if crm is not None:
+            query = query.where(waiting_leads_t.c.crm == crm)
+        if lead_key is not None:
+            query = query.where(waiting_leads_t.c.lead_key == lead_key)
+        with self._read() as conn:
+            return [
+                WaitingLead(
+                    lead_key=r.lead_key, crm=r.crm, since=r.since, checked_at=r.checked_at, cause=r.cause, pool=r.pool,
+                    next_available_at=r.next_available_at, next_available_rep=r.next_available_rep, reason=r.reason,
+                )
+                for r in conn.execute(query)
+            ]
 
     def count_pending_outbox(self) -> dict[str, int]:
         """Writes still to do, per CRM."""

@@ -15,16 +15,16 @@ from urllib.parse import urlsplit
 
 SIGNATURE_HEADER = "x-hubspot-signature-v3"
 TIMESTAMP_HEADER = "x-hubspot-request-timestamp"
-# HubSpot sends at most 100 events per request [facts §1.10].
+# HubSpot sends at most 100 events per request [crm-behaviour: HubSpot webhook deliveries].
 MAX_EVENTS_PER_REQUEST = 100
-# v3 deliveries older than 5 minutes must be rejected (replay window) [facts §1.10, HS-SIG3].
+# v3 deliveries older than 5 minutes must be rejected (replay window) [crm-behaviour: HubSpot webhook signatures].
 MAX_SIGNATURE_AGE = timedelta(minutes=5)
-# HubSpot signs the URI with these characters decoded, whatever the proxy did to them [HS-SIG3].
+# HubSpot signs the URI with these characters decoded, whatever the proxy did to them [crm-behaviour: HubSpot webhook signatures].
 _DECODED_IN_URI = {
     "%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$",
     "%27": "'", "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";",
 }
-# Generic `object.*` subscriptions name the object by type id instead of a prefix [HS-GENERIC].
+# Generic `object.*` subscriptions name the object by type id instead of a prefix [crm-behaviour: HubSpot object paths].
 _OBJECT_TYPE_IDS = {"contacts": "0-1", "leads": "0-136"}
 _LEGACY_PREFIXES = {"contacts": "contact."}
 _CHANGE_KINDS = ("creation", "propertyChange", "restore", "associationChange")
@@ -79,13 +79,14 @@ class WebhookIntake:
     # Records whose person asked to be erased (GDPR delete): the connector forgets what it holds about them.
     forget_ids: tuple[str, ...] = ()
     accepted_event_ids: tuple[str, ...] = ()  # events that caused work (deduplicated durably by the caller)
-    echo_event_ids: tuple[str, ...] = ()  # changes made by this app's own writes (invariant 4)
+    echo_event_ids: tuple[str, ...] = ()  # changes made by this app's own writes [architecture: No echo loops]
     ignored_event_ids: tuple[str, ...] = ()  # other objects or subscription types
 
 
 def request_uri(scheme: str, host: str, path: str, query: str, headers: Mapping[str, str]) -> str:
     """The full URL as HubSpot called it: behind a TLS-terminating proxy the scheme and host come from
-    X-Forwarded-Proto / X-Forwarded-Host (else the signature fails on http vs https) [facts §4 #15].
+    X-Forwarded-Proto / X-Forwarded-Host (else the signature fails on http vs https)
+    [crm-behaviour: Pitfall: webhook signature behind a TLS proxy].
 
     `headers` must have lower-case keys. Only the first value of a comma list counts (the client side).
     """
@@ -196,7 +197,10 @@ def parse_payload(body: bytes) -> list[WebhookEvent]:
 
 
 def is_own_echo(event: WebhookEvent, app_id: str | None) -> bool:
-    """A change caused by this app's own API write: changeSource INTEGRATION with sourceId = our app id [facts §1.10]."""
+    """A change caused by this app's own API write: changeSource INTEGRATION with sourceId = our app id.
+
+    [crm-behaviour: HubSpot echo events carry the app id] [architecture: No echo loops]
+    """
     return bool(app_id) and event.change_source == "INTEGRATION" and event.source_id == app_id
 
 
@@ -234,7 +238,7 @@ def plan_intake(events: Sequence[WebhookEvent], *, app_id: str | None, object_ty
             state.pop(event.object_id, None)
             state[event.object_id] = "deleted"
             if kind == "privacyDeletion":
-                # A GDPR delete is permanent and fires beside the plain deletion [facts §1.10, §1.11]:
+                # A GDPR delete is permanent and fires beside the plain deletion [crm-behaviour: HubSpot GDPR deletes are permanent]:
                 # the record is gone either way; this one also asks for its personal data to be erased.
                 forget[event.object_id] = None
         elif kind == "merge":

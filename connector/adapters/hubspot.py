@@ -2,18 +2,20 @@
 
 Streams and cursors (all cursors are opaque JSON strings, safe to store after the page that carries them):
 
-- `fetch_changed`: search API, `<modified> GTE watermark`, keyset on `hs_object_id` [facts §1.5].
+- `fetch_changed`: search API, `<modified> GTE watermark`, keyset on `hs_object_id`
+  [crm-behaviour: HubSpot incremental polling by keyset].
   Cursor `{"v":1,"watermark_ms","scan_started_ms","last_id"}`. Mid-scan pages carry the same
   watermark and scan start with the last id handled; the last page carries the next watermark
   (scan start − safety lag, never lower than the old one) and last_id 0.
 - `fetch_all` (backfill): list GET, 100 per page; cursor `{"v":1,"after"}`, `{"v":1,"done":true}` at the end.
 - `fetch_archived`: deletes are invisible to search (archiving does not bump the modified date,
-  facts §1.5.5), so archived records are swept with `GET …?archived=true`; every sweep pages the
-  whole archived list (its `after` is id-ordered, so a resume point would miss newly archived
+  [crm-behaviour: HubSpot archiving does not bump the modified date]), so archived records are
+  swept with `GET …?archived=true`; every sweep pages the whole archived list (its `after` is id-ordered, so a resume point would miss newly archived
   low ids) and reports, as FetchPage.deleted_ids, those archived since the previous sweep began
   (minus the safety lag). Cursor `{"v":1,"since_ms","sweep_started_ms","after"}`.
 - Merges: a surviving record lists the ids merged into it in `hs_merged_object_ids`
-  (facts §1.11); every fetched page reports them as FetchPage.merged {old: surviving}.
+  [crm-behaviour: HubSpot merges: the old id reads as the survivor]; every fetched page reports
+  them as FetchPage.merged {old: surviving}.
   `fetch_by_ids` returns, for an id that now resolves to another record, a marker
   `Lead(id=old, merged_into=surviving)` next to the surviving lead.
 """
@@ -77,18 +79,23 @@ log = logging.getLogger(__name__)
 
 CRM = "hubspot"
 ACCESS_TOKEN_KEY = "hubspot.access_token"
-# Search returns at most 10,000 results per query (HTTP 400 beyond) [facts §1.4]; `limit` ≤ 200.
+# Search returns at most 10,000 results per query (HTTP 400 beyond), `limit` ≤ 200
+# [crm-behaviour: HubSpot search: 10,000 results per query].
 SEARCH_RESULT_CAP = 10_000
 SEARCH_LIMIT_MAX = 200
-# List GET and batch endpoints take at most 100 per call [facts §0, §1.3].
+# List GET and batch endpoints take at most 100 per call
+# [crm-behaviour: HubSpot list pages hold at most 100 records] [crm-behaviour: HubSpot batch calls take at most 100 inputs].
 LIST_PAGE_SIZE = 100
 BATCH_SIZE = 100
-# IN filters and v4 association reads: keep ≤100 values per request [facts §1.9].
+# IN filters and v4 association reads: keep ≤100 values per request
+# [crm-behaviour: HubSpot search filters and sorting] [crm-behaviour: HubSpot associations].
 IN_VALUES_MAX = 100
 # `properties` goes into the GET URL as `&properties=NAME` per name; stay well under the ~2,000
-# characters proxies and HubSpot accept (pitfall 12, dlt chunks at 2,000).
+# characters proxies and HubSpot accept (dlt chunks at 2,000)
+# [crm-behaviour: Pitfall: too many properties in a GET URL].
 URL_PROPERTIES_BUDGET = 1_500
-# A 429 body's policyName for the account's daily allocation: waiting seconds does not help [facts §1.6].
+# A 429 body's policyName for the account's daily allocation: waiting seconds does not help
+# [crm-behaviour: HubSpot 429 responses].
 DAILY_POLICIES = frozenset({"DAILY"})
 # Per-record write error categories worth another try later; all others are dead letters.
 RETRYABLE_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "TIMEOUT", "SERVER_ERROR"})
@@ -111,7 +118,8 @@ def classify(status: int, category: str | None, policy: str | None) -> type[Conn
         return AuthError
     if status == 403 or category == "MISSING_SCOPES":
         return AuthError
-    # 530: Cloudflare's answer to a malformed token or an origin hiccup [facts §1.12] — retried, then surfaced.
+    # 530: Cloudflare's answer to a malformed token or an origin hiccup — retried, then surfaced
+    # [crm-behaviour: HubSpot HTTP 530 from a malformed token].
     if status == 0 or status == 408 or status >= 500:
         return TransientError
     if status == 404 or category == "OBJECT_NOT_FOUND":
@@ -144,7 +152,7 @@ class HubSpotAdapter:
     """One HubSpot account's contacts (or Leads objects) as Leads; satisfies connector.adapters.CrmAdapter."""
 
     crm = "hubspot"
-    write_batch_size = BATCH_SIZE  # inputs per batch/update call (facts §1.3)
+    write_batch_size = BATCH_SIZE  # inputs per batch/update call [crm-behaviour: HubSpot batch calls take at most 100 inputs]
 
     def __init__(
         self,
@@ -179,8 +187,9 @@ class HubSpotAdapter:
             access_token=settings.access_token.get_secret_value(),
             host=settings.base_url.rstrip("/"),
             # urllib3 may retry only connection failures (the request never left); statuses — 429,
-            # 5xx — are never retried by urllib3 (it would skip POSTs and ignore our budget, pitfall 8):
-            # call_with_retries owns that policy [facts §3.1].
+            # 5xx — are never retried by urllib3 (it would skip POSTs and ignore our budget,
+            # [crm-behaviour: Pitfall: 429s not retried]): call_with_retries owns that policy
+            # [crm-behaviour: hubspot-api-client: host and retries].
             retry=urllib3.Retry(
                 total=3, connect=3, read=0, status=0, other=0, redirect=0, allowed_methods=None,
                 raise_on_status=False, respect_retry_after_header=False,
@@ -277,7 +286,7 @@ class HubSpotAdapter:
         return CrmApiError(f"request rejected{ref}", crm=CRM, endpoint=endpoint, status=status, code=category)
 
     def _retry_after(self, headers: Mapping[str, str]) -> float | None:
-        # Retry-After is not always sent on a 429 [facts §1.6]; it may be seconds or an HTTP date.
+        # Retry-After is not always sent on a 429 [crm-behaviour: HubSpot 429 responses]; it may be seconds or an HTTP date.
         value = headers.get("retry-after")
         if not value:
             return None
@@ -306,7 +315,10 @@ class HubSpotAdapter:
         return lead
 
     def fetch_changed(self, cursor: str | None) -> Iterator[FetchPage]:
-        """Leads modified since the cursor's watermark, keyset-paged on hs_object_id (facts §1.5)."""
+        """Leads modified since the cursor's watermark, keyset-paged on hs_object_id.
+
+        [crm-behaviour: HubSpot incremental polling by keyset]
+        """
         state = _decode(cursor, "fetch_changed")
         now_ms = to_epoch_ms(self._clock.now())
         watermark = int(state.get("watermark_ms", 0))
@@ -324,7 +336,9 @@ class HubSpotAdapter:
             if last_id:
                 filters.append(Filter(property_name=OBJECT_ID_PROPERTY, operator="GT", value=str(last_id)))
             # Every page restarts `after` and advances the keyset instead: it never meets the 10,000
-            # cap even when >10k records share one timestamp (pitfalls 1, 2), and a record archived
+            # cap even when >10k records share one timestamp
+            # [crm-behaviour: Pitfall: HubSpot search past 10,000 results] [crm-behaviour: Pitfall: many records share one modified time],
+            # and a record archived
             # mid-scan cannot shift an offset and make us skip a neighbour.
             request = PublicObjectSearchRequest(
                 filter_groups=[FilterGroup(filters=filters)],
@@ -341,7 +355,8 @@ class HubSpotAdapter:
                 next_cursor = {"v": 1, "watermark_ms": watermark, "scan_started_ms": scan_started, "last_id": last_id}
             else:
                 # Next scan starts from this scan's start minus the safety lag (index lag; records
-                # modified while we scanned), never from the newest timestamp seen (pitfall 3).
+                # modified while we scanned), never from the newest timestamp seen
+                # [crm-behaviour: Pitfall: watermark from the newest record seen].
                 next_watermark = max(watermark, scan_started - self.settings.safety_lag_seconds * 1000)
                 next_cursor = {"v": 1, "watermark_ms": next_watermark, "last_id": 0}
             yield self._page(results, _encode(next_cursor))
@@ -365,7 +380,8 @@ class HubSpotAdapter:
             )
             results = response.body.get("results") or []
             if results and not fits_url:
-                # Too many properties for a URL (pitfall 12): re-read the page by id, properties in the body.
+                # Too many properties for a URL: re-read the page by id, properties in the body
+                # [crm-behaviour: Pitfall: too many properties in a GET URL].
                 results = self._batch_read([str(r["id"]) for r in results], properties)
             after = _next_after(response.body)
             next_cursor = {"v": 1, "after": after} if after else {"v": 1, "done": True}
@@ -404,7 +420,8 @@ class HubSpotAdapter:
         """Re-read by id (batch/read, ≤100 per call); missing or archived ids are left out.
 
         An id merged into another record comes back as a marker Lead(id=old, merged_into=surviving)
-        next to the surviving lead (facts §1.11: the id you ask for may not be the id you get).
+        next to the surviving lead (the id you ask for may not be the id you get)
+        [crm-behaviour: HubSpot merges: the old id reads as the survivor].
         """
         wanted = list(dict.fromkeys(str(i) for i in ids))
         page = self._page(self._batch_read(wanted, self.fields.record_properties()), "")
@@ -419,7 +436,10 @@ class HubSpotAdapter:
         return [*leads.values(), *markers]
 
     def fetch_owners(self) -> list[Owner]:
-        """Active and archived (deactivated) owners; `hubspot_owner_id` takes the owner `id`, never userId [facts §1.7]."""
+        """Active and archived (deactivated) owners; `hubspot_owner_id` takes the owner `id`, never userId.
+
+        [crm-behaviour: HubSpot owners: assign by owner id]
+        """
         owners: dict[str, Owner] = {}
         for archived in (False, True):
             after: str | None = None
@@ -485,10 +505,10 @@ class HubSpotAdapter:
         """Leads whose primary email is one of `emails` (any case), normalized as fetch normalizes them.
 
         A search `email IN [...]`, ≤100 values per request, values lower-cased: HubSpot's IN matches
-        string values only in lower case [facts §1.4, HS-SRCH]. For the Leads object the email lives on
+        string values only in lower case [crm-behaviour: HubSpot search filters and sorting]. For the Leads object the email lives on
         the associated contact, so contacts are searched and their leads read through v4 associations.
         Unknown emails are left out; a record that cannot be read is logged and left out. Search
-        index lag applies: a contact created seconds ago may not be found yet [facts §1.4].
+        index lag applies: a contact created seconds ago may not be found yet [crm-behaviour: HubSpot search index lag].
         `every_lead` is accepted for the shared signature: HubSpot reads have no lead filter to drop.
         """
         wanted = sorted({e.strip().lower() for e in emails if e and e.strip()})
@@ -526,8 +546,9 @@ class HubSpotAdapter:
     def write(self, patches: Sequence[Patch], *, fence: WriteFence | None = None) -> list[WriteResult]:
         """batch/update ≤100 inputs per call; one WriteResult per patch, in input order.
 
-        A 207 carries per-record errors (facts §1.3) and never fails the other records; a record
-        absent from both results and errors is reported failed-retryable. `fence`: see CrmAdapter.write.
+        A 207 carries per-record errors and never fails the other records; a record absent from both
+        results and errors is reported failed-retryable. `fence`: see CrmAdapter.write.
+        [crm-behaviour: HubSpot batch partial failure is HTTP 207]
         """
         results: list[WriteResult | None] = [None] * len(patches)
         pending: list[tuple[int, Patch]] = []
@@ -548,7 +569,7 @@ class HubSpotAdapter:
 
         def request() -> tuple[Any, ...] | None:
             # Asked after the rate-limit wait, right before the request leaves: a replica that waited
-            # past its claim must not send what another replica now holds (invariant 2).
+            # past its claim must not send what another replica now holds [architecture: A person's choice wins].
             nonlocal going
             if fence is not None:
                 allowed = fence([patch for _, patch in batch], self._clock.now())
@@ -565,8 +586,9 @@ class HubSpotAdapter:
             ]
             return (self.object_type, BatchInputSimplePublicObjectBatchInput(inputs=inputs))
 
-        # A per-record problem is a 207 entry (facts §1.3); an error status here concerns the whole
-        # request (malformed, auth, quota) and propagates: the outbox keeps the patches. Only a 429 is
+        # A per-record problem is a 207 entry [crm-behaviour: HubSpot batch partial failure is HTTP 207];
+        # an error status here concerns the whole request (malformed, auth, quota) and propagates: the
+        # outbox keeps the patches. Only a 429 is
         # retried here (HubSpot refused it unapplied); a 5xx or a lost connection may have been applied,
         # and a person may change the record right after: those patches go back to the outbox, whose
         # next claim re-reads the records before sending anything again.
@@ -675,7 +697,8 @@ class HubSpotAdapter:
         if stage is None:
             problems.append(ConfigProblem("hubspot.stage_property", f"property {stage_name!r} does not exist on {self.object_type}"))
         else:
-            # Admins can add and remove lifecycle stages; we must write internal values the account has [facts §1.8].
+            # Admins can add and remove lifecycle stages; we must write internal values the account has
+            # [crm-behaviour: HubSpot lifecycle stages move forward only].
             options = {str(o.get("value")) for o in stage.get("options") or []}
             unknown = [s for s in self.settings.stage_order if s not in options]
             if options and unknown:

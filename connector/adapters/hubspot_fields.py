@@ -11,7 +11,7 @@ from typing import Any
 from connector.models import Lead
 
 # Standard contact properties → Lead attributes. Property values are strings in every v3
-# response (numbers, booleans and dates included) [facts §1.1].
+# response (numbers, booleans and dates included) [crm-behaviour: HubSpot property values are strings].
 TEXT_PROPERTIES: dict[str, str] = {
     "email": "email",
     "firstname": "first_name",
@@ -46,7 +46,8 @@ ENGAGEMENT_PROPERTIES: dict[str, str] = {
     "hs_email_open": "email_opens",
     "hs_email_click": "email_clicks",
 }
-# Contacts stamp `lastmodifieddate`; leads, companies and deals `hs_lastmodifieddate` [facts §1.4].
+# Contacts stamp `lastmodifieddate`; leads, companies and deals `hs_lastmodifieddate`
+# [crm-behaviour: HubSpot modified-date property per object].
 CREATED_PROPERTIES = ("createdate", "hs_createdate")
 LAST_ACTIVITY_PROPERTIES = ("hs_last_sales_activity_timestamp", "notes_last_updated")
 EMAIL_DOMAIN_PROPERTY = "hs_email_domain"
@@ -57,12 +58,12 @@ LEAD_NAME_PROPERTY = "hs_lead_name"
 PIPELINE_STAGE_PROPERTY = "hs_pipeline_stage"
 LIFECYCLE_STAGE_PROPERTY = "lifecyclestage"
 
-# Companies, for account matching [facts §1.9].
+# Companies, for account matching [crm-behaviour: HubSpot associations].
 COMPANY_PROPERTIES = ("domain", "name", OWNER_PROPERTY, "hs_parent_company_id")
 
 
 def modified_property(object_type: str) -> str:
-    """The property HubSpot bumps on every change of this object type [facts §1.4]."""
+    """The property HubSpot bumps on every change of this object type [crm-behaviour: HubSpot modified-date property per object]."""
     return "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"
 
 
@@ -117,7 +118,10 @@ class FieldMap:
         return [p for p in (self.score_property, self.grade_property, self.stage_property, self.lead_status_property) if p]
 
     def to_property_values(self, changes: Mapping[str, Any]) -> dict[str, str]:
-        """Patch.changes → HubSpot property values (strings; `""` clears a value [facts §1.1])."""
+        """Patch.changes → HubSpot property values (strings; `""` clears a value).
+
+        [crm-behaviour: HubSpot property values are strings]
+        """
         writable = self.writable
         out: dict[str, str] = {}
         for attr, value in changes.items():
@@ -254,7 +258,10 @@ _EPOCH_MS = re.compile(r"^-?\d{9,}$")
 
 
 def parse_datetime(raw: str) -> datetime:
-    """HubSpot datetimes: v3 ISO-8601 with or without fraction, v1 / date properties epoch ms (pitfall 13)."""
+    """HubSpot datetimes: v3 ISO-8601 with or without fraction, v1 / date properties epoch ms.
+
+    [crm-behaviour: HubSpot datetime formats] [crm-behaviour: Pitfall: mixed datetime formats]
+    """
     if _EPOCH_MS.match(raw):
         return datetime.fromtimestamp(int(raw) / 1000, tz=UTC)
     text = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw

@@ -2,19 +2,20 @@
 
 Streams and cursors (opaque JSON strings, safe to store after the page that carries them):
 
-- `fetch_changed`: one queryAll stream over Lead ordered by `SystemModstamp, Id` [facts §2.3], so
-  soft-deleted and merged-away rows (IsDeleted, MasterRecordId) arrive in order with the changes
-  and become FetchPage.deleted_ids / merged. Cursor `{"v":1,"since","after","started"}`: `since`
+- `fetch_changed`: one queryAll stream over Lead ordered by `SystemModstamp, Id`
+  [crm-behaviour: Salesforce incremental polling on SystemModstamp], so soft-deleted and
+  merged-away rows (IsDeleted, MasterRecordId) arrive in order with the changes and become
+  FetchPage.deleted_ids / merged. Cursor `{"v":1,"since","after","started"}`: `since`
   is the inclusive watermark of the scan; mid-scan pages carry `after` = the (SystemModstamp, Id)
   of their last row plus the scan's start time, so a resume continues with the tie-break
   `SystemModstamp > ts OR (SystemModstamp = ts AND Id > id)` and loses no ties; the last page
-  carries the next watermark: scan start − lookback_seconds (late commits, facts §2.3), never
+  carries the next watermark: scan start − lookback_seconds (late commits, see above), never
   lower than the old one. Pages are followed with nextRecordsUrl (`query` + `query_more`).
 - `fetch_all` (backfill): query over Lead keyset on Id; cursor `{"v":1,"after_id"}`, `{"v":1,"done":true}`.
 
 Authentication is ours (salesforce_auth); simple-salesforce gets a session id only, so its own
-unbounded re-login recursion never runs (facts §3.2): a 401 INVALID_SESSION_ID refreshes the token
-once per failing call, then the call is sent again.
+unbounded re-login recursion never runs [crm-behaviour: simple-salesforce re-login recursion]:
+a 401 INVALID_SESSION_ID refreshes the token once per failing call, then the call is sent again.
 """
 
 from __future__ import annotations
@@ -53,16 +54,18 @@ log = logging.getLogger(__name__)
 
 CRM: Crm = "salesforce"
 OBJECT = "Lead"
-# sObject Collections: ≤200 records per update call, ≤2,000 ids per retrieve (POST) [facts §2.4].
+# sObject Collections: ≤200 records per update call, ≤2,000 ids per retrieve (POST)
+# [crm-behaviour: Salesforce sObject Collections: 200 updates, 2,000 ids].
 COLLECTION_UPDATE_MAX = 200
 COLLECTION_RETRIEVE_MAX = 2000
 # Values per IN list and LIKE terms per query: keeps the GET query URL far below the ~16 k limit.
 IN_VALUES_MAX = 200
 LIKE_TERMS_MAX = 20
-# A query travels in the GET URL; URI + headers may not pass 16,384 bytes (414 / 431) [SF-LIM]. Queries
+# A query travels in the GET URL; URI + headers may not pass 16,384 bytes (414 / 431)
+# [crm-behaviour: Salesforce request URI: 16,384 bytes]. Queries
 # built from caller values (emails) are split to stay within half of it, leaving room for the path and headers.
 QUERY_URL_BUDGET = 8_000
-# Query page size must be 200..2,000 (Sforce-Query-Options batchSize) [facts §2.2].
+# Query page size must be 200..2,000 (Sforce-Query-Options batchSize) [crm-behaviour: Salesforce query pages: 200 to 2,000 rows].
 BATCH_SIZE_RANGE = (200, 2000)
 CURSOR_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -91,7 +94,7 @@ NUMBER_TYPES = frozenset({"double", "int", "currency", "percent"})
 TEXT_TYPES = frozenset({"picklist", "string"})
 
 # Per-record errors (HTTP 200 inside a Collections response, or 400 on a single-record call) that no
-# retry can fix: dead-letter them [facts §2.5].
+# retry can fix: dead-letter them [crm-behaviour: Salesforce per-record errors].
 RECORD_CODES = frozenset({
     "CANNOT_UPDATE_CONVERTED_LEAD", "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "FIELD_CUSTOM_VALIDATION_EXCEPTION",
     "INACTIVE_OWNER_OR_USER", "INVALID_CROSS_REFERENCE_KEY", "ENTITY_IS_DELETED", "INVALID_FIELD",
@@ -111,7 +114,7 @@ def classify(status: int, code: str | None) -> type[ConnectorError]:
     that record again after a wait.
     """
     if status == 0 or code == LOCK_CODE:
-        # Row-lock contention clears when the other transaction ends: retry with backoff [facts §2.5].
+        # Row-lock contention clears when the other transaction ends: retry with backoff [crm-behaviour: Salesforce per-record errors].
         return TransientError
     if 200 <= status < 300:
         return RecordError
@@ -119,7 +122,8 @@ def classify(status: int, code: str | None) -> type[ConnectorError]:
         return AuthError  # INVALID_SESSION_ID is refreshed first where the mode allows (needs_new_session)
     if status == 403:
         # Over the rolling 24 h allocation: 403 REQUEST_LIMIT_EXCEEDED, no Retry-After; waiting
-        # minutes does not help [facts §2.5]. Any other 403 is a permission problem of the API user.
+        # minutes does not help [crm-behaviour: Salesforce API allocation: rolling 24 hours].
+        # Any other 403 is a permission problem of the API user.
         return BudgetExhaustedError if code == LIMIT_CODE else AuthError
     if status == 429:
         return RateLimitedError
@@ -131,7 +135,10 @@ def classify(status: int, code: str | None) -> type[ConnectorError]:
 
 
 def needs_new_session(status: int, code: str | None) -> bool:
-    """A 401 INVALID_SESSION_ID: the access token expired (session timeout) — fetch a new one [facts §2.1]."""
+    """A 401 INVALID_SESSION_ID: the access token expired (session timeout) — fetch a new one.
+
+    [crm-behaviour: Salesforce session expiry]
+    """
     return status == 401 and code == SESSION_CODE
 
 
@@ -224,7 +231,7 @@ class SalesforceAdapter:
 
     crm: Crm = CRM
     object_type = OBJECT
-    write_batch_size = COLLECTION_UPDATE_MAX  # records per sObject Collections call (facts §2.4)
+    write_batch_size = COLLECTION_UPDATE_MAX  # records per call [crm-behaviour: Salesforce sObject Collections: 200 updates, 2,000 ids]
 
     def __init__(
         self,
@@ -247,8 +254,10 @@ class SalesforceAdapter:
         self._grade_options = tuple(grade_options)
         self._max_attempts = max_attempts
         self._query_headers = {"Sforce-Query-Options": f"batchSize={query_batch_size}"} if query_batch_size else {}
-        # Every write: no assignment rules (they would overwrite OwnerId, facts §2.6 / pitfall 17) and
-        # our client id, which change events echo back in changeOrigin for echo suppression [facts §2.7].
+        # Every write: no assignment rules (they would overwrite OwnerId,
+        # [crm-behaviour: Salesforce assignment rules override OwnerId] [crm-behaviour: Pitfall: assignment rules reassign the owner])
+        # and our client id, which change events echo back in changeOrigin for echo suppression
+        # [crm-behaviour: Salesforce echo events carry our client id].
         self._write_headers = {
             "Sforce-Auto-Assign": "FALSE",
             "Sforce-Call-Options": f"client={settings.call_options_client}",
@@ -268,7 +277,7 @@ class SalesforceAdapter:
     def session(self, *, renew: bool = False) -> SalesforceToken:
         """The access token, instance URL and org id the REST calls use (renew: fetch a new token first).
 
-        The Pub/Sub API subscriber authenticates its gRPC calls with this same session [facts §2.7].
+        The Pub/Sub API subscriber authenticates its gRPC calls with this same session [crm-behaviour: Salesforce Pub/Sub API calls].
         """
         if renew and self._auth.can_refresh:
             self._sf = None
@@ -279,8 +288,8 @@ class SalesforceAdapter:
     # the boundary: every REST call goes through _request (one attempt) or _call (retried)
 
     def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        # Every REST answer carries Sforce-Limit-Info: api-usage=used/limit [facts §2.5]; the guard
-        # keeps the daily budget honest with it, errors included.
+        # Every REST answer carries Sforce-Limit-Info: api-usage=used/limit; the guard keeps the daily budget
+        # honest with it, errors included [crm-behaviour: Salesforce API allocation: rolling 24 hours].
         self.calls.add(self._endpoint)
         self._guard.after(self._endpoint, response.status_code, {k.lower(): v for k, v in response.headers.items()})
 
@@ -485,7 +494,8 @@ class SalesforceAdapter:
         rejected: list[Rejection] = []
         for record in records:
             if record.get("IsDeleted"):
-                # A merge soft-deletes the loser and points it at the survivor [facts §2.2].
+                # A merge soft-deletes the loser and points it at the survivor
+                # [crm-behaviour: Salesforce queryAll returns deleted and merged rows].
                 if record.get("MasterRecordId"):
                     merged[str(record["Id"])] = str(record["MasterRecordId"])
                 else:
@@ -589,7 +599,10 @@ class SalesforceAdapter:
             yield from records
 
     def fetch_owners(self) -> list[Owner]:
-        """Users (IsActive tells) and lead queues (Group Type = 'Queue', prefix 00G) [facts §2.6]."""
+        """Users (IsActive tells) and lead queues (Group Type = 'Queue', prefix 00G).
+
+        [crm-behaviour: Salesforce lead owners: users and queues]
+        """
         owners = [
             Owner(CRM, str(u["Id"]), u.get("Email"), str(u.get("Name") or ""), is_active=bool(u.get("IsActive")))
             for u in self._query_all_pages(soql.select(("Id", "Email", "Name", "IsActive"), "User", order_by=("Id",)))
@@ -600,7 +613,10 @@ class SalesforceAdapter:
         return owners
 
     def find_accounts(self, domains: Iterable[str]) -> Mapping[str, Account]:
-        """Accounts whose Website's host is one of the domains (email-domain matching is not built in, facts §2.6)."""
+        """Accounts whose Website's host is one of the domains (email-domain matching is not built in).
+
+        [crm-behaviour: Salesforce has no email-domain account matching]
+        """
         wanted = sorted({d.strip().lower() for d in domains if d and d.strip()})
         found: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(wanted, LIKE_TERMS_MAX):

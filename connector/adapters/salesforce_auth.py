@@ -17,7 +17,8 @@ from connector.config import SalesforceSettings
 from connector.errors import AuthError, ConfigError, ConfigProblem, TransientError
 
 CRM = "salesforce"
-# The JWT bearer assertion may live at most 3 minutes (simple-salesforce uses the same) [facts §2.1].
+# The JWT bearer assertion may live at most 3 minutes (simple-salesforce uses the same)
+# [crm-behaviour: Salesforce authentication modes].
 JWT_LIFETIME = timedelta(minutes=3)
 SOAP_NS = {"soapenv": "http://schemas.xmlsoap.org/soap/envelope/", "p": "urn:partner.soap.sforce.com"}
 # The config key an admin must fix when a mode's credentials are refused.
@@ -35,7 +36,7 @@ class SalesforceToken:
 
     access_token: str = field(repr=False)
     instance_url: str
-    org_id: str | None = None  # the tenant id the Pub/Sub API asks for (facts §2.7)
+    org_id: str | None = None  # the tenant id the Pub/Sub API asks for [crm-behaviour: Salesforce Pub/Sub API calls]
 
 
 def origin(url: str) -> str:
@@ -101,7 +102,8 @@ class SalesforceAuth:
             return self._oauth({"grant_type": "password", "client_id": s.client_id,
                                 "client_secret": s.client_secret.get_secret_value(), "username": s.username,
                                 "password": password})
-        # Legacy SOAP login(): retired in Summer '27 and off by default in new orgs [facts §2.1]; kept for old orgs.
+        # Legacy SOAP login(): retired in Summer '27 and off by default in new orgs; kept for old orgs
+        # [crm-behaviour: Salesforce authentication modes].
         return self._soap_login(s.username, password)
 
     def _assertion(self) -> str:

@@ -44,7 +44,7 @@ def like_literal(value: str, *, prefix: str = "", suffix: str = "") -> str:
 
 
 def datetime_literal(value: datetime) -> str:
-    """A SOQL datetime literal (unquoted, UTC, `Z`); milliseconds only when present [facts §2.3]."""
+    """A SOQL datetime literal (unquoted, UTC, `Z`); milliseconds only when present [crm-behaviour: Salesforce datetime format]."""
     if value.tzinfo is None:
         raise ValueError("SOQL datetimes must be timezone-aware")
     utc = value.astimezone(UTC)
@@ -92,7 +92,7 @@ def split_in(values: Sequence[object], render: Callable[[str], str], *, max_valu
     """Queries `render(<IN list>)` that together cover `values`, each with ≤max_values values and ≤max_url_length URL bytes.
 
     A query goes in the URL of a GET, and Salesforce answers 414 URI Too Long when the URI alone
-    passes 16,384 bytes (431 with the headers) [SF-LIM]. Percent-encoding is per character, so the
+    passes 16,384 bytes (431 with the headers) [crm-behaviour: Salesforce request URI: 16,384 bytes]. Percent-encoding is per character, so the
     length of a rendered query is the fixed part plus the sum of its values' lengths.
     """
     if max_values < 1:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holiday_data
@@ -15,6 +15,9 @@ WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WORKWEEK: tuple[str, ...] = WEEKDAYS[:5]
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 MINUTES_PER_DAY = 24 * 60
+
+# What keeps a rep from leads at an instant, by the kind of absence.
+Unavailability = Literal["out_of_office", "holiday", "outside_hours"]
 
 # Minutes after local midnight, [start, end).
 Interval = tuple[int, int]
@@ -138,18 +141,27 @@ class Schedule:
 
     def unavailable_reason(self, now: datetime) -> str | None:
         """Why the rep cannot take a lead at `now` (aware), or None when they can."""
+        found = self._unavailable(now)
+        return found[1] if found is not None else None
+
+    def unavailable_cause(self, now: datetime) -> Unavailability | None:
+        """Which kind of absence keeps the rep from leads at `now` (the one `unavailable_reason` names), or None."""
+        found = self._unavailable(now)
+        return found[0] if found is not None else None
+
+    def _unavailable(self, now: datetime) -> tuple[Unavailability, str] | None:
         local = now.astimezone(self.timezone)
         for absence in self.out_of_office:
             if absence.covers(local, self.timezone):
-                return absence.describe()
+                return "out_of_office", absence.describe()
         if self.holidays is not None:
             name = self.holidays.get(local.date())
             if name is not None:
-                return f"public holiday in {self.country}: {name}"
+                return "holiday", f"public holiday in {self.country}: {name}"
         if self.week is not None:
             minute = local.hour * 60 + local.minute
             if not any(start <= minute < end for start, end in self.week[local.weekday()]):
-                return f"outside working hours ({WEEKDAYS[local.weekday()].title()} {local:%H:%M} {self.timezone.key})"
+                return "outside_hours", f"outside working hours ({WEEKDAYS[local.weekday()].title()} {local:%H:%M} {self.timezone.key})"
         return None
 
     def is_available(self, now: datetime) -> bool:

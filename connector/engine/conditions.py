@@ -219,7 +219,7 @@ def _field_test(op: str, expected: Any) -> Callable[[Any], bool]:
                 n = _num(v)
                 return n is not None and n == want_num
             if isinstance(expected, bool) and isinstance(v, str):
-                # HubSpot returns every property value as a string ("true"/"false") [facts §1.1]
+                # HubSpot returns every property value as a string ("true"/"false") [crm-behaviour: HubSpot property values are strings]
                 return bool(_norm(v) == ("true" if expected else "false"))
             return bool(_norm(v) == want)
 

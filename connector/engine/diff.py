@@ -54,7 +54,10 @@ def _rank(value: str | None, ranks: Mapping[str, int]) -> int | None:
 
 
 def _plan_ordered(current: Any, want: Any, last_written: Any, was_written: bool, ranks: Mapping[str, int]) -> tuple[FieldDecision, str]:
-    """Stages move forward only, and a person's stage change after our last write wins (invariants 2 and 5)."""
+    """Stages move forward only, and a person's stage change after our last write wins.
+
+    [architecture: Stages move forward] [architecture: A person's choice wins]
+    """
     if _same_value(current, want):
         return FieldDecision.UNCHANGED, "already at this value"
     if was_written and not _same_value(current, last_written):

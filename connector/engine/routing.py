@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import compress, repeat
 from operator import add, floordiv, ge, mul, sub
 from typing import Any, Literal, NamedTuple, Protocol
@@ -38,6 +38,7 @@ from connector.engine.availability import (
     WORKWEEK,
     OutOfOffice,
     Schedule,
+    Unavailability,
     build_week,
     load_holidays,
     load_zone,
@@ -46,7 +47,7 @@ from connector.engine.conditions import Condition, Predicate, check_condition, c
 from connector.engine.experiments import assign_arm
 from connector.engine.scoring import NO_MODEL, ScoringConfig, frozen_builder
 from connector.errors import ConfigProblem
-from connector.models import Account, Candidate, Crm, Lead, Owner, Rep, RoutingDecision, ScoreResult
+from connector.models import WAIT_CAUSES, Account, Candidate, Crm, Lead, Owner, Rep, RoutingDecision, ScoreResult, WaitCause
 
 STRATEGIES: tuple[str, ...] = ("round_robin", "least_loaded", "best_match")
 SKILLS: tuple[str, ...] = ("industries", "products", "languages", "regions")
@@ -932,6 +933,12 @@ def day_scope(compiled: CompiledRouting, now: datetime) -> str:
     return f"{DAY_PREFIX}{now.astimezone(compiled.day_zone).date().isoformat()}"
 
 
+def next_day_start(compiled: CompiledRouting, now: datetime) -> datetime:
+    """When the next routing day begins (midnight in routing.day_timezone): leads-per-day counts start over."""
+    local = now.astimezone(compiled.day_zone).date() + timedelta(days=1)
+    return datetime(local.year, local.month, local.day, tzinfo=compiled.day_zone).astimezone(now.tzinfo)
+
+
 def required_scopes(compiled: CompiledRouting, now: datetime) -> list[str]:
     """Every counter scope `route_lead` may read or change at `now` (lock and load these).
 
@@ -1137,7 +1144,7 @@ class AvailabilitySnapshot:
     """
 
     __slots__ = ("now", "reps", "day", "_compiled", "_by_email", "_by_owner", "_blocked", "_skills", "_cands", "_members", "_plans", "_load_ops",
-                 "_by_schedule", "_rep_values", "_caps")
+                 "_by_schedule", "_rep_values", "_caps", "_free")
 
     def __init__(self, reps: Sequence[Rep], compiled: CompiledRouting, now: datetime, *, eager: bool = True) -> None:
         self.now = now
@@ -1159,6 +1166,7 @@ class AvailabilitySnapshot:
         self._plans: dict[tuple[str, str, str | None], tuple[object, _Plan]] = {}
         self._load_ops: dict[str, tuple[CounterOp, CounterOp]] = {}
         self._by_schedule: dict[int, str | None] = {}  # reps sharing a schedule share its verdict at `now`
+        self._free: dict[tuple[str, bool], tuple[Unavailability | None, datetime | None]] = {}  # see free_at
         self.day = day_scope(compiled, now)
         self._caps: dict[str, tuple[int | None, int | None]] | None = None
         if eager:
@@ -1176,6 +1184,7 @@ class AvailabilitySnapshot:
         """Take `last`'s tables (all of them with `verdicts`: same reps and same instant)."""
         if verdicts:
             self._by_email, self._blocked, self._by_schedule, self.day = last._by_email, last._blocked, last._by_schedule, last.day
+            self._free = last._free
         self._by_owner, self._skills, self._cands = last._by_owner, last._skills, last._cands
         self._members, self._plans, self._load_ops = last._members, last._plans, last._load_ops
         self._caps = last._caps
@@ -1210,6 +1219,24 @@ class AvailabilitySnapshot:
                     reason = self._by_schedule[key] = schedule.unavailable_reason(self.now)
         self._blocked[email] = reason
         return reason
+
+    def schedule(self, email: str, rep: Rep) -> Schedule:
+        """The rep's schedule (a rep missing from the config works at any hour in its zone)."""
+        return self._compiled.schedules.get(email) or Schedule(timezone=load_zone(rep.timezone))
+
+    def free_at(self, email: str, rep: Rep, *, next_day: bool = False) -> tuple[Unavailability | None, datetime | None]:
+        """What keeps the rep away at `now` by their schedule (None: nothing), and the first instant they are free.
+
+        With `next_day`, the first instant from the start of the next routing day (a leads-per-day cap
+        frees then). None as the instant: not within the schedule's horizon. Worked out once per rep.
+        """
+        key = (email, next_day)
+        found = self._free.get(key)
+        if found is None:
+            schedule = self.schedule(email, rep)
+            start = next_day_start(self._compiled, self.now) if next_day else self.now
+            found = self._free[key] = (schedule.unavailable_cause(self.now), schedule.next_available(start))
+        return found
 
     def members(self, pool: CompiledPool, crm: str, known: Collection[str] | None) -> tuple[_Member, ...]:
         """(email, rep, why not, candidate, stride) per pool member: what does not change within the batch."""
@@ -1769,7 +1796,7 @@ def _unmatched(plan: _Plan, snap: AvailabilitySnapshot, lead: Lead, fields: Mapp
 
 def _decision(lead: Lead, kind: Any, owner_id: str | None, rep: str | None, reasons: list[str], **kw: Any) -> RoutingDecision:
     if not kw:  # the kept / matched owners: no rule, pool or candidates
-        return _routing_decision(lead.key, owner_id, rep, kind, None, None, None, None, tuple(reasons), ())
+        return _routing_decision(lead.key, owner_id, rep, kind, None, None, None, None, tuple(reasons), (), None, None, None)
     return RoutingDecision(lead_key=lead.key, owner_id=owner_id, rep=rep, kind=kind, reasons=tuple(reasons), **kw)
 
 
@@ -1875,6 +1902,7 @@ def _route_planned(
         )
     return _routing_decision(
         lead.key, rep.owner_ids[lead.crm], email, kind, rule_name, pool_name, strategy, arm, (*reasons, *heads, *pick_reasons), candidates,
+        None, None, None,
     ), _state_change(ops)
 
 
@@ -1901,27 +1929,103 @@ def _route_in_pools(
             reasons.append(f"pool {pool_name!r} ({pick.strategy})")
             return _routing_decision(
                 lead.key, pick.rep.owner_ids[lead.crm], pick.email, pool_kind, rule.name if rule is not None else None,
-                pool_name, pick.strategy, pick.arm, (*reasons, *pick.reasons), pick.candidates,
+                pool_name, pick.strategy, pick.arm, (*reasons, *pick.reasons), pick.candidates, None, None, None,
             ), _state_change(pick.ops)
         reasons.append(f"pool {pool_name!r}: nobody available")
         tried.append(pick)
     last = tried[-1] if tried else None
+    candidates = tuple(c for p in tried for c in p.candidates)
     extra = {
         "rule": rule.name if rule is not None else None,
         "pool": pools[0][0] if pools else None,
         "strategy": tried[0].strategy if tried else None,
         "arm": tried[0].arm if tried else None,
-        "candidates": tuple(c for p in tried for c in p.candidates),
+        "candidates": candidates,
     }
     nobody_available = last is not None
     queue = compiled.fallback_queue.get(lead.crm)
-    if nobody_available and compiled.when_unavailable == "wait":
-        return _decision(lead, "wait", None, None, [*reasons, "waiting: retry when a rep is available (when_unavailable = wait)"], **extra), NO_CHANGE
+    if nobody_available and (compiled.when_unavailable == "wait" or not queue):
+        cause, at, who = wait_until(candidates, lead.crm, ctx, snap, state, exclude)
+        head = "waiting: " if compiled.when_unavailable == "wait" else f"waiting: no fallback queue for {lead.crm}; "
+        line = head + wait_sentence([name for name, _, _ in pools], cause, at, who, snap)
+        return _decision(
+            lead, "wait", None, None, [*reasons, line], **extra, wait_cause=cause, next_available_at=at, next_available_rep=who,
+        ), NO_CHANGE
     if queue:
         return _decision(lead, "fallback", queue, None, [*reasons, f"fallback queue {queue} in {lead.crm}"], **extra), NO_CHANGE
-    if nobody_available:
-        return _decision(lead, "wait", None, None, [*reasons, f"waiting: no fallback queue for {lead.crm}"], **extra), NO_CHANGE
     return _decision(lead, "none", None, None, [*reasons, "no fallback pool or queue: left unassigned"], **extra), NO_CHANGE
+
+
+def wait_until(
+    candidates: Sequence[Candidate], crm: str, ctx: RoutingContext, snap: AvailabilitySnapshot, state: RoutingState,
+    exclude: Collection[str] = frozenset(),
+) -> tuple[WaitCause, datetime | None, str | None]:
+    """Why nobody among `candidates` can take a lead of `crm` at `snap.now`, and who is free first, when.
+
+    The cause is the most common one among the candidates (ties: the order of WAIT_CAUSES). The
+    checks follow `_pick`'s order: inactive, schedule (out of office, holiday, working hours), owner
+    id in the CRM, capacity, then skills and tier; a rep who had the lead already (`exclude`, SLA
+    reassignment) is never its next owner, so it counts as not eligible. A schedule frees a
+    rep at their next working instant; a leads-per-day cap at the next routing day (and their
+    schedule then); an open-leads cap has no known time, nor has a rep who lacks a skill.
+    """
+    counters = _read(state)
+    empty: Mapping[str, int] = {}
+    open_counts = counters.get(OPEN_SCOPE, empty)
+    day_counts = counters.get(snap.day, empty)
+    causes: dict[WaitCause, int] = {}
+    best: tuple[datetime, str] | None = None
+    for cand in candidates:
+        if cand.eligible:
+            continue
+        email = cand.rep
+        rep = snap.rep(email)
+        at: datetime | None = None
+        cause: WaitCause
+        if rep is None or not rep.is_active:
+            cause = "inactive"
+        elif exclude and (email in exclude or rep.owner_ids.get(crm) in exclude):
+            cause = "no_one_eligible"  # had the lead already: never its next owner
+        else:
+            owner_id = rep.owner_ids.get(crm)
+            open_full = rep.max_open_leads is not None and open_counts.get(email, 0) >= rep.max_open_leads
+            day_full = rep.max_leads_per_day is not None and day_counts.get(email, 0) >= rep.max_leads_per_day
+            away, free = snap.free_at(email, rep)
+            if away is not None:
+                cause = away
+                if open_full:
+                    free = None
+                elif day_full and free is not None and free < next_day_start(snap._compiled, snap.now):
+                    free = snap.free_at(email, rep, next_day=True)[1]
+                at = free
+            elif owner_id is None or (ctx.known_owner_ids is not None and owner_id not in ctx.known_owner_ids):
+                cause = "inactive"
+            elif open_full:
+                cause = "at_capacity"
+            elif day_full:
+                cause, at = "at_capacity", snap.free_at(email, rep, next_day=True)[1]
+            else:
+                cause = "no_one_eligible"
+        causes[cause] = causes.get(cause, 0) + 1
+        if at is not None and (best is None or at < best[0]):
+            best = (at, email)
+    order = list(WAIT_CAUSES)
+    dominant = min(causes, key=lambda c: (-causes[c], order.index(c))) if causes else "no_one_eligible"
+    return dominant, best[0] if best else None, best[1] if best else None
+
+
+def wait_sentence(pools: Sequence[str], cause: WaitCause, at: datetime | None, who: str | None, snap: AvailabilitySnapshot) -> str:
+    """Why and until when, as people read it: `nobody in pool 'smb' is available (outside working hours); next
+    available: ben@x at Mon 09:00 America/New_York (2026-12-07T14:00Z)` (the rep's local time, then UTC)."""
+    names = " or ".join(repr(p) for p in pools)
+    text = f"nobody in pool{'s' if len(pools) > 1 else ''} {names} is available ({WAIT_CAUSES[cause]})"
+    if at is None or who is None:
+        if cause == "at_capacity":
+            return text + "; next available: when a rep's open leads close (max_open_leads)"
+        return text + "; next available: unknown"
+    rep = snap.rep(who)
+    zone = snap.schedule(who, rep).timezone if rep is not None else load_zone("UTC")
+    return text + f"; next available: {who} at {at.astimezone(zone):%a %H:%M} {zone.key} ({at.astimezone(UTC):%Y-%m-%dT%H:%MZ})"
 
 
 SlaStatus = Literal["off", "not_routed", "pending", "actioned", "owner_changed", "exhausted", "expired"]
@@ -1998,6 +2102,7 @@ def reassign_lead(
         return RoutingDecision(
             lead_key=lead.key, owner_id=None, kind="wait", rule=decision.rule, pool=decision.pool, strategy=decision.strategy,
             reasons=(*decision.reasons, "no other eligible rep: the current owner keeps the lead for now"), candidates=decision.candidates,
+            wait_cause=decision.wait_cause, next_available_at=decision.next_available_at, next_available_rep=decision.next_available_rep,
         ), NO_CHANGE
     if view.routed_rep:
         change = change + release_change(view.routed_rep)

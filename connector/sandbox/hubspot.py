@@ -25,7 +25,7 @@ from connector.clock import Clock, SystemClock
 from connector.sandbox.seed import SEED_REPS, SeedPerson, generate_companies, generate_people
 
 OBJECT_TYPES = ("contacts", "companies", "leads")
-# Paths accept the plural name, the singular and the object type id [facts §1.1, §1.10].
+# Paths accept the plural name, the singular and the object type id [crm-behaviour: HubSpot object paths].
 OBJECT_ALIASES = {
     "contacts": "contacts", "contact": "contacts", "0-1": "contacts",
     "companies": "companies", "company": "companies", "0-2": "companies",
@@ -35,9 +35,9 @@ SINGULAR = {"contacts": "CONTACT", "companies": "COMPANY", "leads": "LEAD"}
 # Distinct id ranges per object type, so an id used against the wrong object type is a 404, not a silent hit.
 ID_START = {"contacts": 101, "companies": 20_000_001, "leads": 400_000_001}
 CREATED_PROPERTY = {"contacts": "createdate", "companies": "createdate", "leads": "hs_createdate"}
-# Contacts stamp `lastmodifieddate`; companies and leads `hs_lastmodifieddate` [facts §1.4].
+# Contacts stamp `lastmodifieddate`; companies and leads `hs_lastmodifieddate` [crm-behaviour: HubSpot modified-date property per object].
 MODIFIED_PROPERTY = {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate", "leads": "hs_lastmodifieddate"}
-# Properties a search / list returns when none are asked for [facts §1.4].
+# Properties a search / list returns when none are asked for [crm-behaviour: HubSpot search default properties].
 DEFAULT_PROPERTIES = {
     "contacts": ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"),
     "companies": ("createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"),
@@ -49,16 +49,16 @@ QUERY_PROPERTIES = {
     "companies": ("name", "domain", "website"),
     "leads": ("hs_lead_name",),
 }
-LIST_LIMIT_MAX = 100  # list GET page size [facts §0]
-BATCH_MAX = 100  # batch read / update / create inputs [facts §1.3]
-SEARCH_LIMIT_MAX = 200  # search page size [facts §1.4]
-SEARCH_RESULT_CAP = 10_000  # search results per query; beyond → HTTP 400 [facts §1.4]
-FILTER_GROUPS_MAX, FILTERS_PER_GROUP_MAX, FILTERS_TOTAL_MAX = 5, 10, 25  # [facts §1.4, HS-FG]
-ASSOCIATION_BATCH_MAX = 1_000  # v4 batch read ids per request [facts §1.9]
+LIST_LIMIT_MAX = 100  # list GET page size [crm-behaviour: HubSpot list pages hold at most 100 records]
+BATCH_MAX = 100  # batch read / update / create inputs [crm-behaviour: HubSpot batch calls take at most 100 inputs]
+SEARCH_LIMIT_MAX = 200  # search page size [crm-behaviour: HubSpot search: 10,000 results per query]
+SEARCH_RESULT_CAP = 10_000  # per query; beyond → HTTP 400 [crm-behaviour: HubSpot search: 10,000 results per query]
+FILTER_GROUPS_MAX, FILTERS_PER_GROUP_MAX, FILTERS_TOTAL_MAX = 5, 10, 25  # [crm-behaviour: HubSpot search filters and sorting]
+ASSOCIATION_BATCH_MAX = 1_000  # v4 batch read ids per request [crm-behaviour: HubSpot associations]
 WINDOW_10S = 10.0
 # request_log / change_log keep the newest entries only, so a long-running `connector sandbox` stays bounded.
 LOG_MAX = 1_000_000
-DEFAULT_DAILY_LIMIT = 1_000_000  # Enterprise [facts §1.6]
+DEFAULT_DAILY_LIMIT = 1_000_000  # Enterprise [crm-behaviour: HubSpot rate limits: burst and daily]
 OPERATORS = frozenset({
     "EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN",
     "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN",
@@ -97,7 +97,7 @@ COMPANY_INDUSTRIES = tuple((v, v.replace("_", " ").title()) for v in (
     "SOFTWARE", "FINANCIAL_SERVICES", "HEALTHCARE", "RETAIL", "MANUFACTURING", "EDUCATION", "LOGISTICS", "MEDIA",
 ))
 
-# Association type ids (HUBSPOT_DEFINED) [facts §1.9]: contact→company primary 1 / unlabeled 279,
+# Association type ids (HUBSPOT_DEFINED) [crm-behaviour: HubSpot associations]: contact→company primary 1 / unlabeled 279,
 # company→contact primary 2 / unlabeled 280, company child→parent 14 / parent→child 13.
 # Lead↔contact 578/579 are product knowledge, not verified against the docs.
 ASSOC_CONTACT_COMPANY = ((1, "Primary"), (279, None))
@@ -298,7 +298,10 @@ class _Record:
 
 @dataclass(frozen=True)
 class Change:
-    """One change to a record, in order: API writes carry source INTEGRATION, person edits CRM_UI [facts §1.10]."""
+    """One change to a record, in order: API writes carry source INTEGRATION, person edits CRM_UI.
+
+    [crm-behaviour: HubSpot echo events carry the app id]
+    """
 
     object_type: str
     record_id: str
@@ -358,7 +361,7 @@ class HubSpotSandbox:
     """A loopback HubSpot account: real v3/v4 paths and shapes, limits, per-record errors and fault knobs.
 
     The real `hubspot-api-client` works against it unchanged with `hubspot.Client.create(access_token=sb.token,
-    host=sb.base_url)` [facts §3.1]. All data helpers are thread-safe.
+    host=sb.base_url)` [crm-behaviour: hubspot-api-client: host and retries]. All data helpers are thread-safe.
     """
 
     def __init__(
@@ -626,14 +629,20 @@ class HubSpotSandbox:
             return self._require(object_type, record_id).change_source
 
     def archive(self, object_type: str, record_id: str) -> None:
-        """Archive (soft-delete); like HubSpot, this does not bump the modified date [facts §1.5.5]."""
+        """Archive (soft-delete); like HubSpot, this does not bump the modified date.
+
+        [crm-behaviour: HubSpot archiving does not bump the modified date]
+        """
         with self._lock:
             record = self._require(object_type, record_id)
             record.archived = True
             record.archived_ms = self._now_ms()
 
     def merge(self, object_type: str, primary_id: str, merged_id: str, *, source: str = "CRM_UI") -> None:
-        """Merge `merged_id` into `primary_id`: the old id now reads as the survivor [facts §1.11]."""
+        """Merge `merged_id` into `primary_id`: the old id now reads as the survivor.
+
+        [crm-behaviour: HubSpot merges: the old id reads as the survivor]
+        """
         object_type = self._type_or_raise(object_type)
         with self._lock:
             primary, merged = self._require(object_type, primary_id), self._require(object_type, merged_id)
@@ -642,7 +651,10 @@ class HubSpotSandbox:
             self._merge(object_type, primary, merged, source)
 
     def set_all_modified(self, ts_ms: int, object_type: str | None = None) -> None:
-        """Stamp every record (of one type, or all) with the same modified date: HubSpot bulk jobs do this (pitfall 2)."""
+        """Stamp every record (of one type, or all) with the same modified date: HubSpot bulk jobs do this.
+
+        [crm-behaviour: Pitfall: many records share one modified time]
+        """
         with self._lock:
             for otype in (self._type_or_raise(object_type),) if object_type else OBJECT_TYPES:
                 for record in self._records[otype].values():
@@ -816,7 +828,7 @@ class HubSpotSandbox:
         except _Abort as abort:
             reply = abort.reply
         if not is_search:
-            # Search responses carry no X-HubSpot-RateLimit-* headers [facts §1.4, HS-HDR].
+            # Search responses carry no X-HubSpot-RateLimit-* headers [crm-behaviour: HubSpot search has its own rate limit].
             reply.headers.update(self._limit_headers(now))
         return reply
 
@@ -829,7 +841,8 @@ class HubSpotSandbox:
             wait = max(1, math.ceil((tomorrow - self._clock.now()).total_seconds()))
             return self._rate_limited("DAILY", "You have reached your daily limit.", wait, now)
         if is_search:
-            # HubSpot's separate search limit (5/s per account) [facts §1.4]; searches do not count toward the burst.
+            # HubSpot's separate search limit (5/s per account); searches do not count toward the burst
+            # [crm-behaviour: HubSpot search has its own rate limit].
             if self.search_rate_per_second is not None:
                 window = self._search_window
                 while window and window[0] <= now - 1.0:
@@ -851,7 +864,7 @@ class HubSpotSandbox:
         return None
 
     def _rate_limited(self, policy: str, message: str, retry_after: int, now: float) -> _Reply:
-        # 429 body as HubSpot sends it [facts §1.6, HS-429].
+        # 429 body as HubSpot sends it [crm-behaviour: HubSpot 429 responses].
         body = {"status": "error", "message": message, "errorType": "RATE_LIMIT", "correlationId": str(uuid.uuid4()),
                 "policyName": policy, "groupName": "api-calls-sandbox"}
         return _Reply(429, body, {"Retry-After": str(retry_after)})
@@ -934,7 +947,8 @@ class HubSpotSandbox:
     def _list(self, otype: str, query: Mapping[str, list[str]]) -> _Reply:
         limit = _int_param(query, "limit", 10)
         if limit < 1 or limit > LIST_LIMIT_MAX:
-            # HubSpot caps list pages at 100 [facts §1.2]; the sandbox refuses rather than silently clamping.
+            # HubSpot caps list pages at 100 [crm-behaviour: HubSpot list pages hold at most 100 records];
+            # the sandbox refuses rather than silently clamping.
             raise _abort(400, "VALIDATION_ERROR", f"limit must be between 1 and {LIST_LIMIT_MAX}, got {limit}")
         archived = _flag(query, "archived")
         after = _int_param(query, "after", 0)
@@ -976,7 +990,10 @@ class HubSpotSandbox:
         return _Reply(200, out)
 
     def _lookup(self, otype: str, key: str, id_property: str, *, archived: bool) -> _Record | None:
-        """An id (following merges: a merged-away id reads as the survivor [facts §1.11]) or a unique-property value."""
+        """An id (following merges: a merged-away id reads as the survivor) or a unique-property value.
+
+        [crm-behaviour: HubSpot merges: the old id reads as the survivor]
+        """
         if id_property and id_property != "hs_object_id":
             if id_property not in self._properties[otype]:
                 raise _abort(400, "VALIDATION_ERROR", f"Property {id_property!r} does not exist")
@@ -1012,7 +1029,7 @@ class HubSpotSandbox:
             raise _abort(400, "VALIDATION_ERROR", f"Too many filters ({total_filters}). Max allowed is {FILTERS_TOTAL_MAX}")
         sorts = body.get("sorts") or []
         if len(sorts) > 1:
-            # The search schema allows one sort rule (maxItems 1) [facts §1.4, AE-SORT].
+            # The search schema allows one sort rule (maxItems 1) [crm-behaviour: HubSpot search filters and sorting].
             raise _abort(400, "VALIDATION_ERROR", f"Only one sort is allowed, got {len(sorts)}")
         limit = body.get("limit", 10)
         after_raw = body.get("after") or 0
@@ -1023,7 +1040,7 @@ class HubSpotSandbox:
         if limit < 0 or limit > SEARCH_LIMIT_MAX:
             raise _abort(400, "VALIDATION_ERROR", f"limit must be between 0 and {SEARCH_LIMIT_MAX}, got {limit}")
         if after < 0 or after + limit > SEARCH_RESULT_CAP:
-            # The 10,000-result cap: paging beyond it is an HTTP 400 [facts §1.4, AB-10700].
+            # The 10,000-result cap: paging beyond it is an HTTP 400 [crm-behaviour: HubSpot search: 10,000 results per query].
             raise _abort(400, "VALIDATION_ERROR",
                          f"Search results are limited to {SEARCH_RESULT_CAP}; after ({after}) + limit ({limit}) is beyond it")
         query_text = str(body.get("query") or "").strip().lower()
@@ -1034,8 +1051,9 @@ class HubSpotSandbox:
             tokens = [t for value in values for t in TOKEN_SPLIT.split(value) if t]
             return any(t.startswith(query_text) for t in tokens) or any(query_text in v for v in values)
 
-        # Groups are OR'd, filters within a group AND'd [facts §1.4]. An hs_object_id lower bound in every
-        # group (the keyset form, facts §1.5) lets the scan start there: records are kept in id order.
+        # Groups are OR'd, filters within a group AND'd [crm-behaviour: HubSpot search filters and sorting].
+        # An hs_object_id lower bound in every group (the keyset form,
+        # [crm-behaviour: HubSpot incremental polling by keyset]) lets the scan start there: records are kept in id order.
         start = bisect_left(self._order[otype], lowest_id or 0)
         candidates = self._rows[otype][start:] if start else self._rows[otype]
         matcher = _any_of(predicates)
@@ -1097,7 +1115,7 @@ class HubSpotSandbox:
             if kind == "number":
                 value = _float_or_none(text)
             elif kind == "time":
-                value = time_ms(text)  # epoch ms strings (the documented form) or ISO-8601 [facts §1.5.4]
+                value = time_ms(text)  # epoch ms strings (the documented form) or ISO-8601 [crm-behaviour: HubSpot datetime formats]
             else:
                 return text
             if value is None:
@@ -1112,8 +1130,8 @@ class HubSpotSandbox:
             if not isinstance(values, list) or not values:
                 raise _abort(400, "VALIDATION_ERROR", f"Operator {op} on {name} needs a non-empty `values` list")
             if self._properties[otype][name].type == "string":
-                # HubSpot's IN / NOT_IN match string properties against lower-case values only [HS-SRCH]:
-                # an upper-case value matches nothing (EQ, by contrast, ignores case).
+                # HubSpot's IN / NOT_IN match string properties against lower-case values only: an upper-case
+                # value matches nothing (EQ, by contrast, ignores case) [crm-behaviour: HubSpot search filters and sorting].
                 wanted = {str(v) for v in values}
             else:
                 wanted = {convert(v) for v in values}
@@ -1161,7 +1179,7 @@ class HubSpotSandbox:
         body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": iso(started),
                                 "completedAt": iso(self._now_ms())}
         if errors:
-            # Partial failure is HTTP 207 with errors[] and numErrors [facts §1.3].
+            # Partial failure is HTTP 207 with errors[] and numErrors [crm-behaviour: HubSpot batch partial failure is HTTP 207].
             body["numErrors"] = len(errors)
             body["errors"] = errors
             return _Reply(207, body)
@@ -1247,7 +1265,10 @@ class HubSpotSandbox:
         }
 
     def _validate(self, otype: str, properties: Mapping[str, Any], record: _Record | None) -> list[tuple[str, str, str]]:
-        """(property, code, message) for every value HubSpot would refuse on an API write [facts §1.2, §1.7, §1.8]."""
+        """(property, code, message) for every value HubSpot would refuse on an API write.
+
+        [crm-behaviour: HubSpot owners: assign by owner id] [crm-behaviour: HubSpot lifecycle stages move forward only]
+        """
         problems: list[tuple[str, str, str]] = []
         defs = self._properties[otype]
         for name, raw in properties.items():
@@ -1260,11 +1281,11 @@ class HubSpotSandbox:
                 problems.append((name, "READ_ONLY_VALUE", f'"{name}" is a read only property; its value cannot be set.'))
                 continue
             if value == "":
-                continue  # "" clears any writable property [facts §1.1]
+                continue  # "" clears any writable property [crm-behaviour: HubSpot property values are strings]
             if name == "hubspot_owner_id":
                 owner = self._owners.get(value)
                 if owner is None or owner["archived"]:
-                    # Owner ids only: a userId or a deactivated owner is refused [facts §1.7].
+                    # Owner ids only: a userId or a deactivated owner is refused [crm-behaviour: HubSpot owners: assign by owner id].
                     problems.append((name, "INVALID_OWNER_ID", f"{value} is not a valid owner id"))
                 continue
             if pdef.type == "enumeration" and not pdef.external_options:
@@ -1289,7 +1310,8 @@ class HubSpotSandbox:
                 current = record.props.get(name, "")
                 if current in order and order.index(value) < order.index(current):
                     # Lifecycle stage only moves forward through the API: clear it ("") first, then set the
-                    # earlier stage in a separate request [facts §1.8, HS-LC]. The sandbox refuses the backward set.
+                    # earlier stage in a separate request. The sandbox refuses the backward set
+                    # [crm-behaviour: HubSpot lifecycle stages move forward only].
                     problems.append((name, "INVALID_LIFECYCLE_STAGE",
                                      f"lifecyclestage cannot move backwards from {current!r} to {value!r}; clear it first"))
         return problems
@@ -1319,7 +1341,8 @@ class HubSpotSandbox:
             email = props["email"].strip().lower()
             for other in self._records["contacts"].values():
                 if other.live and other.props.get("email", "").strip().lower() == email:
-                    # Contacts are unique by email: 409 CONFLICT naming the existing id [facts §1.1, PHP-59].
+                    # Contacts are unique by email: 409 CONFLICT naming the existing id
+                    # [crm-behaviour: HubSpot contacts are unique by email].
                     return {"status": "error", "category": "CONFLICT",
                             "message": f"Contact already exists. Existing ID: {other.id}",
                             "context": {"id": [str(other.id)]}, "links": {}, "errors": []}, None
@@ -1410,7 +1433,8 @@ class HubSpotSandbox:
         after = _int_param(query, "after", 0)
         archived = _flag(query, "archived")
         email = (query.get("email") or [""])[-1].strip().lower()
-        # archived=true lists only the archived (deactivated) owners; the default lists only active ones [facts §1.7].
+        # archived=true lists only the archived (deactivated) owners; the default lists only active ones
+        # [crm-behaviour: HubSpot owners: assign by owner id].
         owners = [o for _, o in sorted(self._owners.items(), key=lambda kv: int(kv[0]))
                   if o["archived"] is archived and (not email or (o["email"] or "").lower() == email)]
         owners = [o for o in owners if int(o["id"]) >= after]

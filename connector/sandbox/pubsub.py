@@ -1,6 +1,6 @@
 """The sandbox's Pub/Sub API server on loopback: LeadChangeEvent over real gRPC, Avro payloads, replay ids, retention.
 
-It imitates what the connector relies on [facts §2.7]: auth metadata (accesstoken must be a live
+It imitates what the connector relies on [crm-behaviour: Salesforce Pub/Sub API calls]: auth metadata (accesstoken must be a live
 sandbox token, instanceurl and tenantid must match the org), GetTopic / GetSchema, Subscribe with
 flow control (at most 100 requested events outstanding), LATEST / EARLIEST / CUSTOM replay,
 INVALID_ARGUMENT + `error-code: …fetch.replayid.corrupted` for a replay id it did not issue or that
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from connector.sandbox.salesforce import SalesforceSandbox
 
 TOPICS = ("/data/LeadChangeEvent", "/data/ChangeEvents")
-MAX_REQUESTED = 100  # outstanding num_requested per stream; more is treated as 100 [facts §2.7]
+MAX_REQUESTED = 100  # outstanding num_requested per stream; more is treated as 100 [crm-behaviour: Salesforce Pub/Sub API calls]
 REST_ORIGIN = "com/salesforce/api/rest/63.0"
 AUTH_ERROR = "sfdc.platform.eventbus.grpc.service.auth.error"
 REPLAY_CORRUPTED = "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted"

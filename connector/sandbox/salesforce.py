@@ -40,14 +40,16 @@ API_VERSIONS = ("57.0", "58.0", "59.0", "60.0", "61.0", "62.0", "63.0")
 # Seeded timestamps hang off a fixed date so the data is identical on every run.
 SEED_BASE = datetime(2024, 6, 1, tzinfo=UTC)
 ORG_ID = "00D000000000001AAA"
-MAX_COLLECTION_UPDATE = 200  # sObject Collections update limit [facts §2.4]
-MAX_COLLECTION_RETRIEVE = 2000  # Collections retrieve (POST) id limit [facts §2.4]
-DEFAULT_BATCH = 2000  # query page size; Sforce-Query-Options batchSize clamps to 200..2000 [facts §2.2]
-# URI + headers of a REST call may not pass 16,384 bytes: 414 URI Too Long for the URI alone, else 431 [SF-LIM].
+MAX_COLLECTION_UPDATE = 200  # update limit [crm-behaviour: Salesforce sObject Collections: 200 updates, 2,000 ids]
+MAX_COLLECTION_RETRIEVE = 2000  # retrieve (POST) ids [crm-behaviour: Salesforce sObject Collections: 200 updates, 2,000 ids]
+DEFAULT_BATCH = 2000  # query page size; Sforce-Query-Options batchSize clamps to 200..2000
+# [crm-behaviour: Salesforce query pages: 200 to 2,000 rows]
+# URI + headers of a REST call may not pass 16,384 bytes: 414 URI Too Long for the URI alone, else 431
+# [crm-behaviour: Salesforce request URI: 16,384 bytes].
 # A SOQL query travels in the GET URL, so a long IN list meets this before SOQL's own 100,000-character cap.
 REQUEST_LINE_MAX = 16_384
 LEAD_STATUSES = (
-    # ApiName, SortOrder, IsConverted, IsDefault [facts §2.6]
+    # ApiName, SortOrder, IsConverted, IsDefault [crm-behaviour: Salesforce lead statuses]
     ("Open - Not Contacted", 1, False, True),
     ("Working - Contacted", 2, False, False),
     ("Closed - Converted", 3, True, False),
@@ -64,7 +66,7 @@ def sf_id(prefix: str, n: int) -> str:
 
 
 def format_value(value: object) -> object:
-    """Render a stored value the way the REST API does (datetimes as `…000+0000`) [facts §2.3]."""
+    """Render a stored value the way the REST API does (datetimes as `…000+0000`) [crm-behaviour: Salesforce datetime format]."""
     if isinstance(value, datetime):
         utc = value.astimezone(UTC)
         return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}+0000"
@@ -512,7 +514,7 @@ class SalesforceSandbox:
         self.api_usage = 0
         self.assignment_rule_active = True
         # Change Data Capture over the Pub/Sub API (connector/sandbox/pubsub.py): started with the server when asked.
-        self.retention_seconds = 72 * 3600  # events older than this cannot be replayed [facts §2.7]
+        self.retention_seconds = 72 * 3600  # older events cannot be replayed [crm-behaviour: Salesforce Change Data Capture events]
         self.org_id = ORG_ID
         self.pubsub: Any = None  # the PubSubSandbox while running
         self.pubsub_target = ""
@@ -648,7 +650,7 @@ class SalesforceSandbox:
             for name, value in zip(BANT_FIELDS, (person.budget, person.authority, person.need, person.timeframe), strict=True):
                 lead[name] = None if value is None else ("Yes" if value else "No")
             lid = self._insert_lead(lead, created=created, modified=modified)
-            if i % 40 == 39:  # a few converted leads: updates to them fail [facts §2.5]
+            if i % 40 == 39:  # a few converted leads: updates to them fail [crm-behaviour: Salesforce per-record errors]
                 self._convert(lid, modified)
 
     def _insert_lead(self, fields: Mapping[str, Any], *, created: datetime, modified: datetime) -> str:
@@ -715,7 +717,10 @@ class SalesforceSandbox:
             return [lid for lid, row in self._tables["Lead"].items() if include_deleted or not row["IsDeleted"]]
 
     def delete(self, lead_id: str) -> None:
-        """Soft-delete (Recycle Bin): visible to queryAll with IsDeleted = true [facts §2.2]."""
+        """Soft-delete (Recycle Bin): visible to queryAll with IsDeleted = true.
+
+        [crm-behaviour: Salesforce queryAll returns deleted and merged rows]
+        """
         with self._lock:
             row = self._tables["Lead"][lead_id]
             row["IsDeleted"] = True
@@ -723,7 +728,10 @@ class SalesforceSandbox:
             self._emit_change("DELETE", lead_id, None)
 
     def merge(self, master_id: str, loser_id: str) -> None:
-        """Merge: the loser is soft-deleted with MasterRecordId = master [facts §2.2]."""
+        """Merge: the loser is soft-deleted with MasterRecordId = master.
+
+        [crm-behaviour: Salesforce queryAll returns deleted and merged rows]
+        """
         with self._lock:
             loser, master = self._tables["Lead"][loser_id], self._tables["Lead"][master_id]
             loser["IsDeleted"] = True
@@ -859,7 +867,7 @@ class SalesforceSandbox:
         if user_id is None:
             return label, _Reply(401, _sf_errors("INVALID_SESSION_ID", "Session expired or invalid"))
         if self.api_usage >= self.daily_api_limit:
-            # Over the rolling 24 h allocation: 403, no Retry-After [facts §2.5].
+            # Over the rolling 24 h allocation: 403, no Retry-After [crm-behaviour: Salesforce API allocation: rolling 24 hours].
             return label, self._with_usage(_Reply(403, _sf_errors("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")))
         self.api_usage += 1
         if self.error_rate_5xx and self._rng.random() < self.error_rate_5xx:
@@ -1130,7 +1138,8 @@ class SalesforceSandbox:
         before = dict(row)
         row.update(changes)
         if auto_assign and self.assignment_rule_active:
-            # The org's active lead assignment rule runs on API updates unless Sforce-Auto-Assign: FALSE [facts §2.6].
+            # The org's active lead assignment rule runs on API updates unless Sforce-Auto-Assign: FALSE
+            # [crm-behaviour: Salesforce assignment rules override OwnerId].
             row["OwnerId"] = self.default_queue_id
         self._touch(row, user_id=user_id)
         self._write_clients[rid] = client

@@ -434,7 +434,8 @@ def test_leads_object_merges_its_contact(sb: HubSpotSandbox, clock: FrozenClock)
 
 
 def test_full_fetch_moves_properties_out_of_an_overlong_url(sb: HubSpotSandbox, clock: FrozenClock) -> None:
-    # 80 extra properties push the `properties=` list past the URL budget (pitfall 12): the page is
+    # 80 extra properties push the `properties=` list past the URL budget
+    # [crm-behaviour: Pitfall: too many properties in a GET URL]: the page is
     # re-read by id with the properties in a POST body instead.
     extra = {f"alias_{i}": f"custom_property_number_{i:03d}" for i in range(80)}
     adapter = connect(sb, clock, extra_properties=extra)

@@ -40,7 +40,7 @@ NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
         (502, None, None, TransientError),
         (503, None, None, TransientError),
         (504, None, None, TransientError),
-        (530, None, None, TransientError),  # Cloudflare, e.g. a malformed token [facts §1.12]
+        (530, None, None, TransientError),  # Cloudflare, e.g. a malformed token [crm-behaviour: HubSpot HTTP 530 from a malformed token]
         (408, None, None, TransientError),
         (0, None, None, TransientError),  # no HTTP response at all
         (404, "OBJECT_NOT_FOUND", None, RecordError),
@@ -84,7 +84,7 @@ def test_403_names_the_missing_scope_from_the_structured_context() -> None:
     [
         ({"retry-after": "7"}, 7.0),
         ({"retry-after": "Sat, 01 Mar 2025 12:00:30 GMT"}, 30.0),
-        ({}, None),  # HubSpot does not always send it [facts §1.6]
+        ({}, None),  # HubSpot does not always send it [crm-behaviour: HubSpot 429 responses]
         ({"retry-after": "soon"}, None),
     ],
 )

@@ -19,7 +19,7 @@ from connector.errors import (
 @pytest.mark.parametrize(
     ("status", "code", "expected"),
     [
-        # per-record results inside a Collections answer (HTTP 200) [facts §2.5]
+        # per-record results inside a Collections answer (HTTP 200) [crm-behaviour: Salesforce per-record errors]
         (200, "CANNOT_UPDATE_CONVERTED_LEAD", RecordError),
         (200, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", RecordError),
         (200, "FIELD_CUSTOM_VALIDATION_EXCEPTION", RecordError),

@@ -15,6 +15,12 @@ from connector.sandbox.hubspot import HubSpotSandbox
 from connector.store import Store
 
 
+# Tuesday 15:00 UTC: the example's reps in New York, London and Berlin are within working hours.
+WEEKDAY_AFTERNOON = "2026-12-08T15:00:00Z"
+# Saturday 02:50 UTC: every example rep is off (weekend, or outside working hours).
+SATURDAY_NIGHT = "2026-12-05T02:50:00Z"
+
+
 class Ops:
     """The CLI as an operator runs it: example config + CONNECTOR_* environment for the sandbox and the store."""
 

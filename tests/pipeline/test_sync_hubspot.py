@@ -27,7 +27,7 @@ def test_sync_scores_routes_and_writes_every_lead_once(env: Env, hubspot: HubSpo
         assert rec.get("hubspot_owner_id") in owners, f"contact {rid} has no valid owner"
         assert rec.get(score_prop) not in (None, ""), f"contact {rid} has no score"
         assert rec.get(grade_prop) in ("hot", "warm", "cold"), f"contact {rid} grade {rec.get(grade_prop)!r}"
-    # One routing decision per lead, never two (invariant 1).
+    # One routing decision per lead, never two [architecture: One owner per lead].
     for rid in ids[:25]:
         routes = [d for d in env.store.decisions_for(f"hubspot:contacts:{rid}") if d.kind == "route"]
         assert len(routes) <= 1

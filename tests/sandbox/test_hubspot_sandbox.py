@@ -34,7 +34,8 @@ START_MS = int(START.timestamp() * 1000)
 
 
 def client_for(sb: HubSpotSandbox, token: str | None = None) -> Any:
-    # Retry(0): urllib3 would otherwise sleep on and retry GET 429s that carry Retry-After [facts §3.1].
+    # Retry(0): urllib3 would otherwise sleep on and retry GET 429s that carry Retry-After
+    # [crm-behaviour: hubspot-api-client: host and retries].
     return hubspot.Client.create(access_token=token or sb.token, host=sb.base_url, retry=urllib3.Retry(0))
 
 
@@ -195,7 +196,8 @@ def test_search_is_capped_at_10000_results(big: HubSpotSandbox) -> None:
     last_allowed = search(client, modified, after=9_800, limit=200)
     assert last_allowed.total == 10_050
     assert len(last_allowed.results) == 200
-    assert last_allowed.paging.next.after == "10000"  # HubSpot hands out the cursor it will then refuse (pitfall 1)
+    # HubSpot hands out the cursor it will then refuse [crm-behaviour: Pitfall: HubSpot search past 10,000 results]
+    assert last_allowed.paging.next.after == "10000"
     with pytest.raises(ContactsApiException) as info:
         search(client, modified, after=10_000, limit=200)
     assert info.value.status == 400
@@ -279,7 +281,8 @@ def test_lifecyclestage_cannot_move_backwards(fresh: tuple[HubSpotSandbox, Froze
     assert result.errors[0].errors[0].code == "INVALID_LIFECYCLE_STAGE"
     assert (sb.get_record("contacts", rid) or {})["lifecyclestage"] == "salesqualifiedlead"
     assert type(update(client, [(rid, {"lifecyclestage": "opportunity"})])) is BatchResponseSimplePublicObject
-    # The documented way back: clear it, then set the earlier stage in a separate request [facts §1.8].
+    # The documented way back: clear it, then set the earlier stage in a separate request
+    # [crm-behaviour: HubSpot lifecycle stages move forward only].
     assert type(update(client, [(rid, {"lifecyclestage": ""})])) is BatchResponseSimplePublicObject
     assert "lifecyclestage" not in (sb.get_record("contacts", rid) or {})
     assert type(update(client, [(rid, {"lifecyclestage": "lead"})])) is BatchResponseSimplePublicObject
@@ -296,7 +299,7 @@ def test_owner_must_be_an_active_owner_id(fresh: tuple[HubSpotSandbox, FrozenClo
     result = update(client, [
         (ids[0], {"hubspot_owner_id": "12345"}),  # no such owner
         (ids[1], {"hubspot_owner_id": archived["id"]}),  # deactivated
-        (ids[2], {"hubspot_owner_id": str(active["userId"])}),  # a userId is not an owner id [facts §1.7]
+        (ids[2], {"hubspot_owner_id": str(active["userId"])}),  # a userId is not an owner id [crm-behaviour: HubSpot owners: assign by owner id]
     ])
     assert type(result) is BatchResponseSimplePublicObjectWithErrors
     assert sorted(e.context["ids"][0] for e in result.errors) == sorted(ids)

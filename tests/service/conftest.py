@@ -72,7 +72,7 @@ def serving(service: Service) -> Iterator[str]:
 
 
 def hs_event(event_id: int, object_id: str | int, at: datetime, kind: str = "propertyChange", **extra: Any) -> dict[str, Any]:
-    """One HubSpot webhook event [facts §1.10]."""
+    """One HubSpot webhook event [crm-behaviour: HubSpot webhook deliveries]."""
     event: dict[str, Any] = {
         "eventId": event_id, "subscriptionId": 5501, "portalId": 62515, "appId": int(APP_ID),
         "occurredAt": int(at.timestamp() * 1000), "subscriptionType": f"contact.{kind}", "attemptNumber": 0,

@@ -69,7 +69,8 @@ def test_privacy_deletion_erases_events_and_decision_details(
             routed = store.decisions_for(gone_key)
             assert routed and all(d.score is not None and d.explanation for d in routed)
 
-            # A GDPR delete in HubSpot: the record goes, and both deletion events arrive [facts §1.10].
+            # A GDPR delete in HubSpot: the record goes, and both deletion events arrive
+            # [crm-behaviour: HubSpot GDPR deletes are permanent].
             sandbox.archive("contacts", gone)
             caplog.set_level(logging.INFO, logger="connector.service")
             deletion = [

@@ -30,7 +30,7 @@ def ms(at: datetime) -> str:
 
 
 def hs_event(event_id: int, object_id: int, kind: str = "propertyChange", **extra: Any) -> dict[str, Any]:
-    """One event shaped like HubSpot's webhook payload [facts §1.10]."""
+    """One event shaped like HubSpot's webhook payload [crm-behaviour: HubSpot webhook deliveries]."""
     event = {
         "eventId": event_id, "subscriptionId": 9001, "portalId": 62515, "appId": int(APP_ID),
         "occurredAt": int(NOW.timestamp() * 1000) - 10_000 + event_id, "subscriptionType": f"contact.{kind}",
@@ -93,7 +93,8 @@ def test_signature_within_the_window_accepted() -> None:
     ("scheme", "host", "headers", "expected"),
     [
         ("http", "10.0.0.5:8080", {}, "http://10.0.0.5:8080/webhooks/hubspot?x=1"),
-        # Behind a TLS-terminating proxy HubSpot called https://public-host [facts §4 #15].
+        # Behind a TLS-terminating proxy HubSpot called https://public-host
+        # [crm-behaviour: Pitfall: webhook signature behind a TLS proxy].
         ("http", "10.0.0.5:8080", {"x-forwarded-proto": "https", "x-forwarded-host": "hooks.example.com"},
          "https://hooks.example.com/webhooks/hubspot?x=1"),
         ("http", "10.0.0.5:8080", {"x-forwarded-proto": "https, http", "x-forwarded-host": "a.example, b.internal"},

@@ -1,6 +1,6 @@
 """Change Data Capture events: Avro payloads, the ChangeEventHeader, field bitmaps, echo detection and the batch plan.
 
-Facts [facts §2.7]: one event may name several records (`recordIds`); GAP_* events carry no field
+[crm-behaviour: Salesforce Change Data Capture events]: one event may name several records (`recordIds`); GAP_* events carry no field
 data; `changeOrigin` ends in `;client=<id>` when the change came through an API call that sent
 `Sforce-Call-Options: client=<id>`. `changedFields` / `nulledFields` / `diffFields` arrive as field
 bitmaps: "0x…" is a hex number whose bit i names field i of the event schema's top-level field
@@ -207,7 +207,9 @@ def origin_client(change_origin: str) -> str | None:
 
 
 def is_echo(event: ChangeEvent, client: str) -> bool:
-    """The change came from the connector's own write (its Sforce-Call-Options client id) [facts §2.7].
+    """The change came from the connector's own write (its Sforce-Call-Options client id).
+
+    [crm-behaviour: Salesforce echo events carry our client id]
 
     GAP events are never echoes: they say changes were missed, whoever made them.
     """

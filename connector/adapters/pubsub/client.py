@@ -1,6 +1,6 @@
 """The Pub/Sub API gRPC client: channel, auth metadata, GetTopic, GetSchema (cached by id), the Subscribe stream.
 
-Facts [facts §2.7]: every call carries the metadata `accesstoken`, `instanceurl` and `tenantid`
+[crm-behaviour: Salesforce Pub/Sub API calls]: every call carries the metadata `accesstoken`, `instanceurl` and `tenantid`
 (the org id). Failures are gRPC statuses; Salesforce puts its own code in the `error-code`
 trailer, e.g. `sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted` (INVALID_ARGUMENT)
 for a replay id that is invalid or older than the 72-hour retention. Subscribe is pull-based:

@@ -1,6 +1,6 @@
 """The CDC subscriber: LeadChangeEvents → re-read leads → pipeline.run_batch, with a durable replay id and fallback polls.
 
-Guarantees (DESIGN invariants 4 and 6):
+Guarantees [architecture: No echo loops] [architecture: Nothing lost]:
 - The replay id of a batch is stored (cursor salesforce/Lead/cdc, hex) only after run_batch
   returned for its leads; a restart resumes after it (ReplayPreset CUSTOM), so a crash re-delivers
   at most the unfinished batch, and run_batch is idempotent (a routed lead keeps its owner).

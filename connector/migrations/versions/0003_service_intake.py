@@ -42,7 +42,7 @@ def upgrade() -> None:
     op.create_index("ix_intake_status_id", "intake", ["status", "id"])
     op.create_table(
         "webhook_deliveries",
-        # "<source>:<portal>:<eventId>": HubSpot may deliver an event more than once [facts §1.10].
+        # "<source>:<portal>:<eventId>": HubSpot may deliver an event more than once [crm-behaviour: HubSpot webhook deliveries].
         sa.Column("delivery_id", sa.String(200), primary_key=True),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
     )
