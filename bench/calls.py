@@ -20,13 +20,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from bench.harness import bench_settings, hubspot_overrides, machine, pass_mark, print_table, salesforce_overrides
-from connector.adapters import ApiCallCounter, CrmAdapter, WriteFence
-from connector.clock import SystemClock
+from connector.adapters.base import ApiCallCounter, CrmAdapter, WriteFence
+from connector.core.clock import SystemClock
 from connector.config import Settings, example_config_path
-from connector.jobs import RunSummary, backfill, make_adapters, sync_once
-from connector.models import Account, FetchPage, Lead, Owner, Patch, WriteResult
-from connector.ratelimit import guard_factory
-from connector.store import Store
+from connector.runners.jobs import RunSummary, backfill, make_adapters, sync_once
+from connector.core.models import Account, FetchPage, Lead, Owner, Patch, WriteResult
+from connector.state.ratelimit import guard_factory
+from connector.state.store import Store
 
 # Page and batch sizes the minimums follow from [crm-behaviour: Minimum API calls per 1,000 leads].
 HUBSPOT_LIST_PAGE = 100  # list GET, 100 per page → 10 reads per 1,000 leads

@@ -18,13 +18,13 @@ from pathlib import Path
 from statistics import quantiles
 from typing import Any
 
-from connector.adapters.pubsub.subscriber import CdcSubscriber, run_subscriber
-from connector.adapters.salesforce import SalesforceAdapter
-from connector.clock import SystemClock
+from connector.runners.cdc_subscriber import CdcSubscriber, run_subscriber
+from connector.adapters.salesforce.adapter import SalesforceAdapter
+from connector.core.clock import SystemClock
 from connector.config import Settings, example_config_path, load_settings
 from connector.sandbox.pubsub import PublishedEvent
 from connector.sandbox.salesforce import SalesforceSandbox
-from connector.store import Store
+from connector.state.store import Store
 
 TARGET_P95_SECONDS = 2.0
 REPS = ("ava.sales@example-corp.test", "ben.sales@example-corp.test", "cai.sales@example-corp.test")

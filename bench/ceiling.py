@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import bench_settings, connection_overrides, machine, max_in_window, pass_mark, print_table, sandbox_process
-from connector.adapters import CallGuard
-from connector.clock import SystemClock
-from connector.jobs import backfill, make_adapters
-from connector.ratelimit import StoreGuard, guard_factory
-from connector.store import Store
+from connector.adapters.base import CallGuard
+from connector.core.clock import SystemClock
+from connector.runners.jobs import backfill, make_adapters
+from connector.state.ratelimit import StoreGuard, guard_factory
+from connector.state.store import Store
 
 LIST_PAGE = 100  # list GET, 100 per page [crm-behaviour: HubSpot list pages hold at most 100 records]
 BATCH = 100  # batch/update, 100 inputs [crm-behaviour: HubSpot batch calls take at most 100 inputs]

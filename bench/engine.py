@@ -41,8 +41,8 @@ from connector.engine.scoring import (
     compile_scoring,
     score_lead,
 )
-from connector.models import Account, Event, Lead, Owner, Patch, Rep, RoutingDecision
-from connector.pipeline import desired_for
+from connector.core.models import Account, Event, Lead, Owner, Patch, Rep, RoutingDecision
+from connector.pipeline.batch import desired_for
 from connector.sandbox.seed import COUNTRIES, INDUSTRIES, PRODUCTS, SEED_REPS, SeedPerson, generate_companies, generate_people
 
 # Tuesday 15:00 UTC: the Americas and Europe are at work, Asia-Pacific mostly is not (as on a real afternoon).

@@ -37,16 +37,16 @@ import requests
 import uvicorn
 
 from bench.harness import ROUTING_OVERRIDES, hubspot_overrides, machine, pass_mark, print_table
-from connector.clock import SystemClock
+from connector.core.clock import SystemClock
 from connector.config import Settings, example_config_path, load_settings
-from connector.jobs import make_adapters
-from connector.metrics import MeteredGuard, Metrics
-from connector.observability import RedactingJsonFormatter
-from connector.ratelimit import guard_factory
+from connector.runners.jobs import make_adapters
+from connector.observability.metrics import MeteredGuard, Metrics
+from connector.observability.logging import RedactingJsonFormatter
+from connector.state.ratelimit import guard_factory
 from connector.sandbox.hubspot import HubSpotSandbox
-from connector.service import CorrelationFilter, Service
-from connector.store import IntakeItem, Store
-from connector.webhooks import sign_v3
+from connector.runners.service.app import CorrelationFilter, Service
+from connector.state.store import IntakeItem, Store
+from connector.runners.service.webhooks import sign_v3
 
 TARGET_P95_MS = 1000.0
 CDC_TARGET_P95_MS = 2000.0

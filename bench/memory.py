@@ -25,10 +25,10 @@ def child(argv: list[str]) -> int:
     parser.add_argument("--state", required=True, help="directory for the SQLite state store")
     parser.add_argument("--store-url", default=None)
     args = parser.parse_args(argv)
-    from connector.clock import SystemClock
-    from connector.jobs import backfill, make_adapters
-    from connector.ratelimit import guard_factory
-    from connector.store import Store
+    from connector.core.clock import SystemClock
+    from connector.runners.jobs import backfill, make_adapters
+    from connector.state.ratelimit import guard_factory
+    from connector.state.store import Store
 
     logging.getLogger("connector.jobs").setLevel(logging.ERROR)  # the example config's deactivated rep warns every run
     overrides = connection_overrides(args.crm, json.loads(args.info), **({"daily_limit": 10_000_000} if args.crm == "hubspot" else {}))

@@ -35,12 +35,12 @@ ROUTING: dict[str, Any] = {
 
 def worker(config: dict[str, Any]) -> int:
     """One replica: resume the backfill (or wait while another replica polls) until it is complete and the outbox empty."""
-    from connector.clock import SystemClock
+    from connector.core.clock import SystemClock
     from connector.config import example_config_path, load_settings
-    from connector.jobs import Replica, backfill, make_adapters
-    from connector.pipeline import write
-    from connector.ratelimit import guard_factory
-    from connector.store import Store
+    from connector.runners.jobs import Replica, backfill, make_adapters
+    from connector.pipeline.batch import write
+    from connector.state.ratelimit import guard_factory
+    from connector.state.store import Store
 
     settings = load_settings(example_config_path(), config["overrides"])
     logging.getLogger("connector").setLevel(logging.ERROR)  # replicas taking turns is the point, not news
@@ -66,7 +66,7 @@ def worker(config: dict[str, Any]) -> int:
 def measure(db_admin: str, leads: int, replicas: int, limit: int | None) -> float:
     """Seconds for `replicas` processes to back-fill `leads` leads (limit: calls per 10 s, None = unlimited)."""
     from connector.sandbox.hubspot import HubSpotSandbox
-    from connector.store import Store
+    from connector.state.store import Store
 
     name = f"bench_{uuid.uuid4().hex[:10]}"
     engine = sa.create_engine(db_admin, isolation_level="AUTOCOMMIT")

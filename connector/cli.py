@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from connector.errors import AuthError, ConfigError, ConnectorError, CrmApiError, UsageError
+from connector.core.errors import AuthError, ConfigError, ConnectorError, CrmApiError, UsageError
 
 EXIT_OK, EXIT_ABORTED, EXIT_CONFIG = 0, 1, 2
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("connector.cli")
 
 if TYPE_CHECKING:
-    from connector.clock import Clock
+    from connector.core.clock import Clock
 
 
 def _fail(message: str, code: int) -> None:
@@ -60,7 +60,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 
 def load(config_path: str | None) -> Any:
     from connector.config import load_settings
-    from connector.observability import configure_logging
+    from connector.observability.logging import configure_logging
 
     settings = load_settings(config_path)
     configure_logging(settings.logging.level, log_emails=settings.logging.log_emails, as_json=settings.logging.as_json)
@@ -76,7 +76,7 @@ def pinned_at() -> datetime | None:
 
 def command_clock() -> Clock:
     """The clock of this command: real time, or real time flowing from the `--at` pin."""
-    from connector.clock import PinnedClock, SystemClock
+    from connector.core.clock import PinnedClock, SystemClock
 
     at = pinned_at()
     return PinnedClock(at) if at is not None else SystemClock()
@@ -96,9 +96,9 @@ def refuse_pinned_time(command: str) -> None:
 @contextmanager
 def opened(settings: Any) -> Iterator[tuple[Any, Any, Any]]:
     """The store, the adapters (each with its account's shared limiter) and the clock for one command."""
-    from connector.jobs import make_adapters
-    from connector.ratelimit import guard_factory
-    from connector.store import Store
+    from connector.runners.jobs import make_adapters
+    from connector.state.ratelimit import guard_factory
+    from connector.state.store import Store
 
     clock = command_clock()
     with Store.open(settings.store.url) as store:
@@ -112,7 +112,7 @@ def print_summary(summary: Any, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary.as_json(), sort_keys=False))
         return
-    from connector.report import render_summary
+    from connector.ops.summary import render_summary
 
     render_summary(summary)
 
@@ -128,7 +128,7 @@ def print_summary(summary: Any, as_json: bool) -> None:
 @click.pass_context
 def main(ctx: click.Context, at: str | None) -> None:
     """Keep HubSpot and Salesforce leads scored, owned and staged."""
-    from connector.clock import parse_instant
+    from connector.core.clock import parse_instant
 
     try:
         ctx.obj = {"at": parse_instant(at, what="--at / CONNECTOR_AT") if at else None}
@@ -157,7 +157,7 @@ def check_config(file: str) -> None:
 @handle_errors
 def sync(once: bool, config_path: str | None, as_json: bool) -> None:
     """Incremental sync since the last cursor; without --once, repeat every [sync] poll_interval_seconds."""
-    from connector.jobs import sync_once
+    from connector.runners.jobs import sync_once
 
     refuse_pinned_time("sync")
     settings = load(config_path)
@@ -172,8 +172,8 @@ def sync(once: bool, config_path: str | None, as_json: bool) -> None:
 
 def backfill_progress(settings: Any, store: Any, adapters: Any, clock: Any, *, limit: int | None, as_json: bool) -> Any:
     """A live bar on a terminal; plain lines on stderr when not a TTY or with --json (stdout stays one JSON object)."""
-    from connector.progress import BackfillProgress
-    from connector.ratelimit import guard_factory
+    from connector.ops.progress import BackfillProgress
+    from connector.state.ratelimit import guard_factory
 
     guard_for = guard_factory(store, settings, clock)
     budgets = {crm: guard_for(crm).budget for crm in adapters}
@@ -192,7 +192,7 @@ def backfill_progress(settings: Any, store: Any, adapters: Any, clock: Any, *, l
 @handle_errors
 def backfill(dry_run: bool, limit: int | None, out: str | None, config_path: str | None, as_json: bool) -> None:
     """Score, route and stage every lead; resumable from the last handled page."""
-    from connector.jobs import backfill as run_backfill
+    from connector.runners.jobs import backfill as run_backfill
 
     if out and not dry_run:
         raise UsageError("--out writes the planned changes of a --dry-run; add --dry-run")
@@ -204,7 +204,7 @@ def backfill(dry_run: bool, limit: int | None, out: str | None, config_path: str
         with progress:
             summary = run_backfill(settings, store, adapters, clock, dry_run=dry_run, limit=limit, on_batch=progress)
     if out:
-        from connector.report import write_diff_csv
+        from connector.ops.summary import write_diff_csv
 
         write_diff_csv(Path(out), summary.patches)
     print_summary(summary, as_json)
@@ -263,7 +263,7 @@ def sandbox(host: str, port: int, contacts: int, sf_leads: int) -> None:
 @handle_errors
 def demo(contacts: int, as_json: bool) -> None:
     """Everything end to end against the built-in sandbox CRM: no credentials needed."""
-    from connector.demo import run_demo
+    from connector.ops.demo import run_demo
 
     result = run_demo(contacts=contacts, echo=None if as_json else click.echo, at=pinned_at())
     if as_json:
@@ -277,7 +277,7 @@ def demo(contacts: int, as_json: bool) -> None:
 @handle_errors
 def explain(lead_ref: str, config_path: str | None, as_json: bool) -> None:
     """Why this score, why this owner, and what would be written — for one lead (reads only)."""
-    from connector.explain import explain_lead, render_explanation
+    from connector.ops.explain import explain_lead, render_explanation
 
     crm, _, record_id = lead_ref.partition(":")
     if crm not in ("hubspot", "salesforce") or not record_id:
@@ -306,9 +306,9 @@ def events() -> None:
 def events_import(file: str, config_path: str | None, as_json: bool) -> None:
     """Load events from a JSONL file into the event store; bad lines are reported with their line number."""
     from connector.engine.scoring import compile_scoring
-    from connector.events import parse_events_file
-    from connector.pipeline import aggregate_fold
-    from connector.store import Store
+    from connector.runners.service.events import parse_events_file
+    from connector.pipeline.batch import aggregate_fold
+    from connector.state.store import Store
 
     refuse_pinned_time("events import")
     settings = load(config_path)
@@ -333,7 +333,7 @@ def events_import(file: str, config_path: str | None, as_json: bool) -> None:
 @handle_errors
 def serve(host: str | None, port: int | None, config_path: str | None) -> None:
     """Run the sidecar: HubSpot webhooks, behaviour events, poll loop, /healthz, /readyz, /metrics; SIGTERM drains."""
-    from connector.service import run_server
+    from connector.runners.service.app import run_server
 
     refuse_pinned_time("serve")
     settings = load(config_path)
@@ -346,8 +346,8 @@ def serve(host: str | None, port: int | None, config_path: str | None) -> None:
 @handle_errors
 def status(config_path: str | None, as_json: bool) -> None:
     """Cursors, last successful sync, backlog, API budget used today and dead letters (reads the state store only)."""
-    from connector.status import collect_status, render_status
-    from connector.store import Store
+    from connector.ops.status import collect_status, render_status
+    from connector.state.store import Store
 
     settings = load(config_path)
     with Store.open(settings.store.url) as store:
@@ -371,8 +371,8 @@ def errors() -> None:
 @handle_errors
 def errors_list(status_: str, limit: int, config_path: str | None, as_json: bool) -> None:
     """List dead letters: id, crm / object / record id / field, code, message, attempts, first and last seen."""
-    from connector.dead_letters import dead_letter_json, render_list
-    from connector.store import Store
+    from connector.ops.errors import dead_letter_json, render_list
+    from connector.state.store import Store
 
     settings = load(config_path)
     with Store.open(settings.store.url) as store:
@@ -390,8 +390,8 @@ def errors_list(status_: str, limit: int, config_path: str | None, as_json: bool
 @handle_errors
 def errors_show(letter_id: int, config_path: str | None, as_json: bool) -> None:
     """One dead letter in full, with the write that failed."""
-    from connector.dead_letters import dead_letter_json, pick, render_one
-    from connector.store import Store
+    from connector.ops.errors import dead_letter_json, pick, render_one
+    from connector.state.store import Store
 
     settings = load(config_path)
     with Store.open(settings.store.url) as store:
@@ -411,7 +411,7 @@ def errors_show(letter_id: int, config_path: str | None, as_json: bool) -> None:
 @handle_errors
 def errors_retry(letter_ids: tuple[int, ...], every_open: bool, force: bool, config_path: str | None, as_json: bool) -> None:
     """Re-read each record from its CRM and run it through the pipeline again; resolved when the write succeeds."""
-    from connector.dead_letters import pick, retry
+    from connector.ops.errors import pick, retry
 
     refuse_pinned_time("errors retry")
     settings = load(config_path)
@@ -435,9 +435,9 @@ def errors_retry(letter_ids: tuple[int, ...], every_open: bool, force: bool, con
 @handle_errors
 def errors_discard(letter_ids: tuple[int, ...], every_open: bool, config_path: str | None, as_json: bool) -> None:
     """Mark dead letters discarded: kept for the record, never retried."""
-    from connector.clock import SystemClock
-    from connector.dead_letters import discard, pick
-    from connector.store import Store
+    from connector.core.clock import SystemClock
+    from connector.ops.errors import discard, pick
+    from connector.state.store import Store
 
     refuse_pinned_time("errors discard")
     settings = load(config_path)
@@ -450,10 +450,10 @@ def errors_discard(letter_ids: tuple[int, ...], every_open: bool, config_path: s
 
 
 def _report_inputs(config_path: str | None, offline: bool) -> dict[str, Any]:
-    from connector.insights import collect_report
-    from connector.jobs import make_adapters
-    from connector.ratelimit import guard_factory
-    from connector.store import Store
+    from connector.ops.insights import collect_report
+    from connector.runners.jobs import make_adapters
+    from connector.state.ratelimit import guard_factory
+    from connector.state.store import Store
 
     settings = load(config_path)
     clock = command_clock()
@@ -473,7 +473,7 @@ def report(ctx: click.Context, out: str, offline: bool, config_path: str | None,
     """A self-contained HTML report: scores and grades, leads per rep, speed-to-lead and SLA, dead letters, experiments."""
     if ctx.invoked_subcommand is not None:
         return
-    from connector.htmlreport import render_html
+    from connector.ops.report_html import render_html
 
     data = _report_inputs(config_path, offline)
     Path(out).write_text(render_html(data), encoding="utf-8")
@@ -522,8 +522,8 @@ def rules() -> None:
 @handle_errors
 def rules_test(file: str, at: str | None, config_path: str | None, as_json: bool) -> None:
     """Score and route sample leads from a CSV or JSONL file (keys = lead attribute names); bad rows name row and field."""
-    from connector.clock import parse_instant
-    from connector.rules_offline import render_outcomes, run_samples
+    from connector.core.clock import parse_instant
+    from connector.ops.rules_test import render_outcomes, run_samples
 
     settings = load(config_path)
     if at is not None:
@@ -552,12 +552,12 @@ def rules_test(file: str, at: str | None, config_path: str | None, as_json: bool
 @handle_errors
 def forget(person: str, offline: bool, config_path: str | None, as_json: bool) -> None:
     """Erase what the connector holds about a person (events, scores, explanations, payloads); say what was erased."""
-    from connector.clock import SystemClock
-    from connector.jobs import make_adapters
-    from connector.privacy import forget as erase
-    from connector.privacy import lead_key_for, parse_person
-    from connector.ratelimit import guard_factory
-    from connector.store import Store
+    from connector.core.clock import SystemClock
+    from connector.runners.jobs import make_adapters
+    from connector.ops.forget import forget as erase
+    from connector.ops.forget import lead_key_for, parse_person
+    from connector.state.ratelimit import guard_factory
+    from connector.state.store import Store
 
     refuse_pinned_time("forget")
     settings = load(config_path)

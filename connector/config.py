@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from connector.engine.routing import RoutingConfig, check_routing
 from connector.engine.scoring import ScoringConfig, check_scoring
-from connector.errors import ConfigError, ConfigProblem
+from connector.core.errors import ConfigError, ConfigProblem
 
 HUBSPOT_API_HOST = "https://api.hubapi.com"
 SALESFORCE_LOGIN_URL = "https://login.salesforce.com"

@@ -40,7 +40,7 @@ def pytest_configure(config: pytest.Config) -> None:
     at = config.getoption("--now")
     if not at:
         return
-    from connector.clock import SystemClock, parse_instant
+    from connector.core.clock import SystemClock, parse_instant
 
     start = parse_instant(at, what="--now")
     origin = time.monotonic()

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from connector.cli import main
 from connector.config import load_settings
-from connector.errors import ConfigError
+from connector.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

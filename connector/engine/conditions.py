@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from connector.errors import ConfigProblem
-from connector.models import Lead, lead_field_types
+from connector.core.errors import ConfigProblem
+from connector.core.models import Lead, lead_field_types
 
 Op = Literal[
     "eq", "ne", "in", "not_in", "contains", "not_contains", "matches",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.engine.scoring import frozen_builder
-from connector.models import FieldDecision, Lead, Patch
+from connector.core.models import FieldDecision, Lead, Patch
 
 SCORE_TOLERANCE = 0.005  # CRMs store scores as strings/decimals; below half a cent is "unchanged"
 

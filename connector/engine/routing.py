@@ -46,8 +46,8 @@ from connector.engine.availability import (
 from connector.engine.conditions import Condition, Predicate, check_condition, compile_condition, condition_source, describe, field_kind
 from connector.engine.experiments import assign_arm
 from connector.engine.scoring import NO_MODEL, ScoringConfig, frozen_builder
-from connector.errors import ConfigProblem
-from connector.models import WAIT_CAUSES, Account, Candidate, Crm, Lead, Owner, Rep, RoutingDecision, ScoreResult, WaitCause
+from connector.core.errors import ConfigProblem
+from connector.core.models import WAIT_CAUSES, Account, Candidate, Crm, Lead, Owner, Rep, RoutingDecision, ScoreResult, WaitCause
 
 STRATEGIES: tuple[str, ...] = ("round_robin", "least_loaded", "best_match")
 SKILLS: tuple[str, ...] = ("industries", "products", "languages", "regions")

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connector.engine.conditions import Condition, Predicate, check_condition, compile_condition, condition_source
 from connector.engine.freemail import FREE_MAIL_DOMAINS
-from connector.errors import ConfigProblem
-from connector.models import CRMS, Contribution, Event, LazyContributions, Lead, ScoreResult
+from connector.core.errors import ConfigProblem
+from connector.core.models import CRMS, Contribution, Event, LazyContributions, Lead, ScoreResult
 
 DAY_SECONDS = 86_400.0
 # Outputs of scoring: a scoring condition cannot read them (they do not exist yet while scoring).

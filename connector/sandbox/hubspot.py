@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from connector.clock import Clock, SystemClock
+from connector.core.clock import Clock, SystemClock
 from connector.sandbox.seed import SEED_REPS, SeedPerson, generate_companies, generate_people
 
 OBJECT_TYPES = ("contacts", "companies", "leads")

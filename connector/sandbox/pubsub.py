@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import fastavro
 import grpc
 
-from connector.adapters.pubsub import pubsub_api_pb2 as pb
-from connector.adapters.pubsub import pubsub_api_pb2_grpc as pb_grpc
-from connector.adapters.pubsub.cdc import CHANGE_TYPES, EventSchema, encode_bitmap, encode_payload
+from connector.adapters.salesforce.cdc import pubsub_api_pb2 as pb
+from connector.adapters.salesforce.cdc import pubsub_api_pb2_grpc as pb_grpc
+from connector.adapters.salesforce.cdc.cdc import CHANGE_TYPES, EventSchema, encode_bitmap, encode_payload
 
 if TYPE_CHECKING:
     from connector.sandbox.salesforce import SalesforceSandbox

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from connector.clock import Clock, SystemClock
+from connector.core.clock import Clock, SystemClock
 from connector.sandbox.seed import SEED_REPS, generate_companies, generate_people
 
 API_VERSIONS = ("57.0", "58.0", "59.0", "60.0", "61.0", "62.0", "63.0")

@@ -13,10 +13,10 @@ from typing import Any, Protocol
 
 import pytest
 
-from connector.adapters import CrmAdapter
+from connector.adapters.base import CrmAdapter
 from connector.engine.diff import Desired, DiffRules, plan_write
-from connector.errors import ConnectorError
-from connector.models import FetchPage, Lead, Patch
+from connector.core.errors import ConnectorError
+from connector.core.models import FetchPage, Lead, Patch
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from connector.adapters import soql
-from connector.adapters.hubspot import IN_VALUES_MAX, HubSpotAdapter
-from connector.adapters.salesforce import QUERY_URL_BUDGET, SalesforceAdapter
-from connector.clock import FrozenClock
+from connector.adapters.salesforce import soql
+from connector.adapters.hubspot.adapter import IN_VALUES_MAX, HubSpotAdapter
+from connector.adapters.salesforce.adapter import QUERY_URL_BUDGET, SalesforceAdapter
+from connector.core.clock import FrozenClock
 from connector.config import HubSpotSettings, SalesforceSettings
-from connector.models import Lead
+from connector.core.models import Lead
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.salesforce import REQUEST_LINE_MAX, SalesforceSandbox
 

@@ -16,7 +16,7 @@ from connector.engine.conditions import (
     describe,
     field_kind,
 )
-from connector.models import Event, Lead
+from connector.core.models import Event, Lead
 
 LEAD = Lead(
     crm="hubspot", object_type="contacts", id="1", email="Ana@Acme.Example", title="VP of Sales", country="US",

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from connector.config import HUBSPOT_LIFECYCLE_ORDER
 from connector.engine.diff import Desired, DiffRules, plan_write
-from connector.models import FieldDecision, Lead
+from connector.core.models import FieldDecision, Lead
 
 RULES = DiffRules(stage_order=HUBSPOT_LIFECYCLE_ORDER)
 

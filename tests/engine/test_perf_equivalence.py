@@ -39,7 +39,7 @@ from connector.engine.scoring import (
     frozen_builder,
     score_lead,
 )
-from connector.models import Account, Candidate, Contribution, Event, FieldDecision, Lead, Owner, Patch, Rep, ScoreResult
+from connector.core.models import Account, Candidate, Contribution, Event, FieldDecision, Lead, Owner, Patch, Rep, ScoreResult
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)  # a Tuesday afternoon in Europe, morning in the Americas

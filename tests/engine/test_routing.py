@@ -33,7 +33,7 @@ from connector.engine.routing import (
     state_from_counters,
 )
 from connector.engine.scoring import ScoringConfig
-from connector.models import Account, Lead, Owner, Rep, RoutingDecision, ScoreResult
+from connector.core.models import Account, Lead, Owner, Rep, RoutingDecision, ScoreResult
 from connector.sandbox.seed import SEED_REPS
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"

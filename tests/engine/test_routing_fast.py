@@ -30,7 +30,7 @@ from connector.engine.routing import (
     state_from_counters,
 )
 from connector.engine.scoring import ScoringConfig
-from connector.models import Account, Lead, Owner, Rep, ScoreResult
+from connector.core.models import Account, Lead, Owner, Rep, ScoreResult
 
 TUESDAY = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
 COLD = ScoreResult(model="core", score=10.0, grade="cold")

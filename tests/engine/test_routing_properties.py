@@ -19,7 +19,7 @@ from connector.engine.routing import (
     day_scope,
     route_lead,
 )
-from connector.models import Lead, Owner, Rep, ScoreResult
+from connector.core.models import Lead, Owner, Rep, ScoreResult
 
 SCORE = ScoreResult(model="core", score=50.0, grade="warm")
 START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday

@@ -26,8 +26,8 @@ from connector.engine.scoring import (
     score_lead,
     update_aggregates,
 )
-from connector.errors import ConfigError
-from connector.models import Event, Lead, ScoreResult
+from connector.core.errors import ConfigError
+from connector.core.models import Event, Lead, ScoreResult
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ from connector.engine.scoring import (
     score_lead,
     update_aggregates,
 )
-from connector.models import Event, Lead
+from connector.core.models import Event, Lead
 from tests.engine.test_scoring import example_scoring_table
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)

@@ -22,7 +22,7 @@ from connector.engine.routing import (
     route_lead,
     state_from_counters,
 )
-from connector.models import WAIT_CAUSES
+from connector.core.models import WAIT_CAUSES
 from tests.engine.test_routing import COLD, config, lead, rep, reps_for, router
 
 SATURDAY = datetime(2026, 12, 5, 2, 50, tzinfo=UTC)  # 21:50 Friday in New York, 18:50 in Los Angeles

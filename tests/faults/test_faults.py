@@ -16,19 +16,19 @@ import pytest
 from click.testing import CliRunner
 from pydantic import SecretStr
 
-from connector.adapters import WriteFence
-from connector.adapters.hubspot import HubSpotAdapter
-from connector.adapters.salesforce import SalesforceAdapter
+from connector.adapters.base import WriteFence
+from connector.adapters.hubspot.adapter import HubSpotAdapter
+from connector.adapters.salesforce.adapter import SalesforceAdapter
 from connector.cli import main
-from connector.clock import FrozenClock
+from connector.core.clock import FrozenClock
 from connector.config import HubSpotSettings, SalesforceSettings, example_config_path, load_settings
-from connector.errors import StoreLockedError, TransientError
-from connector.jobs import Replica, backfill, make_adapters, poll_lease_name, sync_once
-from connector.models import Patch, WriteResult
-from connector.ratelimit import guard_factory
+from connector.core.errors import StoreLockedError, TransientError
+from connector.runners.jobs import Replica, backfill, make_adapters, poll_lease_name, sync_once
+from connector.core.models import Patch, WriteResult
+from connector.state.ratelimit import guard_factory
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.salesforce import SalesforceSandbox
-from connector.store import Store
+from connector.state.store import Store
 
 from .conftest import ROOT, ROUTING, hubspot_overrides
 
@@ -296,7 +296,7 @@ def test_a_second_process_on_the_same_sqlite_file_is_refused(tmp_path: Path) -> 
 def test_the_sqlite_lock_is_released_on_close_and_names_the_holder(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'state.db'}"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from datetime import UTC, datetime; from connector.store import Store; "
+        [sys.executable, "-c", "import sys; from datetime import UTC, datetime; from connector.state.store import Store; "
          f"s = Store.open({url!r}); s.claim_process('connector serve', datetime.now(UTC)); print('held', flush=True); sys.stdin.read()"],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )

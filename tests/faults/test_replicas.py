@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from connector.sandbox.hubspot import HubSpotSandbox
-from connector.store import Store
+from connector.state.store import Store
 
 from .conftest import REPS, Replicas, hubspot_overrides
 

@@ -13,13 +13,13 @@ import sys
 import time
 from typing import Any
 
-from connector.clock import SystemClock
+from connector.core.clock import SystemClock
 from connector.config import example_config_path, load_settings
-from connector.errors import TransientError
-from connector.jobs import RunSummary, Replica, backfill, make_adapters, sync_once
-from connector.pipeline import BatchResult, write
-from connector.ratelimit import guard_factory
-from connector.store import Store
+from connector.core.errors import TransientError
+from connector.runners.jobs import RunSummary, Replica, backfill, make_adapters, sync_once
+from connector.pipeline.batch import BatchResult, write
+from connector.state.ratelimit import guard_factory
+from connector.state.store import Store
 
 
 class ScaledClock(SystemClock):

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 from connector.cli import main
 from connector.config import Settings, example_config_path, load_settings
 from connector.sandbox.hubspot import HubSpotSandbox
-from connector.store import Store
+from connector.state.store import Store
 
 
 # Tuesday 15:00 UTC: the example's reps in New York, London and Berlin are within working hours.

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from connector.pipeline import BatchResult
-from connector.progress import BackfillProgress
-from connector.report import DIFF_COLUMNS
+from connector.pipeline.batch import BatchResult
+from connector.ops.progress import BackfillProgress
+from connector.ops.summary import DIFF_COLUMNS
 
 from .conftest import Ops
 

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from connector.config import Settings
-from connector.config_doc import render, sections
+from connector.ops.config_doc import render, sections
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_committed_configuration_reference_matches_the_generator() -> None:
     committed = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
-    assert committed == render(), "docs/configuration.md is stale: run `python -m connector.config_doc > docs/configuration.md`"
+    assert committed == render(), "docs/configuration.md is stale: run `python -m connector.ops.config_doc > docs/configuration.md`"
 
 
 def test_reference_lists_every_settings_key() -> None:

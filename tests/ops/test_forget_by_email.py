@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from connector.clock import SystemClock
-from connector.models import Event
+from connector.core.clock import SystemClock
+from connector.core.models import Event
 
 from .conftest import Ops
 

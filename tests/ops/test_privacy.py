@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from connector.clock import SystemClock
-from connector.models import Event
-from connector.privacy import forget, parse_person
+from connector.core.clock import SystemClock
+from connector.core.models import Event
+from connector.ops.forget import forget, parse_person
 
 from .conftest import Ops
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from connector.clock import SystemClock
-from connector.insights import collect_report
-from connector.store import DecisionRecord
+from connector.core.clock import SystemClock
+from connector.ops.insights import collect_report
+from connector.state.store import DecisionRecord
 
 from .conftest import Ops
 

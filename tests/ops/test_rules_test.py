@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from connector.cli import main
 from connector.config import example_config_path, load_settings
 from connector.engine.scoring import compile_scoring, score_lead
-from connector.rules_offline import parse_lead
+from connector.ops.rules_test import parse_lead
 
 # A Wednesday: 11:00 in Los Angeles, 14:00 in New York — inside the sample reps' working hours.
 AT = "2025-06-11T18:00:00Z"

@@ -32,8 +32,8 @@ def test_status_after_a_sync(ops_any_store: Ops) -> None:
 
 
 def test_status_counts_waiting_leads_and_pending_writes(ops: Ops) -> None:
-    from connector.clock import SystemClock
-    from connector.models import Patch
+    from connector.core.clock import SystemClock
+    from connector.core.models import Patch
 
     now = SystemClock().now()
     with ops.store() as store:

@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from connector.cli import main
-from connector.clock import FrozenClock
+from connector.core.clock import FrozenClock
 from connector.config import Settings, example_config_path, load_settings
-from connector.htmlreport import render_html
-from connector.insights import collect_report
-from connector.jobs import make_adapters, sync_once
-from connector.pipeline import waiting_leads
+from connector.ops.report_html import render_html
+from connector.ops.insights import collect_report
+from connector.runners.jobs import make_adapters, sync_once
+from connector.pipeline.batch import waiting_leads
 
 from .conftest import SATURDAY_NIGHT, Ops
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from connector.clock import Clock, SystemClock
+from connector.core.clock import Clock, SystemClock
 from connector.config import Settings, example_config_path, load_settings
-from connector.jobs import make_adapters
+from connector.runners.jobs import make_adapters
 from connector.sandbox.hubspot import HubSpotSandbox
-from connector.store import Store
+from connector.state.store import Store
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ import time
 from collections import Counter
 from typing import Any
 
-from connector.clock import SystemClock
+from connector.core.clock import SystemClock
 from connector.engine.routing import CONVERTED_SCOPE, ROUTED_SCOPE
-from connector.jobs import make_adapters, sync_once
+from connector.runners.jobs import make_adapters, sync_once
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.salesforce import SalesforceSandbox
-from connector.store import DecisionRecord, Store
+from connector.state.store import DecisionRecord, Store
 
 from .conftest import Env
 from .test_sync_salesforce import open_leads, salesforce, sf_settings  # noqa: F401 - salesforce is a fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from connector.clock import FrozenClock
-from connector.jobs import sync_once
+from connector.core.clock import FrozenClock
+from connector.runners.jobs import sync_once
 from connector.sandbox.hubspot import HubSpotSandbox
 
 from .conftest import Env

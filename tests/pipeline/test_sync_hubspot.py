@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.jobs import sync_once
+from connector.runners.jobs import sync_once
 from connector.sandbox.hubspot import HubSpotSandbox
 
 from .conftest import Env

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from connector.clock import SystemClock
+from connector.core.clock import SystemClock
 from connector.config import Settings, example_config_path, load_settings
-from connector.jobs import make_adapters, sync_once
+from connector.runners.jobs import make_adapters, sync_once
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.salesforce import SalesforceSandbox
-from connector.store import Store
+from connector.state.store import Store
 
 
 @pytest.fixture

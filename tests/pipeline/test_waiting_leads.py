@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 from rich.console import Console
 
-from connector.clock import FrozenClock
-from connector.jobs import sync_once
-from connector.models import WAIT_CAUSES
-from connector.pipeline import waiting_leads
-from connector.report import render_summary
+from connector.core.clock import FrozenClock
+from connector.runners.jobs import sync_once
+from connector.core.models import WAIT_CAUSES
+from connector.pipeline.batch import waiting_leads
+from connector.ops.summary import render_summary
 from connector.sandbox.hubspot import HubSpotSandbox
 
 from .conftest import Env

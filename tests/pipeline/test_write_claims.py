@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from connector.adapters import NoGuard
-from connector.adapters.hubspot import HubSpotAdapter
-from connector.clock import FrozenClock
-from connector.models import Patch
-from connector.pipeline import write
+from connector.adapters.base import NoGuard
+from connector.adapters.hubspot.adapter import HubSpotAdapter
+from connector.core.clock import FrozenClock
+from connector.core.models import Patch
+from connector.pipeline.batch import write
 from connector.sandbox.hubspot import HubSpotSandbox
-from connector.store import Store
+from connector.state.store import Store
 
 from .conftest import settings_for
 

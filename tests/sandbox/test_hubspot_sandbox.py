@@ -26,7 +26,7 @@ from hubspot.crm.contacts.models import (
 from hubspot.crm.properties import ApiException as PropertiesApiException
 from hubspot.crm.properties.models import OptionInput, PropertyCreate
 
-from connector.clock import FrozenClock
+from connector.core.clock import FrozenClock
 from connector.sandbox.hubspot import HubSpotSandbox
 
 START = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)

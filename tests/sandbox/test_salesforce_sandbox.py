@@ -13,7 +13,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from connector.clock import FrozenClock
+from connector.core.clock import FrozenClock
 from connector.sandbox.salesforce import SalesforceSandbox, decode_string_literal, like_regex, parse_soql, tokenize
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""Operator commands: status, explain, errors, insights, reports, rules test, forget, demo, progress, config doc."""

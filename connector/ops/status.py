@@ -1,0 +1,165 @@
+"""`connector status`: cursors, last runs, backlog, API budget used today and dead letters, from the state store only."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from connector.config import Settings
+from connector.core.models import WAIT_CAUSES
+from connector.pipeline.batch import waiting_leads
+from connector.state.ratelimit import account_key
+from connector.state.store import Store
+
+
+def budget_accounts(settings: Settings) -> dict[str, tuple[str, int, float]]:
+    """crm → (account key, configured daily limit, share) for every enabled CRM, keyed like the shared limiter rows."""
+    accounts: dict[str, tuple[str, int, float]] = {}
+    if settings.hubspot.enabled:
+        hs = settings.hubspot
+        token = hs.access_token.get_secret_value() if hs.access_token else ""
+        accounts["hubspot"] = (account_key("hubspot", hs.base_url, token), hs.daily_limit, hs.daily_budget_share)
+    if settings.salesforce.enabled:
+        sf = settings.salesforce
+        key = account_key("salesforce", sf.login_url, sf.instance_url, sf.client_id, sf.username)
+        accounts["salesforce"] = (key, sf.daily_api_limit, sf.daily_budget_share)
+    return accounts
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def _span(seconds: float) -> str:
+    minutes = int(abs(seconds) // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    return (f"{days}d " if days else "") + (f"{hours}h " if days or hours else "") + f"{minutes}m"
+
+
+def waiting_figures(store: Store, now: datetime, counts: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """Leads waiting for an available rep: how many, why, the oldest wait, and the next time someone becomes available.
+
+    `counts`: waiting leads per CRM when already counted. `due`: waiting leads whose next-available
+    time has passed at `now` (the next sync routes them).
+    """
+    rows = store.waiting_leads()
+    counts = dict(counts or {})
+    for crm in sorted({r.crm for r in rows} - set(counts)):
+        counts[crm] = len(waiting_leads(store, crm))
+    by_cause = Counter(r.cause or "unknown" for r in rows)
+    oldest = rows[0] if rows else None  # longest waiting first
+    timed = [r for r in rows if r.next_available_at is not None]
+    first = min(timed, key=lambda r: (r.next_available_at or now, r.lead_key)) if timed else None
+    return {
+        "as_of": _iso(now),
+        "leads": sum(counts.values()),
+        "by_cause": dict(sorted(by_cause.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "oldest_since": _iso(oldest.since) if oldest else None,
+        "oldest_lead": oldest.lead_key if oldest else None,
+        "next_available_at": _iso(first.next_available_at) if first else None,
+        "next_available_rep": first.next_available_rep if first else None,
+        "due": sum(1 for r in timed if r.next_available_at is not None and r.next_available_at <= now),
+    }
+
+
+def render_waiting(waiting: Mapping[str, Any]) -> str:
+    """One line: `waiting leads: 3 (outside working hours 2, at capacity 1); oldest since …; next available: …`."""
+    if not waiting["leads"]:
+        return "waiting leads: none"
+    now = datetime.fromisoformat(waiting["as_of"])
+    labels: dict[str, str] = dict(WAIT_CAUSES)
+    causes = ", ".join(f"{labels.get(c, c)} {n}" for c, n in waiting["by_cause"].items())
+    text = f"waiting leads: {waiting['leads']}" + (f" ({causes})" if causes else "")
+    if waiting["oldest_since"]:
+        since = datetime.fromisoformat(waiting["oldest_since"])
+        text += f"; oldest waiting since {since:%Y-%m-%d %H:%M} UTC ({_span((now - since).total_seconds())})"
+    if waiting["next_available_at"]:
+        at = datetime.fromisoformat(waiting["next_available_at"])
+        when = "due now: the next sync routes them" if at <= now else f"in {_span((at - now).total_seconds())}"
+        text += f"; next available: {waiting['next_available_rep']} at {at:%a %Y-%m-%d %H:%M} UTC ({when})"
+    else:
+        text += "; next available: unknown"
+    return text
+
+
+def collect_status(settings: Settings, store: Store, now: datetime) -> dict[str, Any]:
+    """Everything `connector status` shows, as JSON-ready data (reads the store only; no CRM call)."""
+    runs = store.last_runs(50)
+    last: dict[str, Any] = {}
+    for run in runs:
+        # "Successful": the run was not stopped (budget, crash) — the newest such run per kind.
+        if run["kind"] not in last and not run["summary"].get("aborted"):
+            last[run["kind"]] = {"at": _iso(run["created_at"]), **{k: run["summary"].get(k) for k in ("fetched", "written", "dead_lettered")}}
+    stopped = next((r for r in runs if r["summary"].get("aborted")), None)
+    pending = store.count_pending_outbox()
+    states = store.budget_states()
+    crms = sorted(set(settings.enabled_crms) | set(pending))
+    waiting = {crm: len(waiting_leads(store, crm)) for crm in crms}
+    budget: dict[str, Any] = {}
+    for crm, (account, limit, share) in budget_accounts(settings).items():
+        state = states.get(account)
+        today = now.astimezone(UTC).date().isoformat()
+        used = state.used if state is not None and state.day == today else 0
+        real_limit = state.observed_limit if state is not None and state.observed_limit is not None else limit
+        allowance = math.floor(real_limit * share)
+        budget[crm] = {
+            "account": account, "day": today, "used": used, "allowance": allowance,
+            "remaining": max(0, allowance - used), "daily_limit": real_limit, "share": share,
+        }
+    return {
+        "store": store.url,
+        "cursors": [
+            {"crm": c.crm, "object": c.object_type, "stream": c.stream, "value": c.value or "(complete)", "updated_at": _iso(c.updated_at)}
+            for c in store.list_cursors()
+        ],
+        "last_runs": last,
+        "last_stopped_run": None if stopped is None else {"kind": stopped["kind"], "at": _iso(stopped["created_at"]), "reason": stopped["summary"]["aborted"]},
+        "backlog": {
+            crm: {"pending_writes": pending.get(crm, 0), "waiting_leads": waiting[crm]} for crm in crms
+        },
+        "waiting": waiting_figures(store, now, waiting),
+        "pending_intake": store.count_pending_intake(),
+        "budget": budget,
+        "dead_letters": {"open": store.count_dead_letters("open"), "retrying": store.count_dead_letters("retrying")},
+    }
+
+
+def render_status(data: Mapping[str, Any], console: Console | None = None) -> None:
+    """The status as short tables a person reads at a glance."""
+    console = console or Console()
+    console.print(f"[bold]state store[/] {data['store']}")
+    cursors = Table("crm", "object", "stream", "cursor", "updated", title="cursors", box=None)
+    for c in data["cursors"]:
+        cursors.add_row(c["crm"], c["object"], c["stream"], str(c["value"])[:40], c["updated_at"] or "")
+    if not data["cursors"]:
+        console.print("cursors: none yet (no sync has run)")
+    else:
+        console.print(cursors)
+    if data["last_runs"]:
+        for kind, run in data["last_runs"].items():
+            console.print(f"last successful {kind}: {run['at']} (fetched {run['fetched']}, written {run['written']}, dead-lettered {run['dead_lettered']})")
+    else:
+        console.print("last successful run: never")
+    if data["last_stopped_run"]:
+        s = data["last_stopped_run"]
+        console.print(f"[yellow]last stopped run[/]: {s['kind']} at {s['at']}: {s['reason']}")
+    backlog = Table("crm", "pending writes", "waiting leads", title="backlog", box=None)
+    for crm, b in data["backlog"].items():
+        backlog.add_row(crm, str(b["pending_writes"]), str(b["waiting_leads"]))
+    console.print(backlog)
+    if "waiting" in data:
+        console.print(render_waiting(data["waiting"]), soft_wrap=True)
+    console.print(f"webhook / event intake not yet processed: {data['pending_intake']}")
+    for crm, b in data["budget"].items():
+        console.print(f"API budget {crm} today ({b['day']} UTC): {b['used']} of {b['allowance']} used, {b['remaining']} left "
+                      f"({b['share']:.0%} of {b['daily_limit']})")
+    dl = data["dead_letters"]
+    colour = "red" if dl["open"] else "green"
+    console.print(f"dead letters: [{colour}]{dl['open']} open[/], {dl['retrying']} retrying" + (" — see `connector errors list`" if dl["open"] else ""))

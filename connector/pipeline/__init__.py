@@ -1,0 +1,1 @@
+"""The sync pipeline: one batch of leads fetched, scored, routed, diffed and written."""

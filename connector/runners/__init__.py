@@ -1,0 +1,1 @@
+"""What drives the pipeline: scheduled jobs, the CDC subscriber and the sidecar service."""

@@ -1,0 +1,397 @@
+"""sync_once and backfill: thin loops over pipeline.run_batch, with cursor discipline and run summaries."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from connector.adapters.base import CallGuard, CrmAdapter, NoGuard
+from connector.core.clock import Clock, SystemClock
+from connector.config import Settings
+from connector.engine.diff import DiffRules
+from connector.engine.routing import build_reps, compile_routing
+from connector.engine.scoring import compile_scoring
+from connector.core.errors import BudgetExhaustedError, CrmApiError
+from connector.core.models import FetchPage, Patch
+from connector.ops.forget import purge_expired_events
+from connector.pipeline.batch import (
+    BatchResult,
+    CrmRuntime,
+    EngineConfig,
+    fetch,
+    run_batch,
+    sla_sweep,
+    waiting_leads,
+    worker_identity,
+    write,
+)
+from connector.state.store import Store
+
+log = logging.getLogger("connector.jobs")
+
+STREAM_CHANGED = "changed"
+STREAM_ALL = "all"
+STREAM_ARCHIVED = "archived"
+# A poller renews its lease after every page; one killed (kill -9) stops renewing, and another replica
+# takes the CRM object over this long after its last renewal.
+POLL_LEASE_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class Replica:
+    """How this process shares a CRM object's polling with other replicas of the same store."""
+
+    worker: str = field(default_factory=worker_identity)
+    # Poll lease, and how long a killed worker's claimed outbox rows stay unclaimable by the others.
+    lease_seconds: float = POLL_LEASE_SECONDS
+    # False (sync --once, serve's poll loop): skip an object another replica is polling; True: wait for it.
+    wait_for_lease: bool = False
+
+
+def poll_lease_name(crm: str, object_type: str, stream: str) -> str:
+    """One lease per (CRM, object, stream): only its holder fetches that stream and moves its cursor."""
+    return f"poll:{crm}:{object_type}:{stream}"
+
+
+@dataclass
+class RunSummary:
+    """The JSON summary a run prints with --json (public interface: keep the key names)."""
+
+    mode: str
+    dry_run: bool = False
+    fetched: int = 0
+    scored: int = 0
+    routed: int = 0
+    written: int = 0
+    unchanged: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0
+    waiting: int = 0  # leads still waiting at the end of the run (a lead re-read by two passes counts once)
+    waiting_reasons: dict[str, int] = field(default_factory=dict)  # wait cause -> leads (models.WAIT_CAUSES)
+    reassigned: int = 0
+    pages: int = 0
+    api_calls: dict[str, int] = field(default_factory=dict)
+    grades: dict[str, int] = field(default_factory=dict)
+    leads_per_rep: dict[str, int] = field(default_factory=dict)
+    aborted: str | None = None
+    seconds: float = 0.0
+    patches: list[Patch] = field(default_factory=list)
+    held_elsewhere: list[str] = field(default_factory=list)  # "crm object stream" polled by another replica
+    # lead key -> (wait cause, next available) of each lead whose latest decision in this run is a wait
+    waits: dict[str, tuple[str | None, datetime | None]] = field(default_factory=dict, repr=False)
+
+    @property
+    def next_available_at(self) -> datetime | None:
+        """The earliest instant someone becomes available for a lead still waiting (None: none known)."""
+        return min((at for _, at in self.waits.values() if at is not None), default=None)
+
+    def absorb(self, batch: BatchResult, *, keep_patches: bool) -> None:
+        for name in ("fetched", "scored", "routed", "written", "unchanged", "dead_lettered", "skipped"):
+            setattr(self, name, getattr(self, name) + getattr(batch, name))
+        # The waiting pass re-reads waiting leads and the changed stream may bring them again: a lead
+        # counts once, as its latest decision in the run has it.
+        reasons = Counter(self.waiting_reasons)
+        for key, decision in batch.decisions.items():
+            before = self.waits.pop(key, None)
+            if before is not None and before[0] is not None:
+                reasons[before[0]] -= 1
+            if decision.kind == "wait":
+                self.waits[key] = (decision.wait_cause, decision.next_available_at)
+                if decision.wait_cause is not None:
+                    reasons[decision.wait_cause] += 1
+        self.waiting = len(self.waits)
+        self.waiting_reasons = {cause: n for cause, n in reasons.items() if n > 0}
+        self.grades = dict(Counter(self.grades) + batch.grades)
+        self.leads_per_rep = dict(Counter(self.leads_per_rep) + batch.owners)
+        self.pages += 1
+        if keep_patches:
+            self.patches.extend(batch.patches)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode, "dry_run": self.dry_run, "fetched": self.fetched, "scored": self.scored,
+            "routed": self.routed, "written": self.written, "unchanged": self.unchanged,
+            "dead_lettered": self.dead_lettered, "skipped": self.skipped, "waiting": self.waiting,
+            "waiting_reasons": dict(sorted(self.waiting_reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "next_available_at": self.next_available_at.astimezone(UTC).isoformat() if self.next_available_at else None,
+            "reassigned": self.reassigned,
+            "pages": self.pages, "api_calls": dict(sorted(self.api_calls.items())), "grades": dict(sorted(self.grades.items())),
+            "leads_per_rep": dict(sorted(self.leads_per_rep.items())), "aborted": self.aborted, "seconds": round(self.seconds, 3),
+            "held_elsewhere": list(self.held_elsewhere),
+        }
+
+
+def compile_engine(settings: Settings) -> EngineConfig:
+    """Compile scoring and routing once per process."""
+    scoring = compile_scoring(settings.scoring)
+    return EngineConfig(
+        scoring=scoring,
+        routing=compile_routing(settings.routing),
+        free_mail_domains=scoring.free_mail,
+        account_matching=settings.routing.account_matching,
+        converted_stages={crm: frozenset(stages) for crm, stages in settings.reports.converted_stages.items()},
+    )
+
+
+def diff_rules(settings: Settings, crm: str) -> DiffRules:
+    if crm == "hubspot":
+        return DiffRules(stage_order=tuple(settings.hubspot.stage_order))
+    return DiffRules(stage_order=tuple(settings.salesforce.status_order))
+
+
+def make_adapters(settings: Settings, *, guard_for: Callable[[str], CallGuard] | None = None, clock: Clock | None = None) -> dict[str, CrmAdapter]:
+    """One adapter per enabled CRM; `guard_for(crm)` supplies each account's shared limiter."""
+    clock = clock or SystemClock()
+    guard_for = guard_for or (lambda crm: NoGuard())
+    grades = tuple(band.name for band in settings.scoring.grades)
+    adapters: dict[str, CrmAdapter] = {}
+    if settings.hubspot.enabled:
+        from connector.adapters.hubspot.adapter import HubSpotAdapter
+
+        adapters["hubspot"] = HubSpotAdapter(settings.hubspot, guard=guard_for("hubspot"), clock=clock, sleep=clock.sleep, grade_options=grades)
+    if settings.salesforce.enabled:
+        from connector.adapters.salesforce.adapter import SalesforceAdapter
+
+        adapters["salesforce"] = SalesforceAdapter(settings.salesforce, guard=guard_for("salesforce"), clock=clock, sleep=clock.sleep, grade_options=grades)
+    return adapters
+
+
+def prepare(settings: Settings, adapters: Mapping[str, CrmAdapter], *, bootstrap: bool = True) -> dict[str, CrmRuntime]:
+    """Per CRM: bootstrap the written fields, read owners once per run, resolve reps to owner ids."""
+    owners = {crm: adapter.fetch_owners() for crm, adapter in adapters.items()}
+    reps, warnings = build_reps(settings.routing, owners)
+    for warning in warnings:
+        log.warning("routing: %s", warning)
+    runtimes = {}
+    for crm, adapter in adapters.items():
+        if bootstrap:
+            try:
+                adapter.bootstrap()
+            except CrmApiError as exc:
+                if exc.status != 409:
+                    raise
+                # Two replicas starting at once both saw a field missing and both created it: the
+                # other one won (HTTP 409 already exists); checking again finds it in place.
+                log.info("%s: a field was created by another replica meanwhile; checking again", crm)
+                adapter.bootstrap()
+        runtimes[crm] = CrmRuntime(
+            crm=crm,
+            adapter=adapter,
+            rules=diff_rules(settings, crm),
+            reps=reps,
+            active_owner_ids=frozenset(o.id for o in owners[crm] if o.is_active),
+        )
+    return runtimes
+
+
+def retry_waiting(store: Store, runtime: CrmRuntime, engine: EngineConfig, clock: Clock, summary: RunSummary, *, dry_run: bool) -> None:
+    """Leads that waited for an available rep are re-read and routed again (they may never change in the CRM)."""
+    ids = waiting_leads(store, runtime.crm)
+    for start in range(0, len(ids), 100):
+        leads = runtime.adapter.fetch_by_ids(ids[start : start + 100])
+        batch = run_batch(store, runtime, engine, FetchPage(leads=tuple(leads), cursor=None), clock.now(), dry_run=dry_run)
+        summary.absorb(batch, keep_patches=dry_run)
+
+
+def take_poll_lease(store: Store, name: str, replica: Replica, clock: Clock) -> bool:
+    """Hold the named poll lease (waiting for it if the replica waits); False: another replica has it."""
+    while True:
+        if store.acquire_lease(name, replica.worker, clock.now(), ttl_seconds=replica.lease_seconds):
+            return True
+        held = store.get_lease(name)
+        if held is None:
+            continue  # released between the two statements: try again
+        if not replica.wait_for_lease:
+            log.warning(
+                "another replica holds the poll of %s (%s, until %s); skipping it this run",
+                name.removeprefix("poll:").replace(":", " "), held.holder, held.expires_at.isoformat(timespec="seconds"),
+            )
+            return False
+        # A dead holder's lease runs out by itself; a live one releases it when its stream is done.
+        clock.sleep(max(0.05, min(replica.lease_seconds / 4, (held.expires_at - clock.now()).total_seconds())))
+
+
+@contextmanager
+def keep_leases(store: Store, names: list[str], replica: Replica, clock: Clock) -> Iterator[None]:
+    """Renew the held leases every third of their term while the body runs (each until lost to another replica).
+
+    The renewal runs beside the work, so a page slowed down by the rate limiter or Retry-After does
+    not lose its lease; a process killed (kill -9) stops renewing, and its leases expire a term later.
+    The page loop still re-checks its lease before it moves the cursor (the fence).
+    """
+    stop = threading.Event()
+    live = list(names)
+
+    def renew() -> None:
+        while live and not stop.wait(replica.lease_seconds / 3):
+            for name in list(live):
+                try:
+                    if not store.acquire_lease(name, replica.worker, clock.now(), ttl_seconds=replica.lease_seconds):
+                        live.remove(name)
+                except Exception as exc:  # a thread boundary: the page loop's own renewal decides
+                    log.warning("could not renew the lease %s: %s", name, exc)
+
+    keeper = threading.Thread(target=renew, name="connector-lease-keeper", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join()
+
+
+def _stream(
+    store: Store, runtime: CrmRuntime, engine: EngineConfig, clock: Clock, summary: RunSummary, stream: str, *,
+    full: bool, dry_run: bool, limit: int | None, replica: Replica,
+    on_batch: Callable[[str, BatchResult, RunSummary], None] | None,
+) -> bool:
+    """One CRM object's pages since its cursor; True when the stream was read to its end (or to `limit`)."""
+    crm, adapter = runtime.crm, runtime.adapter
+    lease = poll_lease_name(crm, adapter.object_type, stream)
+    cursor = store.get_cursor(crm, adapter.object_type, stream)
+    if full and cursor == "":
+        cursor = None  # the previous backfill completed: start a new one
+    seen = 0
+    for page in fetch(adapter, cursor, full=full):
+        batch = run_batch(store, runtime, engine, page, clock.now(), dry_run=dry_run, worker=replica.worker,
+                          lease_seconds=replica.lease_seconds, whole_batches=True)
+        summary.absorb(batch, keep_patches=dry_run)
+        if on_batch:
+            on_batch(crm, batch, summary)
+        if not dry_run and not store.acquire_lease(lease, replica.worker, clock.now(), ttl_seconds=replica.lease_seconds):
+            # This process stalled past its lease and another replica took the object over from the
+            # last cursor: leave the cursor to it (the page's routing and writes are durable either way).
+            log.warning("lost the poll lease of %s to another replica; stopping this stream", lease)
+            return False
+        # The cursor moves only after the page is durably handled [architecture: Nothing lost].
+        if not dry_run and page.cursor is not None:
+            store.set_cursor(crm, adapter.object_type, stream, page.cursor, clock.now())
+        seen += len(page.leads)
+        if limit is not None and seen >= limit:
+            return True
+    if full and not dry_run:
+        store.set_cursor(crm, adapter.object_type, stream, "", clock.now())
+    return True
+
+
+def _poll_streams(
+    store: Store, runtime: CrmRuntime, engine: EngineConfig, clock: Clock, summary: RunSummary, *,
+    full: bool, dry_run: bool, limit: int | None, replica: Replica,
+    on_batch: Callable[[str, BatchResult, RunSummary], None] | None,
+) -> None:
+    """Waiting leads, the changed (or all) stream, then archived leads and the SLA sweep (incremental runs)."""
+    crm, adapter = runtime.crm, runtime.adapter
+    if not full:
+        retry_waiting(store, runtime, engine, clock, summary, dry_run=dry_run)
+    stream = STREAM_ALL if full else STREAM_CHANGED
+    done = _stream(store, runtime, engine, clock, summary, stream, full=full, dry_run=dry_run, limit=limit,
+                   replica=replica, on_batch=on_batch)
+    if not dry_run:
+        # Pages wrote whole batches only; the remainder goes now, in one last (possibly partial) call.
+        for res in write(store, adapter, clock.now(), worker=replica.worker, lease_seconds=replica.lease_seconds):
+            summary.written += res.ok
+            summary.dead_lettered += not res.ok and not res.retryable
+    if done and not full and not dry_run:
+        for page in adapter.fetch_archived(store.get_cursor(crm, adapter.object_type, STREAM_ARCHIVED)):
+            summary.absorb(run_batch(store, runtime, engine, page, clock.now(), worker=replica.worker,
+                                     lease_seconds=replica.lease_seconds), keep_patches=False)
+            if page.cursor is not None:
+                store.set_cursor(crm, adapter.object_type, STREAM_ARCHIVED, page.cursor, clock.now())
+        swept = sla_sweep(store, runtime, engine, clock.now())
+        summary.reassigned += swept.routed
+        summary.written += swept.written
+        summary.dead_lettered += swept.dead_lettered
+
+
+def _run(
+    mode: str,
+    settings: Settings,
+    store: Store,
+    adapters: Mapping[str, CrmAdapter],
+    clock: Clock,
+    *,
+    full: bool,
+    dry_run: bool = False,
+    limit: int | None = None,
+    on_batch: Callable[[str, BatchResult, RunSummary], None] | None = None,
+    replica: Replica | None = None,
+    restart_completed: bool = True,
+) -> RunSummary:
+    """One sync or backfill pass. `restart_completed=False` (backfill): resume only; a completed backfill is left as is."""
+    summary = RunSummary(mode=mode, dry_run=dry_run)
+    started = time.monotonic()
+    replica = replica or Replica()
+    stream = STREAM_ALL if full else STREAM_CHANGED
+    if not dry_run:
+        # SQLite is for one process: a second one (sync while serve runs) fails here, before any API call.
+        store.claim_process(f"connector {mode}", clock.now())
+    engine = compile_engine(settings)
+    leases: dict[str, str] = {}
+    try:
+        polled = dict(adapters) if dry_run else _take_polls(store, adapters, clock, summary, stream, replica, leases,
+                                                            restart_completed=restart_completed)
+        with keep_leases(store, list(leases.values()), replica, clock):
+            # Owners and fields are read only for CRMs this replica polls: a replica that skips spends no API calls.
+            runtimes = prepare(settings, polled, bootstrap=not dry_run) if polled else {}
+            if not dry_run:
+                purge_expired_events(store, settings, clock.now())  # [privacy] event_retention_days
+            for runtime in runtimes.values():
+                _poll_streams(store, runtime, engine, clock, summary, full=full, dry_run=dry_run, limit=limit,
+                              replica=replica, on_batch=on_batch)
+    except BudgetExhaustedError as exc:
+        # The CRM's own daily-limit 429 does not say when it resets; the shared budget's error does.
+        summary.aborted = str(exc) if exc.resumes_at else f"{exc}; resumes when the CRM's daily limit resets"
+        log.warning("stopped writing: %s", summary.aborted)
+    finally:
+        for lease in leases.values():
+            store.release_lease(lease, replica.worker)
+        summary.api_calls = {f"{crm}.{endpoint}": n for crm, a in adapters.items() for endpoint, n in a.calls.snapshot().items()}
+        summary.seconds = time.monotonic() - started
+        if not dry_run:
+            store.record_run(mode, summary.as_json(), clock.now())
+    return summary
+
+
+def _take_polls(
+    store: Store, adapters: Mapping[str, CrmAdapter], clock: Clock, summary: RunSummary, stream: str, replica: Replica,
+    leases: dict[str, str], *, restart_completed: bool = True,
+) -> dict[str, CrmAdapter]:
+    """Per CRM: flush its outbox, then take its poll lease; returns the adapters of the CRMs this replica polls.
+
+    Taken leases are added to `leases` (crm -> name) as they are taken, so the caller releases them.
+    """
+    polled: dict[str, CrmAdapter] = {}
+    for crm, adapter in adapters.items():
+        # Writes left in the outbox by an interrupted run (or a killed replica) go first: they were
+        # decided already. Claims keep replicas from sending the same row twice.
+        for res in write(store, adapter, clock.now(), worker=replica.worker, lease_seconds=replica.lease_seconds):
+            summary.written += res.ok
+        name = poll_lease_name(crm, adapter.object_type, stream)
+        at_start = store.get_cursor(crm, adapter.object_type, stream)
+        if not take_poll_lease(store, name, replica, clock):
+            summary.held_elsewhere.append(f"{crm} {adapter.object_type} {stream}")
+            continue
+        leases[crm] = name
+        if stream == STREAM_ALL and store.get_cursor(crm, adapter.object_type, stream) == "" and (at_start != "" or not restart_completed):
+            # Another replica completed this very backfill while we waited for its lease: not again.
+            log.info("%s %s: the backfill is complete (done by another replica meanwhile, or resume only)", crm, adapter.object_type)
+            continue
+        polled[crm] = adapter
+    return polled
+
+
+def sync_once(settings: Settings, store: Store, adapters: Mapping[str, CrmAdapter], clock: Clock | None = None, **kw: Any) -> RunSummary:
+    """Incremental: leads changed since each CRM's cursor, then exit."""
+    return _run("sync", settings, store, adapters, clock or SystemClock(), full=False, **kw)
+
+
+def backfill(settings: Settings, store: Store, adapters: Mapping[str, CrmAdapter], clock: Clock | None = None, **kw: Any) -> RunSummary:
+    """Every lead, resumable from the last handled page; --dry-run writes nothing anywhere."""
+    return _run("backfill", settings, store, adapters, clock or SystemClock(), full=True, **kw)

@@ -1,0 +1,1 @@
+"""The sidecar service: HTTP app, webhooks and behaviour events."""

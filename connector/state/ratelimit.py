@@ -1,0 +1,294 @@
+"""The per-account rate limiter and daily API budget, kept in the state store so every worker and replica shares them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, time, timedelta, tzinfo
+
+from connector.core.clock import Clock
+from connector.config import Settings
+from connector.core.errors import BudgetExhaustedError
+from connector.state.store import BudgetState, LimiterState, Store
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def epoch_us(now: datetime) -> int:
+    """Exact integer microseconds since the epoch (no float rounding)."""
+    return (now - _EPOCH) // _US
+
+
+def take(state: LimiterState, *, n: int, now_us: int, capacity: int, window_us: int) -> tuple[LimiterState, int]:
+    """Try to take n calls from a sliding window: (new state, microseconds to wait; 0 = taken).
+
+    A sliding-window log rather than a token bucket: HubSpot's burst limit is a rolling window
+    (190 per 10 s, [crm-behaviour: HubSpot rate limits: burst and daily]), and a bucket of 190 refilled at 19/s lets ~380 through in 10 s.
+    """
+    horizon = now_us - window_us
+    calls = tuple((t, k) for t, k in sorted(state.recent_calls) if t > horizon)
+    kept = LimiterState(calls, state.blocked_until_us)
+    if state.blocked_until_us > now_us:
+        return kept, state.blocked_until_us - now_us
+    used = sum(k for _, k in calls)
+    if used + n <= capacity:
+        return LimiterState((*calls, (now_us, n)), state.blocked_until_us), 0
+    excess = used + n - capacity
+    freed = 0
+    for t, k in calls:
+        freed += k
+        if freed >= excess:
+            # The call at t leaves the window at t + window_us; after that the n calls fit.
+            return kept, t + window_us - now_us
+    raise AssertionError("unreachable: n <= capacity, so emptying the window always frees enough")
+
+
+class RateLimiter:
+    """One limiter per CRM account (e.g. "hubspot:portal-123", "hubspot:portal-123:search"), shared through the store."""
+
+    def __init__(self, store: Store, account: str, *, capacity: int, per_seconds: float, clock: Clock) -> None:
+        if capacity < 1:
+            raise ValueError(f"rate limiter {account}: capacity must be at least 1, got {capacity}")
+        if per_seconds <= 0:
+            raise ValueError(f"rate limiter {account}: per_seconds must be positive, got {per_seconds}")
+        self.account = account
+        self.capacity = capacity
+        self.per_seconds = per_seconds
+        self._store = store
+        self._clock = clock
+        self._window_us = max(1, round(per_seconds * 1_000_000))
+
+    def acquire(self, n: int = 1) -> float:
+        """Block (via clock.sleep) until n calls are allowed for the account; returns the seconds waited."""
+        if not 1 <= n <= self.capacity:
+            raise ValueError(f"rate limiter {self.account}: cannot acquire {n} calls at once (capacity {self.capacity})")
+        waited = 0.0
+        while True:
+            now_us = epoch_us(self._clock.now())
+            wait_us = self._store.update_limiter(
+                self.account,
+                lambda state: take(state, n=n, now_us=now_us, capacity=self.capacity, window_us=self._window_us),
+            )
+            if wait_us <= 0:
+                return waited
+            # Sleep outside the row lock; another process may take the slot first, so try again.
+            seconds = wait_us / 1_000_000
+            self._clock.sleep(seconds)
+            waited += seconds
+
+    def penalize(self, retry_after: float) -> None:
+        """After a 429: no process calls this account before now + retry_after seconds."""
+        until_us = epoch_us(self._clock.now()) + math.ceil(max(0.0, retry_after) * 1_000_000)
+        self._store.update_limiter(
+            self.account,
+            lambda state: (replace(state, blocked_until_us=max(state.blocked_until_us, until_us)), None),
+        )
+
+    def observe_remaining(self, remaining: int, max_: int, interval_ms: int) -> None:
+        """Correct the shared window from X-HubSpot-RateLimit-Remaining / -Max / -Interval-Milliseconds.
+
+        The CRM counts calls this store never saw (other apps' tokens, calls before a restart), so
+        when it reports more used than the window holds, the difference is recorded as calls made
+        now. It only ever tightens the view: a generous header never unlocks more than `capacity`.
+        """
+        if max_ <= 0 or interval_ms <= 0:
+            return
+        server_used = min(max_, max(0, max_ - remaining))
+        # In this limiter's units: capacity may be configured below the CRM's max (a safety share).
+        equivalent = math.ceil(server_used * self.capacity / max_)
+        now_us = epoch_us(self._clock.now())
+
+        def correct(state: LimiterState) -> tuple[LimiterState, None]:
+            horizon = now_us - self._window_us
+            calls = tuple((t, k) for t, k in state.recent_calls if t > horizon)
+            missing = equivalent - sum(k for _, k in calls)
+            if missing > 0:
+                calls = (*calls, (now_us, missing))
+            return LimiterState(calls, state.blocked_until_us), None
+
+        self._store.update_limiter(self.account, correct)
+
+
+class DailyBudget:
+    """Counts an account's API calls per day in the store and stops at daily_limit × share.
+
+    The day rolls at midnight in `tz` (HubSpot resets at midnight in the account's time zone,
+    [crm-behaviour: HubSpot rate limits: burst and daily]). Salesforce counts a rolling 24 h
+    [crm-behaviour: Salesforce API allocation: rolling 24 hours]; its `Sforce-Limit-Info` usage, fed to
+    `observe_usage`, keeps the count honest where calendar days and the rolling window disagree.
+    """
+
+    def __init__(
+        self, store: Store, account: str, *, daily_limit: int, share: float, clock: Clock, tz: tzinfo = UTC
+    ) -> None:
+        if daily_limit < 1:
+            raise ValueError(f"daily budget {account}: daily_limit must be at least 1, got {daily_limit}")
+        if not 0 < share <= 1:
+            raise ValueError(f"daily budget {account}: share must be in (0, 1], got {share}")
+        self.account = account
+        self.daily_limit = daily_limit
+        self.share = share
+        self._store = store
+        self._clock = clock
+        self._tz = tz
+
+    def _today(self) -> str:
+        return self._clock.now().astimezone(self._tz).date().isoformat()
+
+    def _allowance(self, state: BudgetState) -> int:
+        # The CRM's own figure (Sforce-Limit-Info, X-HubSpot-RateLimit-Daily) beats the configured one.
+        limit = state.observed_limit if state.observed_limit is not None else self.daily_limit
+        return math.floor(limit * self.share)
+
+    def _roll(self, state: BudgetState) -> BudgetState:
+        today = self._today()
+        return state if state.day == today else BudgetState(day=today, used=0, observed_limit=state.observed_limit)
+
+    def resumes_at(self) -> datetime:
+        """When the budget day rolls over (the next midnight in tz), as UTC."""
+        tomorrow = self._clock.now().astimezone(self._tz).date() + timedelta(days=1)
+        return datetime.combine(tomorrow, time(0), tzinfo=self._tz).astimezone(UTC)
+
+    def spend(self, n: int = 1) -> None:
+        """Count n calls, or raise BudgetExhaustedError (nothing counted) if they would pass the allowance."""
+
+        def charge(state: BudgetState) -> tuple[BudgetState, tuple[bool, int, int]]:
+            state = self._roll(state)
+            allowance = self._allowance(state)
+            if state.used + n > allowance:
+                return state, (False, state.used, allowance)
+            return replace(state, used=state.used + n), (True, state.used + n, allowance)
+
+        ok, used, allowance = self._store.update_budget(self.account, charge)
+        if not ok:
+            raise BudgetExhaustedError(
+                f"{self.account}: daily API budget used up ({used} of {allowance} calls, "
+                f"{self.share:.0%} of the daily limit); writing stops and the cursor stays",
+                crm=self.account.split(":", 1)[0],
+                resumes_at=self.resumes_at().isoformat(),
+            )
+
+    def observe_usage(self, used: int, limit: int) -> None:
+        """Take the CRM's count as the truth: Salesforce `Sforce-Limit-Info: api-usage=used/limit`,
+        or HubSpot's X-HubSpot-RateLimit-Daily minus -Daily-Remaining. Both count every app of the account."""
+        if limit <= 0 or used < 0:
+            return
+
+        def observe(state: BudgetState) -> tuple[BudgetState, None]:
+            return BudgetState(day=self._today(), used=used, observed_limit=limit), None
+
+        self._store.update_budget(self.account, observe)
+
+    def remaining(self) -> int:
+        """Calls left today under the allowance (never negative)."""
+
+        def peek(state: BudgetState) -> tuple[BudgetState, int]:
+            state = self._roll(state)
+            return state, max(0, self._allowance(state) - state.used)
+
+        return self._store.update_budget(self.account, peek)
+
+
+WINDOW_MARGIN_SECONDS = 0.25
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class StoreGuard:
+    """The CallGuard adapters consult: the account's burst limiter (and search limiter) plus the daily budget.
+
+    `after` reads what the CRM said about its own limits so every replica's shared view is corrected:
+    HubSpot's X-HubSpot-RateLimit-* headers (absent on search responses,
+    [crm-behaviour: HubSpot search has its own rate limit]) and Salesforce's Sforce-Limit-Info: api-usage=used/limit
+    [crm-behaviour: Salesforce API allocation: rolling 24 hours]; a 429's Retry-After blocks every process.
+    """
+
+    def __init__(self, *, limiter: RateLimiter | None, budget: DailyBudget, search_limiter: RateLimiter | None = None) -> None:
+        self.limiter = limiter
+        self.search_limiter = search_limiter
+        self.budget = budget
+        self.waited_seconds = 0.0
+
+    def before(self, endpoint: str, kind: str) -> None:
+        self.budget.spend(1)
+        limiter = self.search_limiter if kind == "search" and self.search_limiter is not None else self.limiter
+        if limiter is not None:
+            self.waited_seconds += limiter.acquire(1)
+
+    def after(self, endpoint: str, status: int, headers: Mapping[str, str]) -> None:
+        retry_after = _header(headers, "Retry-After")
+        if status == 429 and retry_after is not None:
+            try:
+                seconds = float(retry_after)
+            except ValueError:
+                seconds = 0.0
+            target = self.search_limiter if "search" in endpoint and self.search_limiter is not None else self.limiter
+            if target is not None and seconds > 0:
+                target.penalize(seconds)
+        remaining = _int(_header(headers, "X-HubSpot-RateLimit-Remaining"))
+        max_ = _int(_header(headers, "X-HubSpot-RateLimit-Max"))
+        interval = _int(_header(headers, "X-HubSpot-RateLimit-Interval-Milliseconds"))
+        if self.limiter is not None and remaining is not None and max_ is not None and interval is not None:
+            self.limiter.observe_remaining(remaining, max_, interval)
+        daily = _int(_header(headers, "X-HubSpot-RateLimit-Daily"))
+        daily_left = _int(_header(headers, "X-HubSpot-RateLimit-Daily-Remaining"))
+        if daily is not None and daily_left is not None:
+            self.budget.observe_usage(daily - daily_left, daily)
+        usage = _header(headers, "Sforce-Limit-Info")
+        if usage:
+            for part in usage.split(","):
+                name, _, value = part.strip().partition("=")
+                if name == "api-usage" and "/" in value:
+                    used, limit = (_int(v) for v in value.split("/", 1))
+                    if used is not None and limit:
+                        self.budget.observe_usage(used, limit)
+
+
+def account_key(crm: str, *parts: str | None) -> str:
+    """A stable, secret-free name for one CRM account (limiter rows are keyed by it)."""
+    import hashlib
+
+    digest = hashlib.sha256("|".join(p or "" for p in parts).encode()).hexdigest()[:12]
+    return f"{crm}:{digest}"
+
+
+def guard_factory(store: Store, settings: Settings, clock: Clock) -> Callable[[str], StoreGuard]:
+    """Build each CRM account's guard from [hubspot] / [salesforce] limits, shared through `store`."""
+
+    def for_crm(crm: str) -> StoreGuard:
+        if crm == "hubspot":
+            hs = settings.hubspot
+            token = hs.access_token.get_secret_value() if hs.access_token else ""
+            account = account_key("hubspot", hs.base_url, token)
+            return StoreGuard(
+                # A call is stamped when it leaves and counted by HubSpot when it arrives: a quarter-second
+                # margin on the 10 s window keeps a slow-to-arrive call out of HubSpot's next window (no 429).
+                limiter=RateLimiter(store, account, capacity=hs.requests_per_10s, per_seconds=10 + WINDOW_MARGIN_SECONDS, clock=clock),
+                search_limiter=RateLimiter(store, account + ":search", capacity=hs.search_requests_per_second, per_seconds=1, clock=clock),
+                budget=DailyBudget(store, account, daily_limit=hs.daily_limit, share=hs.daily_budget_share, clock=clock),
+            )
+        sf = settings.salesforce
+        account = account_key("salesforce", sf.login_url, sf.instance_url, sf.client_id, sf.username)
+        # Salesforce has no per-second limit: only the daily allocation, learnt from Sforce-Limit-Info
+        # [crm-behaviour: Salesforce API allocation: rolling 24 hours].
+        return StoreGuard(
+            limiter=None,
+            budget=DailyBudget(store, account, daily_limit=sf.daily_api_limit, share=sf.daily_budget_share, clock=clock),
+        )
+
+    return for_crm
