@@ -42,7 +42,7 @@ from connector.engine.scoring import (
     score_lead,
 )
 from connector.core.models import Account, Event, Lead, Owner, Patch, Rep, RoutingDecision
-from connector.pipeline.batch import desired_for
+from connector.pipeline.stages import desired_for
 from connector.sandbox.seed import COUNTRIES, INDUSTRIES, PRODUCTS, SEED_REPS, SeedPerson, generate_companies, generate_people
 
 # Tuesday 15:00 UTC: the Americas and Europe are at work, Asia-Pacific mostly is not (as on a real afternoon).

@@ -44,7 +44,8 @@ from connector.observability.metrics import MeteredGuard, Metrics
 from connector.observability.logging import RedactingJsonFormatter
 from connector.state.ratelimit import guard_factory
 from connector.sandbox.hubspot import HubSpotSandbox
-from connector.runners.service.app import CorrelationFilter, Service
+from connector.runners.service.app import Service
+from connector.runners.service.http import CorrelationFilter
 from connector.state.store import IntakeItem, Store
 from connector.runners.service.webhooks import sign_v3
 

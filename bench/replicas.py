@@ -37,8 +37,9 @@ def worker(config: dict[str, Any]) -> int:
     """One replica: resume the backfill (or wait while another replica polls) until it is complete and the outbox empty."""
     from connector.core.clock import SystemClock
     from connector.config import example_config_path, load_settings
-    from connector.runners.jobs import Replica, backfill, make_adapters
-    from connector.pipeline.batch import write
+    from connector.runners.jobs import backfill, make_adapters
+    from connector.runners.leases import Replica
+    from connector.pipeline.stages import write
     from connector.state.ratelimit import guard_factory
     from connector.state.store import Store
 

@@ -10,30 +10,36 @@ from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
 from connector.core.errors import AuthError, ConfigError, ConnectorError, CrmApiError, UsageError
 
 EXIT_OK, EXIT_ABORTED, EXIT_CONFIG = 0, 1, 2
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 log = logging.getLogger("connector.cli")
 
 if TYPE_CHECKING:
+    from connector.adapters.base import CrmAdapter
+    from connector.config import Settings
     from connector.core.clock import Clock
+    from connector.runners.jobs import RunSummary
+    from connector.sandbox.salesforce import SalesforceSandbox
+    from connector.state.store import Store
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     click.echo(message, err=True)
     sys.exit(code)
 
 
-def handle_errors(fn: F) -> F:
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Process boundary: turn connector errors into a clear message and an exit code."""
 
     @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
@@ -46,9 +52,8 @@ def handle_errors(fn: F) -> F:
             _fail(f"aborted: {exc}", EXIT_ABORTED)
         except ConnectorError as exc:
             _fail(f"aborted: {exc}", EXIT_ABORTED)
-        return None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 config_option = click.option(
@@ -58,7 +63,7 @@ config_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of a table.")
 
 
-def load(config_path: str | None) -> Any:
+def load(config_path: str | None) -> Settings:
     from connector.config import load_settings
     from connector.observability.logging import configure_logging
 
@@ -94,7 +99,7 @@ def refuse_pinned_time(command: str) -> None:
 
 
 @contextmanager
-def opened(settings: Any) -> Iterator[tuple[Any, Any, Any]]:
+def opened(settings: Settings) -> Iterator[tuple[Store, dict[str, CrmAdapter], Clock]]:
     """The store, the adapters (each with its account's shared limiter) and the clock for one command."""
     from connector.runners.jobs import make_adapters
     from connector.state.ratelimit import guard_factory
@@ -108,7 +113,7 @@ def opened(settings: Any) -> Iterator[tuple[Any, Any, Any]]:
         yield store, adapters, clock
 
 
-def print_summary(summary: Any, as_json: bool) -> None:
+def print_summary(summary: RunSummary, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary.as_json(), sort_keys=False))
         return
@@ -170,19 +175,6 @@ def sync(once: bool, config_path: str | None, as_json: bool) -> None:
             clock.sleep(settings.sync.poll_interval_seconds)
 
 
-def backfill_progress(settings: Any, store: Any, adapters: Any, clock: Any, *, limit: int | None, as_json: bool) -> Any:
-    """A live bar on a terminal; plain lines on stderr when not a TTY or with --json (stdout stays one JSON object)."""
-    from connector.ops.progress import BackfillProgress
-    from connector.state.ratelimit import guard_factory
-
-    guard_for = guard_factory(store, settings, clock)
-    budgets = {crm: guard_for(crm).budget for crm in adapters}
-    # The size is only known afterwards: --limit, or the leads this store has already seen, makes the ETA.
-    expected = {crm: limit or store.count_lead_states(f"{crm}:{a.object_type}:") or None for crm, a in adapters.items()}
-    live = sys.stderr.isatty() and not as_json
-    return BackfillProgress(live=live, expected=expected, budget_left=lambda crm: budgets[crm].remaining())
-
-
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Compute every change but write nothing (CRM or state store).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Stop after about N leads.")
@@ -192,6 +184,7 @@ def backfill_progress(settings: Any, store: Any, adapters: Any, clock: Any, *, l
 @handle_errors
 def backfill(dry_run: bool, limit: int | None, out: str | None, config_path: str | None, as_json: bool) -> None:
     """Score, route and stage every lead; resumable from the last handled page."""
+    from connector.ops.progress import backfill_progress
     from connector.runners.jobs import backfill as run_backfill
 
     if out and not dry_run:
@@ -225,25 +218,7 @@ def sandbox(host: str, port: int, contacts: int, sf_leads: int) -> None:
     ids = hs.records_ids("contacts")
     click.echo(f"HubSpot sandbox:    {hs.base_url}   token: {hs.token}   contacts {ids[0]}…{ids[-1]}" if ids else f"HubSpot sandbox:    {hs.base_url}   token: {hs.token}")
     click.echo(f"  export CONNECTOR_HUBSPOT__ENABLED=true CONNECTOR_HUBSPOT__BASE_URL={hs.base_url} CONNECTOR_HUBSPOT__ACCESS_TOKEN={hs.token}")
-    sf = None
-    try:
-        from connector.sandbox.salesforce import SalesforceSandbox
-    except ImportError:
-        SalesforceSandbox = None  # type: ignore[assignment,misc]
-    if SalesforceSandbox is not None:
-        sf = SalesforceSandbox(leads=sf_leads, pubsub=True, pubsub_tls=False)
-        sf.start()
-        click.echo(f"Salesforce sandbox: {sf.instance_url}   CA file: {sf.ca_file}   Pub/Sub API: {sf.pubsub_target}")
-        click.echo(f"  e.g. lead ids: {', '.join(sf.lead_ids()[:3])}")
-        click.echo(
-            "  export CONNECTOR_SALESFORCE__ENABLED=true "
-            f"CONNECTOR_SALESFORCE__LOGIN_URL={sf.instance_url} CONNECTOR_SALESFORCE__CLIENT_ID={sf.client_id} "
-            f"CONNECTOR_SALESFORCE__CLIENT_SECRET={sf.client_secret} CONNECTOR_SALESFORCE__CA_BUNDLE={sf.ca_file}"
-        )
-        click.echo(
-            "  export CONNECTOR_SALESFORCE__CDC_ENABLED=true "
-            f"CONNECTOR_SALESFORCE__PUBSUB_TARGET={sf.pubsub_target} CONNECTOR_SALESFORCE__PUBSUB_TLS=false"
-        )
+    sf = _start_salesforce_sandbox(sf_leads)
     click.echo("Ctrl-C to stop.")
     try:
         import threading
@@ -255,6 +230,28 @@ def sandbox(host: str, port: int, contacts: int, sf_leads: int) -> None:
         hs.stop()
         if sf is not None:
             sf.stop()
+
+
+def _start_salesforce_sandbox(leads: int) -> SalesforceSandbox | None:
+    """The Salesforce sandbox with its Pub/Sub API, started and announced (None: its extra is not installed)."""
+    try:
+        from connector.sandbox.salesforce import SalesforceSandbox
+    except ImportError:
+        return None
+    sf = SalesforceSandbox(leads=leads, pubsub=True, pubsub_tls=False)
+    sf.start()
+    click.echo(f"Salesforce sandbox: {sf.instance_url}   CA file: {sf.ca_file}   Pub/Sub API: {sf.pubsub_target}")
+    click.echo(f"  e.g. lead ids: {', '.join(sf.lead_ids()[:3])}")
+    click.echo(
+        "  export CONNECTOR_SALESFORCE__ENABLED=true "
+        f"CONNECTOR_SALESFORCE__LOGIN_URL={sf.instance_url} CONNECTOR_SALESFORCE__CLIENT_ID={sf.client_id} "
+        f"CONNECTOR_SALESFORCE__CLIENT_SECRET={sf.client_secret} CONNECTOR_SALESFORCE__CA_BUNDLE={sf.ca_file}"
+    )
+    click.echo(
+        "  export CONNECTOR_SALESFORCE__CDC_ENABLED=true "
+        f"CONNECTOR_SALESFORCE__PUBSUB_TARGET={sf.pubsub_target} CONNECTOR_SALESFORCE__PUBSUB_TLS=false"
+    )
+    return sf
 
 
 @main.command()
@@ -307,7 +304,7 @@ def events_import(file: str, config_path: str | None, as_json: bool) -> None:
     """Load events from a JSONL file into the event store; bad lines are reported with their line number."""
     from connector.engine.scoring import compile_scoring
     from connector.runners.service.events import parse_events_file
-    from connector.pipeline.batch import aggregate_fold
+    from connector.pipeline.stages import aggregate_fold
     from connector.state.store import Store
 
     refuse_pinned_time("events import")

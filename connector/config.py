@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from connector.engine.routing import RoutingConfig, check_routing
 from connector.engine.scoring import ScoringConfig, check_scoring
 from connector.core.errors import ConfigError, ConfigProblem
+from connector.core.keys import CallLimits, account_key
 
 HUBSPOT_API_HOST = "https://api.hubapi.com"
 SALESFORCE_LOGIN_URL = "https://login.salesforce.com"
@@ -84,6 +85,15 @@ class HubSpotSettings(Section):
             return self.stage_property
         return "lifecyclestage" if self.object_type == "contacts" else "hs_pipeline_stage"
 
+    def call_limits(self) -> CallLimits:
+        """The portal's burst window, its separate search limit and the daily budget
+        [crm-behaviour: HubSpot rate limits: burst and daily] [crm-behaviour: HubSpot search has its own rate limit]."""
+        token = self.access_token.get_secret_value() if self.access_token else ""
+        return CallLimits(
+            account=account_key("hubspot", self.base_url, token), daily_limit=self.daily_limit, daily_share=self.daily_budget_share,
+            requests_per_window=self.requests_per_10s, window_seconds=10.0, search_per_second=self.search_requests_per_second,
+        )
+
 
 class SalesforceSettings(Section):
     """`[salesforce]`: one Salesforce org, reached by OAuth client credentials, JWT, password or a static token."""
@@ -145,6 +155,14 @@ class SalesforceSettings(Section):
         if self.username and self.password is not None:
             return "password"
         return None
+
+    def call_limits(self) -> CallLimits:
+        """No per-second limit, only the daily allocation, learnt from Sforce-Limit-Info
+        [crm-behaviour: Salesforce API allocation: rolling 24 hours]."""
+        return CallLimits(
+            account=account_key("salesforce", self.login_url, self.instance_url, self.client_id, self.username),
+            daily_limit=self.daily_api_limit, daily_share=self.daily_budget_share,
+        )
 
 
 class StoreSettings(Section):
@@ -262,7 +280,14 @@ class Settings(BaseSettings):
 
     @property
     def enabled_crms(self) -> list[str]:
-        return [name for name in ("hubspot", "salesforce") if getattr(self, name).enabled]
+        return [name for name in ("hubspot", "salesforce") if self.crm(name).enabled]
+
+    def crm(self, name: str) -> HubSpotSettings | SalesforceSettings:
+        """The `[hubspot]` or `[salesforce]` section; ValueError for another name."""
+        if name not in ("hubspot", "salesforce"):
+            raise ValueError(f"unknown CRM {name!r}: hubspot or salesforce")
+        section: HubSpotSettings | SalesforceSettings = getattr(self, name)
+        return section
 
 
 def _loc_to_path(loc: tuple[Any, ...]) -> str:

@@ -25,7 +25,7 @@ ANY_HOUR_INSTANTS = (
 )
 # The tests whose answers could depend on the hour (routing, availability, caps, SLA, decay, budgets, the CLI):
 # .ci/run runs them again at each instant above.
-ANY_HOUR_PATHS = ("tests/engine", "tests/ops", "tests/pipeline", "tests/service", "tests/store", "tests/test_cli.py")
+ANY_HOUR_PATHS = ("tests/engine", "tests/ops", "tests/pipeline", "tests/runners/service", "tests/state", "tests/test_cli.py")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

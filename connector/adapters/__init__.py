@@ -1,1 +1,1 @@
-"""CRM adapters: the shared protocol and helpers in base, one subpackage per CRM."""
+"""CRM adapters: the shared protocol, descriptor and helpers in base, the CRMs by name in crms, one subpackage per CRM."""

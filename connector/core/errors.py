@@ -51,9 +51,12 @@ class TransientError(ConnectorError):
 class RateLimitedError(TransientError):
     """The CRM said slow down (HubSpot 429); retry_after in seconds when the CRM said so."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, crm: str | None = None, endpoint: str | None = None,
+        status: int | None = None,
+    ) -> None:
         self.retry_after = retry_after
-        super().__init__(message, **kw)  # type: ignore[arg-type]
+        super().__init__(message, crm=crm, endpoint=endpoint, status=status)
 
 
 class RecordError(ConnectorError):

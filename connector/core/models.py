@@ -9,8 +9,16 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Literal, overload
 
+from connector.core.keys import lead_key
+
 Crm = Literal["hubspot", "salesforce"]
 CRMS: tuple[Crm, ...] = ("hubspot", "salesforce")
+
+
+def as_crm(name: str) -> Crm | None:
+    """`name` as one of the CRMs this connector speaks, or None."""
+    return next((crm for crm in CRMS if crm == name), None)
+
 
 # The lead attributes the connector writes back; Patch.changes keys are drawn from this set.
 WRITABLE_FIELDS: tuple[str, ...] = ("owner_id", "score", "grade", "stage", "lead_status")
@@ -74,7 +82,7 @@ class Lead:
     @property
     def key(self) -> str:
         """Stable identity across the connector: `crm:object_type:id`."""
-        return f"{self.crm}:{self.object_type}:{self.id}"
+        return lead_key(self.crm, self.object_type, self.id)
 
     @property
     def email_domain(self) -> str | None:
@@ -182,8 +190,9 @@ class LazyContributions(Sequence[Contribution]):
     """A score's explanation lines, worked out the first time anyone reads them.
 
     The engine's hot path computes only the numbers; `make(*args)` gives the same lines the
-    score was summed from (tests/engine/test_perf_equivalence.py proves it). It compares, hashes
-    and prints as the tuple of lines, so a result holding one equals a result holding that tuple.
+    score was summed from (tests/engine/scoring/test_generate.py proves it against the oracle; routing's
+    equivalent is tests/engine/routing/test_equivalence.py). It compares, hashes and prints as the tuple
+    of lines, so a result holding one equals a result holding that tuple.
     """
 
     __slots__ = ("_make", "_args", "_lines")
@@ -260,6 +269,11 @@ WAIT_CAUSES: dict[WaitCause, str] = {
     "inactive": "inactive or not a CRM owner",
     "no_one_eligible": "nobody eligible (skills, tier)",
 }
+
+
+def wait_cause_words(cause: str) -> str:
+    """What people read for a wait cause; a cause this version does not know (a newer database row) reads as itself."""
+    return next((words for known, words in WAIT_CAUSES.items() if known == cause), cause)
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,12 +56,9 @@ def type_name(annotation: Any) -> str:
 
 
 def default_text(info: FieldInfo) -> str:
-    if info.default_factory is not None:
-        value = info.default_factory()  # type: ignore[call-arg]
-    elif info.default is PydanticUndefined:
+    if info.default_factory is None and info.default is PydanticUndefined:
         return "required"
-    else:
-        value = info.default
+    value = info.get_default(call_default_factory=True)
     if isinstance(value, BaseModel):
         return "(section)"
     if value is None:

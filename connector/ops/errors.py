@@ -10,6 +10,7 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.table import Table
 
+from connector.core.keys import lead_key
 from connector.adapters.base import CrmAdapter
 from connector.core.clock import Clock
 from connector.config import Settings
@@ -137,7 +138,7 @@ def render_list(letters: Sequence[DeadLetter], console: Console | None = None) -
         console.print("no dead letters")
         return
     for d in letters:
-        where = f"{d.crm}:{d.object_type}:{d.record_id}" + (f" field {d.field}" if d.field else "")
+        where = lead_key(d.crm, d.object_type, d.record_id) + (f" field {d.field}" if d.field else "")
         seen = f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}, first {d.first_seen:%Y-%m-%d %H:%M}, last {d.last_seen:%Y-%m-%d %H:%M} UTC"
         console.print(f"[bold]#{d.id}[/] {d.status:<9} {where}  {d.code or '(no code)'}  ({seen})", highlight=False, soft_wrap=True)
         console.print(f"    {d.message}", highlight=False, soft_wrap=True)

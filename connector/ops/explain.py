@@ -14,7 +14,7 @@ from connector.adapters.base import CrmAdapter
 from connector.config import Settings
 from connector.core.errors import UsageError
 from connector.runners.jobs import compile_engine, prepare
-from connector.core.models import WAIT_CAUSES, FetchPage, RoutingDecision
+from connector.core.models import FetchPage, RoutingDecision, wait_cause_words
 from connector.pipeline.batch import run_batch
 from connector.state.store import DecisionRecord, Store, WaitingLead
 
@@ -129,11 +129,10 @@ def render_explanation(report: Mapping[str, Any], console: Console | None = None
         console.print(f"[bold]routing[/]: {routing.get('recorded') or routing['kind']} → {routing['rep'] or routing['owner_id'] or 'nobody'}"
                       + (f" (rule {routing['rule']}, pool {routing['pool']}, {routing['strategy']})" if routing["rule"] else ""))
         if routing.get("wait_cause"):
-            labels: dict[str, str] = dict(WAIT_CAUSES)
             until = (f"{routing['next_available_rep']} at {routing['next_available_at']}" if routing.get("next_available_at")
                      else "unknown")
             since = f"; waiting since {routing['waiting_since']}" if routing.get("waiting_since") else ""
-            cause = labels.get(routing["wait_cause"], routing["wait_cause"])
+            cause = wait_cause_words(routing["wait_cause"])
             console.print(f"[yellow]waits[/]: {cause}; next available: {until}{since}", soft_wrap=True)
         for reason in routing["reasons"]:
             console.print(f"  - {reason}")

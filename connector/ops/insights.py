@@ -10,8 +10,9 @@ from typing import Any
 
 from connector.adapters.base import CrmAdapter
 from connector.config import Settings
-from connector.engine.experiments import experiment_report
-from connector.engine.routing import OPEN_SCOPE, compile_routing
+from connector.core.keys import OPEN_SCOPE
+from connector.engine.routing.experiments import experiment_report
+from connector.engine.routing import compile_routing
 from connector.ops.status import waiting_figures
 from connector.state.store import DecisionRecord, Store
 

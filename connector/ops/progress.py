@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from connector.pipeline.batch import BatchResult
+
+if TYPE_CHECKING:
+    from connector.adapters.base import CrmAdapter
+    from connector.config import Settings
+    from connector.core.clock import Clock
+    from connector.runners.jobs import RunSummary
+    from connector.state.store import Store
 
 BudgetLeft = Callable[[str], int | None]
 
@@ -73,7 +81,7 @@ class BackfillProgress:
             return None
         return max(0.0, (total - done) / rate)
 
-    def __call__(self, crm: str, batch: BatchResult, summary: Any) -> None:
+    def __call__(self, crm: str, batch: BatchResult, summary: RunSummary) -> None:
         self._done[crm] = self._done.get(crm, 0) + batch.fetched
         now = self._monotonic()
         left = self._budget_left(crm)
@@ -108,3 +116,18 @@ class BackfillProgress:
             line = ", ".join(parts)
             self.lines.append(line)
             self._console.print(line, highlight=False, soft_wrap=True)
+
+
+def backfill_progress(
+    settings: Settings, store: Store, adapters: Mapping[str, CrmAdapter], clock: Clock, *, limit: int | None, as_json: bool,
+) -> BackfillProgress:
+    """A live bar on a terminal; plain lines on stderr when not a TTY or with --json (stdout stays one JSON object)."""
+    from connector.core.keys import lead_key_prefix
+    from connector.state.ratelimit import guard_factory
+
+    guard_for = guard_factory(store, settings, clock)
+    budgets = {crm: guard_for(crm).budget for crm in adapters}
+    # The size is only known afterwards: --limit, or the leads this store has already seen, makes the ETA.
+    expected = {crm: limit or store.count_lead_states(lead_key_prefix(crm, a.object_type)) or None for crm, a in adapters.items()}
+    live = sys.stderr.isatty() and not as_json
+    return BackfillProgress(live=live, expected=expected, budget_left=lambda crm: budgets[crm].remaining())

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from connector.core.models import WAIT_CAUSES
+from connector.core.models import wait_cause_words
 
 PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#0ea5e9", "#84cc16", "#f97316")
 GRADE_COLOURS = ("#dc2626", "#f59e0b", "#3b82f6", "#6b7280", "#9ca3af", "#d1d5db")
@@ -35,6 +35,20 @@ def _nice_max(value: float) -> float:
     return float(next(m * magnitude for m in (1, 2, 2.5, 5, 10) if value <= m * magnitude))
 
 
+def _chart_frame(chart_id: str, y_label: str, width: int, height: int, top_value: float, box: tuple[int, int, int, int]) -> list[str]:
+    """The opening of a chart's SVG: five grid lines with their y values, and the rotated y-axis label."""
+    left, right, top, plot_h = box
+    parts = [f'<svg id="{chart_id}" class="chart" role="img" aria-label="{escape(y_label)}" viewBox="0 0 {width} {height}" '
+             f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">']
+    for i in range(5):
+        y = top + plot_h - plot_h * i / 4
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#e5e7eb"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" fill="#6b7280">{_num(top_value * i / 4)}</text>')
+    parts.append(f'<text x="14" y="{top + plot_h / 2:.0f}" font-size="11" fill="#374151" transform="rotate(-90 14 {top + plot_h / 2:.0f})" '
+                 f'text-anchor="middle">{escape(y_label)}</text>')
+    return parts
+
+
 def bar_chart(
     chart_id: str, series: Sequence[tuple[str, str]], labels: Sequence[str], values: Sequence[Sequence[float | None]],
     *, y_label: str, colours: Sequence[str] | None = None, bar_colours: Sequence[str] | None = None,
@@ -44,14 +58,7 @@ def bar_chart(
     left, right, top, bottom = 56, 12, 16, 64
     plot_w, plot_h = width - left - right, height - top - bottom
     top_value = _nice_max(max((v for row in values for v in row if v is not None), default=0.0))
-    parts = [f'<svg id="{chart_id}" class="chart" role="img" aria-label="{escape(y_label)}" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">']
-    for i in range(5):
-        y = top + plot_h - plot_h * i / 4
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#e5e7eb"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" fill="#6b7280">{_num(top_value * i / 4)}</text>')
-    parts.append(f'<text x="14" y="{top + plot_h / 2:.0f}" font-size="11" fill="#374151" transform="rotate(-90 14 {top + plot_h / 2:.0f})" '
-                 f'text-anchor="middle">{escape(y_label)}</text>')
+    parts = _chart_frame(chart_id, y_label, width, height, top_value, (left, right, top, plot_h))
     groups = max(1, len(labels))
     group_w = plot_w / groups
     bar_w = max(2.0, min(48.0, group_w * 0.8 / max(1, len(series))))
@@ -82,14 +89,7 @@ def line_chart(chart_id: str, labels: Sequence[str], values: Sequence[float | No
     left, right, top, bottom = 56, 12, 16, 48
     plot_w, plot_h = width - left - right, height - top - bottom
     top_value = _nice_max(max((v for v in values if v is not None), default=0.0))
-    parts = [f'<svg id="{chart_id}" class="chart" role="img" aria-label="{escape(y_label)}" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">']
-    for i in range(5):
-        y = top + plot_h - plot_h * i / 4
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#e5e7eb"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" fill="#6b7280">{_num(top_value * i / 4)}</text>')
-    parts.append(f'<text x="14" y="{top + plot_h / 2:.0f}" font-size="11" fill="#374151" transform="rotate(-90 14 {top + plot_h / 2:.0f})" '
-                 f'text-anchor="middle">{escape(y_label)}</text>')
+    parts = _chart_frame(chart_id, y_label, width, height, top_value, (left, right, top, plot_h))
     step = plot_w / max(1, len(labels))
     points: list[tuple[float, float] | None] = []
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):
@@ -218,7 +218,6 @@ def _waiting_section(waiting: Mapping[str, Any] | None) -> str:
     head = '<h2 id="waiting">Waiting leads</h2>'
     if not waiting or not waiting["leads"]:
         return head + '<p class="empty">No lead is waiting for an available rep.</p>'
-    labels: dict[str, str] = dict(WAIT_CAUSES)
     oldest = (f'oldest waiting since <b id="waiting-oldest">{escape(waiting["oldest_since"])}</b> ({escape(waiting["oldest_lead"])})'
               if waiting["oldest_since"] else "no wait recorded with its start")
     if waiting["next_available_at"]:
@@ -228,7 +227,7 @@ def _waiting_section(waiting: Mapping[str, Any] | None) -> str:
         nxt = "next available: unknown (open-lead caps free up as leads close)"
     note = (f'<p class="note">Leads nobody in their pool can take right now (routing.when_unavailable = "wait"): '
             f'<b id="waiting-count">{waiting["leads"]}</b>; {oldest}; {nxt}. The next sync after that routes them.</p>')
-    table = _table(["why", "leads"], [[labels.get(c, c), n] for c, n in waiting["by_cause"].items()], "table-waiting")
+    table = _table(["why", "leads"], [[wait_cause_words(c), n] for c, n in waiting["by_cause"].items()], "table-waiting")
     return head + note + table
 
 

@@ -27,7 +27,7 @@ from connector.engine.routing import (
 )
 from connector.engine.scoring import compile_scoring, score_lead
 from connector.core.errors import UsageError
-from connector.core.models import CRMS, Lead, Owner, lead_field_types
+from connector.core.models import CRMS, Crm, Lead, Owner, as_crm, lead_field_types
 
 _TRUE = {"true", "yes", "y", "1", "t"}
 _FALSE = {"false", "no", "n", "0", "f"}
@@ -130,9 +130,10 @@ def parse_lead(number: int, record: Mapping[str, Any]) -> Lead | list[RowProblem
     engagement: dict[str, float] = {}
     extra: dict[str, Any] = {}
     problems: list[RowProblem] = []
-    crm = str(record.get("crm") or "hubspot").strip().lower()
-    if crm not in CRMS:
-        problems.append(RowProblem(number, "crm", f"must be one of {', '.join(CRMS)}, got {crm!r}"))
+    crm_name = str(record.get("crm") or "hubspot").strip().lower()
+    crm = as_crm(crm_name)
+    if crm is None:
+        problems.append(RowProblem(number, "crm", f"must be one of {', '.join(CRMS)}, got {crm_name!r}"))
     for key, raw in record.items():
         if raw is None or key in ("crm", "object_type", "id"):
             continue
@@ -153,19 +154,19 @@ def parse_lead(number: int, record: Mapping[str, Any]) -> Lead | list[RowProblem
             values[key] = _convert(key, kind, raw)
         except (TypeError, ValueError) as exc:
             problems.append(RowProblem(number, key, str(exc)))
-    if problems:
+    if problems or crm is None:
         return problems
     object_type = str(record.get("object_type") or _DEFAULT_OBJECT[crm])
     record_id = str(record.get("id") or f"row{number}")
-    return Lead(crm=crm, object_type=object_type, id=record_id, engagement=engagement, extra=extra, **values)  # type: ignore[arg-type]
+    return Lead(crm=crm, object_type=object_type, id=record_id, engagement=engagement, extra=extra, **values)
 
 
-def synthetic_owners(settings: Settings, crms: set[str]) -> dict[str, list[Owner]]:
+def synthetic_owners(settings: Settings, crms: set[Crm]) -> dict[str, list[Owner]]:
     """Each configured rep as an owner of each CRM: their configured owner id, or a stand-in `sample-<n>`."""
     owners: dict[str, list[Owner]] = {}
     for crm in sorted(crms):
         owners[crm] = [
-            Owner(crm=crm, id={str(k): v for k, v in rep.owner_ids.items()}.get(crm) or f"sample-{i + 1}",  # type: ignore[arg-type]
+            Owner(crm=crm, id={str(k): v for k, v in rep.owner_ids.items()}.get(crm) or f"sample-{i + 1}",
                   email=rep.email, name=rep.name, is_active=rep.active)
             for i, rep in enumerate(settings.routing.reps)
         ]

@@ -12,23 +12,17 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.config import Settings
-from connector.core.models import WAIT_CAUSES
-from connector.pipeline.batch import waiting_leads
-from connector.state.ratelimit import account_key
+from connector.core.models import wait_cause_words
+from connector.pipeline.waiting import waiting_leads
 from connector.state.store import Store
 
 
 def budget_accounts(settings: Settings) -> dict[str, tuple[str, int, float]]:
     """crm → (account key, configured daily limit, share) for every enabled CRM, keyed like the shared limiter rows."""
     accounts: dict[str, tuple[str, int, float]] = {}
-    if settings.hubspot.enabled:
-        hs = settings.hubspot
-        token = hs.access_token.get_secret_value() if hs.access_token else ""
-        accounts["hubspot"] = (account_key("hubspot", hs.base_url, token), hs.daily_limit, hs.daily_budget_share)
-    if settings.salesforce.enabled:
-        sf = settings.salesforce
-        key = account_key("salesforce", sf.login_url, sf.instance_url, sf.client_id, sf.username)
-        accounts["salesforce"] = (key, sf.daily_api_limit, sf.daily_budget_share)
+    for crm in settings.enabled_crms:
+        limits = settings.crm(crm).call_limits()
+        accounts[crm] = (limits.account, limits.daily_limit, limits.daily_share)
     return accounts
 
 
@@ -74,8 +68,7 @@ def render_waiting(waiting: Mapping[str, Any]) -> str:
     if not waiting["leads"]:
         return "waiting leads: none"
     now = datetime.fromisoformat(waiting["as_of"])
-    labels: dict[str, str] = dict(WAIT_CAUSES)
-    causes = ", ".join(f"{labels.get(c, c)} {n}" for c, n in waiting["by_cause"].items())
+    causes = ", ".join(f"{wait_cause_words(c)} {n}" for c, n in waiting["by_cause"].items())
     text = f"waiting leads: {waiting['leads']}" + (f" ({causes})" if causes else "")
     if waiting["oldest_since"]:
         since = datetime.fromisoformat(waiting["oldest_since"])

@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from connector.core.models import WAIT_CAUSES, Patch
+from connector.core.models import Patch, wait_cause_words
 
 DIFF_COLUMNS = ("crm", "object", "id", "field", "current", "new", "reason")
 
@@ -46,8 +46,7 @@ def waiting_line(data: Mapping[str, Any]) -> str | None:
     if not data.get("waiting"):
         return None
     reasons = data.get("waiting_reasons") or {}
-    labels: dict[str, str] = dict(WAIT_CAUSES)
-    causes = ", ".join(f"{labels.get(cause, cause)} {n}" for cause, n in reasons.items())
+    causes = ", ".join(f"{wait_cause_words(cause)} {n}" for cause, n in reasons.items())
     at = data.get("next_available_at")
     if at:
         when = datetime.fromisoformat(at).astimezone(UTC)

@@ -25,13 +25,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from connector.adapters.base import CrmAdapter
 from connector.adapters.salesforce.cdc import pubsub_api_pb2 as pb
-from connector.adapters.salesforce.cdc.cdc import CdcPlan, ChangeEvent, plan_events
+from connector.adapters.salesforce.cdc.events import CdcPlan, ChangeEvent, plan_events
 from connector.adapters.salesforce.cdc.client import REPLAY_CODES, PubSubClient, PubSubSession, open_channel
 from connector.core.clock import Clock, SystemClock
 from connector.config import Settings
 from connector.core.errors import AuthError, BudgetExhaustedError, ConfigError, ConnectorError, CrmApiError, TransientError
 from connector.core.models import FetchPage
-from connector.pipeline.batch import CrmRuntime, EngineConfig, run_batch
+from connector.pipeline.batch import run_batch
+from connector.pipeline.runtime import CrmRuntime, EngineConfig
 from connector.core.retrying import backoff_delay, equal_jitter
 from connector.state.store import Store
 

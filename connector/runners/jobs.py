@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from connector.adapters.base import CallGuard, CrmAdapter, NoGuard
+from connector.adapters.crms import DESCRIPTORS, descriptor_for
 from connector.core.clock import Clock, SystemClock
 from connector.config import Settings
 from connector.engine.diff import DiffRules
@@ -20,18 +19,13 @@ from connector.engine.routing import build_reps, compile_routing
 from connector.engine.scoring import compile_scoring
 from connector.core.errors import BudgetExhaustedError, CrmApiError
 from connector.core.models import FetchPage, Patch
-from connector.ops.forget import purge_expired_events
-from connector.pipeline.batch import (
-    BatchResult,
-    CrmRuntime,
-    EngineConfig,
-    fetch,
-    run_batch,
-    sla_sweep,
-    waiting_leads,
-    worker_identity,
-    write,
-)
+from connector.state.erasure import purge_expired_events
+from connector.pipeline.batch import BatchResult, run_batch
+from connector.pipeline.runtime import CrmRuntime, EngineConfig
+from connector.pipeline.sla import sla_sweep
+from connector.pipeline.stages import fetch, write
+from connector.pipeline.waiting import waiting_leads
+from connector.runners.leases import Replica, keep_leases, poll_lease_name, take_poll_lease
 from connector.state.store import Store
 
 log = logging.getLogger("connector.jobs")
@@ -39,27 +33,6 @@ log = logging.getLogger("connector.jobs")
 STREAM_CHANGED = "changed"
 STREAM_ALL = "all"
 STREAM_ARCHIVED = "archived"
-# A poller renews its lease after every page; one killed (kill -9) stops renewing, and another replica
-# takes the CRM object over this long after its last renewal.
-POLL_LEASE_SECONDS = 120.0
-
-
-@dataclass(frozen=True)
-class Replica:
-    """How this process shares a CRM object's polling with other replicas of the same store."""
-
-    worker: str = field(default_factory=worker_identity)
-    # Poll lease, and how long a killed worker's claimed outbox rows stay unclaimable by the others.
-    lease_seconds: float = POLL_LEASE_SECONDS
-    # False (sync --once, serve's poll loop): skip an object another replica is polling; True: wait for it.
-    wait_for_lease: bool = False
-
-
-def poll_lease_name(crm: str, object_type: str, stream: str) -> str:
-    """One lease per (CRM, object, stream): only its holder fetches that stream and moves its cursor."""
-    return f"poll:{crm}:{object_type}:{stream}"
-
-
 @dataclass
 class RunSummary:
     """The JSON summary a run prints with --json (public interface: keep the key names)."""
@@ -141,9 +114,7 @@ def compile_engine(settings: Settings) -> EngineConfig:
 
 
 def diff_rules(settings: Settings, crm: str) -> DiffRules:
-    if crm == "hubspot":
-        return DiffRules(stage_order=tuple(settings.hubspot.stage_order))
-    return DiffRules(stage_order=tuple(settings.salesforce.status_order))
+    return DiffRules(stage_order=descriptor_for(crm).stages(settings))
 
 
 def make_adapters(settings: Settings, *, guard_for: Callable[[str], CallGuard] | None = None, clock: Clock | None = None) -> dict[str, CrmAdapter]:
@@ -151,16 +122,10 @@ def make_adapters(settings: Settings, *, guard_for: Callable[[str], CallGuard] |
     clock = clock or SystemClock()
     guard_for = guard_for or (lambda crm: NoGuard())
     grades = tuple(band.name for band in settings.scoring.grades)
-    adapters: dict[str, CrmAdapter] = {}
-    if settings.hubspot.enabled:
-        from connector.adapters.hubspot.adapter import HubSpotAdapter
-
-        adapters["hubspot"] = HubSpotAdapter(settings.hubspot, guard=guard_for("hubspot"), clock=clock, sleep=clock.sleep, grade_options=grades)
-    if settings.salesforce.enabled:
-        from connector.adapters.salesforce.adapter import SalesforceAdapter
-
-        adapters["salesforce"] = SalesforceAdapter(settings.salesforce, guard=guard_for("salesforce"), clock=clock, sleep=clock.sleep, grade_options=grades)
-    return adapters
+    return {
+        crm: descriptor.open(settings, guard=guard_for(crm), clock=clock, sleep=clock.sleep, grade_options=grades)
+        for crm, descriptor in DESCRIPTORS.items() if descriptor.is_enabled(settings)
+    }
 
 
 def prepare(settings: Settings, adapters: Mapping[str, CrmAdapter], *, bootstrap: bool = True) -> dict[str, CrmRuntime]:
@@ -198,53 +163,6 @@ def retry_waiting(store: Store, runtime: CrmRuntime, engine: EngineConfig, clock
         leads = runtime.adapter.fetch_by_ids(ids[start : start + 100])
         batch = run_batch(store, runtime, engine, FetchPage(leads=tuple(leads), cursor=None), clock.now(), dry_run=dry_run)
         summary.absorb(batch, keep_patches=dry_run)
-
-
-def take_poll_lease(store: Store, name: str, replica: Replica, clock: Clock) -> bool:
-    """Hold the named poll lease (waiting for it if the replica waits); False: another replica has it."""
-    while True:
-        if store.acquire_lease(name, replica.worker, clock.now(), ttl_seconds=replica.lease_seconds):
-            return True
-        held = store.get_lease(name)
-        if held is None:
-            continue  # released between the two statements: try again
-        if not replica.wait_for_lease:
-            log.warning(
-                "another replica holds the poll of %s (%s, until %s); skipping it this run",
-                name.removeprefix("poll:").replace(":", " "), held.holder, held.expires_at.isoformat(timespec="seconds"),
-            )
-            return False
-        # A dead holder's lease runs out by itself; a live one releases it when its stream is done.
-        clock.sleep(max(0.05, min(replica.lease_seconds / 4, (held.expires_at - clock.now()).total_seconds())))
-
-
-@contextmanager
-def keep_leases(store: Store, names: list[str], replica: Replica, clock: Clock) -> Iterator[None]:
-    """Renew the held leases every third of their term while the body runs (each until lost to another replica).
-
-    The renewal runs beside the work, so a page slowed down by the rate limiter or Retry-After does
-    not lose its lease; a process killed (kill -9) stops renewing, and its leases expire a term later.
-    The page loop still re-checks its lease before it moves the cursor (the fence).
-    """
-    stop = threading.Event()
-    live = list(names)
-
-    def renew() -> None:
-        while live and not stop.wait(replica.lease_seconds / 3):
-            for name in list(live):
-                try:
-                    if not store.acquire_lease(name, replica.worker, clock.now(), ttl_seconds=replica.lease_seconds):
-                        live.remove(name)
-                except Exception as exc:  # a thread boundary: the page loop's own renewal decides
-                    log.warning("could not renew the lease %s: %s", name, exc)
-
-    keeper = threading.Thread(target=renew, name="connector-lease-keeper", daemon=True)
-    keeper.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        keeper.join()
 
 
 def _stream(

@@ -27,7 +27,7 @@ import grpc
 
 from connector.adapters.salesforce.cdc import pubsub_api_pb2 as pb
 from connector.adapters.salesforce.cdc import pubsub_api_pb2_grpc as pb_grpc
-from connector.adapters.salesforce.cdc.cdc import CHANGE_TYPES, EventSchema, encode_bitmap, encode_payload
+from connector.adapters.salesforce.cdc.events import CHANGE_TYPES, EventSchema, encode_bitmap, encode_payload
 
 if TYPE_CHECKING:
     from connector.sandbox.salesforce import SalesforceSandbox
@@ -325,10 +325,22 @@ class PubSubSandbox(pb_grpc.PubSubServicer):
             context.set_trailing_metadata((("error-code", REQUESTED_INVALID),))
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "num_requested must be positive")
         position = self._start_position(first, context)
-        state = {"pending": min(MAX_REQUESTED, first.num_requested), "ended": False}
+        state: dict[str, Any] = {"pending": min(MAX_REQUESTED, first.num_requested), "ended": False}
         generation = self._generation
-        topic = first.topic_name
+        self._read_requests_in_background(request_iterator, first.topic_name, state, context)
+        with self._cond:
+            self.open_streams += 1
+            self.streams_started += 1
+            self._cond.notify_all()
+        try:
+            yield from self._deliver(state, position, generation, context)
+        finally:
+            with self._cond:
+                self.open_streams -= 1
 
+    def _read_requests_in_background(self, request_iterator: Iterator[pb.FetchRequest], topic: str, state: dict[str, Any],
+                                     context: grpc.ServicerContext) -> None:
+        """Add the stream's later FetchRequests to its pending count (flow control); mark it ended when it closes."""
         def on_end() -> None:
             with self._cond:
                 state["ended"] = True
@@ -348,33 +360,29 @@ class PubSubSandbox(pb_grpc.PubSubServicer):
 
         context.add_callback(on_end)
         threading.Thread(target=read_requests, name="pubsub-sandbox-requests", daemon=True).start()
-        with self._cond:
-            self.open_streams += 1
-            self.streams_started += 1
-            self._cond.notify_all()
-        try:
-            while True:
-                with self._cond:
-                    def ready() -> bool:
-                        return (bool(state["ended"]) or self._stopping or self._generation != generation
-                                or (state["pending"] > 0 and self._next - 1 > position))
-                    woke = self._cond.wait_for(ready, timeout=self.keepalive_seconds)
-                    if state["ended"]:
-                        return
-                    if self._stopping or self._generation != generation:
-                        context.abort(grpc.StatusCode.UNAVAILABLE, "the event bus closed the stream; resubscribe")
-                    batch: list[pb.ConsumerEvent] = []
-                    if woke:
-                        start = next((i for i, s in enumerate(self._log) if s.event.replay > position), len(self._log))
-                        batch = [s.message for s in self._log[start: start + int(state["pending"])]]
-                        state["pending"] -= len(batch)
-                    latest = self._next - 1
-                    pending = int(state["pending"])
-                if batch:
-                    position = int.from_bytes(batch[-1].replay_id, "big")
-                    latest = position
-                yield pb.FetchResponse(events=batch, latest_replay_id=replay_bytes(latest), rpc_id=uuid.uuid4().hex,
-                                       pending_num_requested=pending)
-        finally:
+
+    def _deliver(self, state: dict[str, Any], position: int, generation: int,
+                 context: grpc.ServicerContext) -> Iterator[pb.FetchResponse]:
+        """Events after `position` as the client asks for them, keepalives in between, until the stream ends."""
+        while True:
             with self._cond:
-                self.open_streams -= 1
+                def ready() -> bool:
+                    return (bool(state["ended"]) or self._stopping or self._generation != generation
+                            or (state["pending"] > 0 and self._next - 1 > position))
+                woke = self._cond.wait_for(ready, timeout=self.keepalive_seconds)
+                if state["ended"]:
+                    return
+                if self._stopping or self._generation != generation:
+                    context.abort(grpc.StatusCode.UNAVAILABLE, "the event bus closed the stream; resubscribe")
+                batch: list[pb.ConsumerEvent] = []
+                if woke:
+                    start = next((i for i, s in enumerate(self._log) if s.event.replay > position), len(self._log))
+                    batch = [s.message for s in self._log[start: start + int(state["pending"])]]
+                    state["pending"] -= len(batch)
+                latest = self._next - 1
+                pending = int(state["pending"])
+            if batch:
+                position = int.from_bytes(batch[-1].replay_id, "big")
+                latest = position
+            yield pb.FetchResponse(events=batch, latest_replay_id=replay_bytes(latest), rpc_id=uuid.uuid4().hex,
+                                   pending_num_requested=pending)

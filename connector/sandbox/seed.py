@@ -136,6 +136,21 @@ def generate_companies(n: int = 60, seed: int = 7) -> list[SeedCompany]:
     return companies
 
 
+def _employer(rng: random.Random, companies: list[SeedCompany], i: int) -> tuple[SeedCompany | None, str, str]:
+    """Person `i`'s (seeded company or None, email domain, company name): free mail, a competitor, a seeded or another company."""
+    kind = rng.random()
+    if kind < 0.15:
+        return None, rng.choice(FREE_MAIL), ""
+    if kind < 0.18:
+        domain = rng.choice(COMPETITOR_DOMAINS)
+        return None, domain, "Rival Soft" if domain.startswith("rival") else "Competitor CRM"
+    if kind < 0.55:
+        company = rng.choice(companies)
+        return company, company.domain, company.name
+    word = rng.choice(COMPANY_WORDS)
+    return None, f"{word.lower().replace(' ', '')}-{i}.example", f"{word} {rng.choice(COMPANY_SUFFIX)}"
+
+
 def generate_people(n: int, seed: int = 42, companies: list[SeedCompany] | None = None) -> Iterator[SeedPerson]:
     """`n` people, deterministic for a seed: corporate, free-mail and competitor emails, varied fit and engagement."""
     rng = random.Random(seed)
@@ -144,22 +159,7 @@ def generate_people(n: int, seed: int = 42, companies: list[SeedCompany] | None 
         first = rng.choice(FIRST_NAMES)
         last = rng.choice(LAST_NAMES)
         local = f"{first}.{last}".lower().replace("'", "").replace("ü", "u").replace("á", "a").replace("é", "e")
-        kind = rng.random()
-        company: SeedCompany | None = None
-        if kind < 0.15:
-            domain = rng.choice(FREE_MAIL)
-            company_name = ""
-        elif kind < 0.18:
-            domain = rng.choice(COMPETITOR_DOMAINS)
-            company_name = "Rival Soft" if domain.startswith("rival") else "Competitor CRM"
-        elif kind < 0.55:
-            company = rng.choice(companies)
-            domain = company.domain
-            company_name = company.name
-        else:
-            word = rng.choice(COMPANY_WORDS)
-            company_name = f"{word} {rng.choice(COMPANY_SUFFIX)}"
-            domain = f"{word.lower().replace(' ', '')}-{i}.example"
+        company, domain, company_name = _employer(rng, companies, i)
         country, states, postals = COUNTRIES[rng.randrange(len(COUNTRIES))]
         if company is not None:
             country = company.country

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 from connector.core.clock import Clock
 from connector.config import Settings
 from connector.core.errors import BudgetExhaustedError
-from connector.state.store import BudgetState, LimiterState, Store
+from connector.state.quota import BudgetState, LimiterState
+from connector.state.store import Store
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -259,36 +260,21 @@ class StoreGuard:
                         self.budget.observe_usage(used, limit)
 
 
-def account_key(crm: str, *parts: str | None) -> str:
-    """A stable, secret-free name for one CRM account (limiter rows are keyed by it)."""
-    import hashlib
-
-    digest = hashlib.sha256("|".join(p or "" for p in parts).encode()).hexdigest()[:12]
-    return f"{crm}:{digest}"
-
-
 def guard_factory(store: Store, settings: Settings, clock: Clock) -> Callable[[str], StoreGuard]:
     """Build each CRM account's guard from [hubspot] / [salesforce] limits, shared through `store`."""
 
     def for_crm(crm: str) -> StoreGuard:
-        if crm == "hubspot":
-            hs = settings.hubspot
-            token = hs.access_token.get_secret_value() if hs.access_token else ""
-            account = account_key("hubspot", hs.base_url, token)
-            return StoreGuard(
-                # A call is stamped when it leaves and counted by HubSpot when it arrives: a quarter-second
-                # margin on the 10 s window keeps a slow-to-arrive call out of HubSpot's next window (no 429).
-                limiter=RateLimiter(store, account, capacity=hs.requests_per_10s, per_seconds=10 + WINDOW_MARGIN_SECONDS, clock=clock),
-                search_limiter=RateLimiter(store, account + ":search", capacity=hs.search_requests_per_second, per_seconds=1, clock=clock),
-                budget=DailyBudget(store, account, daily_limit=hs.daily_limit, share=hs.daily_budget_share, clock=clock),
+        limits = settings.crm(crm).call_limits()
+        burst = search = None
+        if limits.requests_per_window is not None:
+            # A call is stamped when it leaves and counted by the CRM when it arrives: a quarter-second margin
+            # on the window keeps a slow-to-arrive call out of the CRM's next window (no 429).
+            burst = RateLimiter(
+                store, limits.account, capacity=limits.requests_per_window, per_seconds=limits.window_seconds + WINDOW_MARGIN_SECONDS, clock=clock,
             )
-        sf = settings.salesforce
-        account = account_key("salesforce", sf.login_url, sf.instance_url, sf.client_id, sf.username)
-        # Salesforce has no per-second limit: only the daily allocation, learnt from Sforce-Limit-Info
-        # [crm-behaviour: Salesforce API allocation: rolling 24 hours].
-        return StoreGuard(
-            limiter=None,
-            budget=DailyBudget(store, account, daily_limit=sf.daily_api_limit, share=sf.daily_budget_share, clock=clock),
-        )
+        if limits.search_per_second is not None:
+            search = RateLimiter(store, limits.account + ":search", capacity=limits.search_per_second, per_seconds=1, clock=clock)
+        budget = DailyBudget(store, limits.account, daily_limit=limits.daily_limit, share=limits.daily_share, clock=clock)
+        return StoreGuard(limiter=burst, search_limiter=search, budget=budget)
 
     return for_crm

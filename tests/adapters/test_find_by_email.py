@@ -12,8 +12,10 @@ import requests
 from pydantic import SecretStr
 
 from connector.adapters.salesforce import soql
-from connector.adapters.hubspot.adapter import IN_VALUES_MAX, HubSpotAdapter
-from connector.adapters.salesforce.adapter import QUERY_URL_BUDGET, SalesforceAdapter
+from connector.adapters.hubspot.adapter import HubSpotAdapter
+from connector.adapters.hubspot.client import IN_VALUES_MAX
+from connector.adapters.salesforce.adapter import SalesforceAdapter
+from connector.adapters.salesforce.adapter import QUERY_URL_BUDGET
 from connector.core.clock import FrozenClock
 from connector.config import HubSpotSettings, SalesforceSettings
 from connector.core.models import Lead

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from connector.config import HUBSPOT_LIFECYCLE_ORDER
 from connector.engine.diff import Desired, DiffRules, plan_write
-from connector.core.models import FieldDecision, Lead
+from connector.core.models import FieldDecision, Lead, Patch
 
 RULES = DiffRules(stage_order=HUBSPOT_LIFECYCLE_ORDER)
 
@@ -89,3 +89,14 @@ def test_stages_never_move_back(current: str | None, want: str | None, written: 
         order = list(HUBSPOT_LIFECYCLE_ORDER)
         assert want is not None
         assert current is None or order.index(want) > order.index(current)
+
+
+def test_unrolled_plan_write_keeps_field_order_and_decisions() -> None:
+    rules = DiffRules(stage_order=("subscriber", "lead", "marketingqualifiedlead"), lead_status_order=("NEW", "OPEN"))
+    lead = Lead(crm="hubspot", object_type="contacts", id="1", owner_id="9", score=10.0, grade="cold", stage="lead", lead_status="OPEN")
+    patch = plan_write(lead, Desired("7", 42.0, "hot", "subscriber", "NEW", "routed by rule"), {"owner_id": "9"}, rules)
+    assert isinstance(patch, Patch)
+    assert list(patch.decisions) == ["owner_id", "score", "grade", "stage", "lead_status"] == list(patch.current)
+    assert patch.changes == {"owner_id": "7", "score": 42.0, "grade": "hot"}
+    assert patch.reasons["owner_id"] == "routed by rule"
+    assert patch.decisions["stage"] is FieldDecision.WOULD_REGRESS and patch.decisions["lead_status"] is FieldDecision.WOULD_REGRESS

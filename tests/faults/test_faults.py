@@ -23,7 +23,8 @@ from connector.cli import main
 from connector.core.clock import FrozenClock
 from connector.config import HubSpotSettings, SalesforceSettings, example_config_path, load_settings
 from connector.core.errors import StoreLockedError, TransientError
-from connector.runners.jobs import Replica, backfill, make_adapters, poll_lease_name, sync_once
+from connector.runners.jobs import backfill, make_adapters, sync_once
+from connector.runners.leases import Replica, poll_lease_name
 from connector.core.models import Patch, WriteResult
 from connector.state.ratelimit import guard_factory
 from connector.sandbox.hubspot import HubSpotSandbox

@@ -16,8 +16,10 @@ from typing import Any
 from connector.core.clock import SystemClock
 from connector.config import example_config_path, load_settings
 from connector.core.errors import TransientError
-from connector.runners.jobs import RunSummary, Replica, backfill, make_adapters, sync_once
-from connector.pipeline.batch import BatchResult, write
+from connector.runners.jobs import RunSummary, backfill, make_adapters, sync_once
+from connector.runners.leases import Replica
+from connector.pipeline.batch import BatchResult
+from connector.pipeline.stages import write
 from connector.state.ratelimit import guard_factory
 from connector.state.store import Store
 

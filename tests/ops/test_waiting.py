@@ -16,7 +16,7 @@ from connector.config import Settings, example_config_path, load_settings
 from connector.ops.report_html import render_html
 from connector.ops.insights import collect_report
 from connector.runners.jobs import make_adapters, sync_once
-from connector.pipeline.batch import waiting_leads
+from connector.pipeline.waiting import waiting_leads
 
 from .conftest import SATURDAY_NIGHT, Ops
 

@@ -8,7 +8,7 @@ from collections import Counter
 from typing import Any
 
 from connector.core.clock import SystemClock
-from connector.engine.routing import CONVERTED_SCOPE, ROUTED_SCOPE
+from connector.core.keys import CONVERTED_SCOPE, ROUTED_SCOPE
 from connector.runners.jobs import make_adapters, sync_once
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.salesforce import SalesforceSandbox

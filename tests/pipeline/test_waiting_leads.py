@@ -10,7 +10,7 @@ from rich.console import Console
 from connector.core.clock import FrozenClock
 from connector.runners.jobs import sync_once
 from connector.core.models import WAIT_CAUSES
-from connector.pipeline.batch import waiting_leads
+from connector.pipeline.waiting import waiting_leads
 from connector.ops.summary import render_summary
 from connector.sandbox.hubspot import HubSpotSandbox
 

@@ -17,7 +17,7 @@ from connector.adapters.base import NoGuard
 from connector.adapters.hubspot.adapter import HubSpotAdapter
 from connector.core.clock import FrozenClock
 from connector.core.models import Patch
-from connector.pipeline.batch import write
+from connector.pipeline.stages import write
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.state.store import Store
 

@@ -12,9 +12,9 @@ import pytest
 
 from connector.engine.scoring import CompiledScoring, EventAggregates, ScoringConfig, compile_scoring, score_lead
 from connector.core.models import Event, Lead
-from connector.pipeline.batch import aggregate_fold, lead_events
+from connector.pipeline.stages import aggregate_fold, lead_events
 from connector.state.store import Store
-from tests.engine.test_scoring import example_scoring_table
+from tests.engine.scoring.test_scoring import example_scoring_table
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
 LEAD = Lead(crm="hubspot", object_type="contacts", id="101", email="Ada@Example.com ", country="FI", employees=500)
@@ -127,7 +127,7 @@ def test_events_dated_after_now_are_left_out_as_the_raw_events_leave_them_out(st
 
 def test_an_event_stored_while_its_key_is_rebuilt_is_not_lost(store: Store, scoring: CompiledScoring, monkeypatch: pytest.MonkeyPatch) -> None:
     """The rebuild has read the events; a writer stores one more before the rebuild saves: it waits, then folds it in."""
-    import connector.pipeline.batch as pipeline
+    import connector.pipeline.stages as pipeline
 
     store.add_events(visits(EMAIL, 4))  # stale: the next scoring rebuilds
     read, writing = threading.Event(), threading.Event()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from connector.adapters.base import FieldWarning
 from connector.core.models import Lead
 
 # Standard contact properties → Lead attributes. Property values are strings in every v3
@@ -145,7 +146,7 @@ def format_value(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return str(value).lower()
     if isinstance(value, float):
         if value.is_integer():
             return str(int(value))
@@ -153,12 +154,8 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-@dataclass(frozen=True, slots=True)
-class FieldWarning:
-    """A property value normalize could not parse; the attribute became None."""
-
-    property_name: str
-    expected: str
+# (property, parse, expected kind) -> the parsed value, or None (a warning is noted) when it does not parse
+Parser = Callable[[str, Callable[[str], Any], str], Any]
 
 
 def lead_from_record(record: Mapping[str, Any], fields: FieldMap) -> tuple[Lead, list[FieldWarning]]:
@@ -181,18 +178,7 @@ def lead_from_record(record: Mapping[str, Any], fields: FieldMap) -> tuple[Lead,
             warnings.append(FieldWarning(prop, expected))
             return None
 
-    for prop, attr in TEXT_PROPERTIES.items():
-        values[attr] = parsed(prop, str, "text")
-    for prop, attr in INT_PROPERTIES.items():
-        values[attr] = parsed(prop, _parse_int, "integer")
-    for prop, attr in FLOAT_PROPERTIES.items():
-        values[attr] = parsed(prop, float, "number")
-    for prop, attr in BOOL_PROPERTIES.items():
-        values[attr] = parsed(prop, _parse_bool, "true/false")
-    for prop, attr in MULTI_PROPERTIES.items():
-        raw = props.get(prop) or ""
-        values[attr] = tuple(v.strip() for v in str(raw).split(";") if v.strip())
-
+    values.update(_typed_values(props, parsed))
     values["stage"] = parsed(fields.stage_property, str, "text")
     if fields.lead_status_property:
         values["lead_status"] = parsed(fields.lead_status_property, str, "text")
@@ -228,9 +214,24 @@ def lead_from_record(record: Mapping[str, Any], fields: FieldMap) -> tuple[Lead,
     return lead, warnings
 
 
-def _first_datetime(
-    props: Mapping[str, Any], names: Iterable[str], parsed: Callable[[str, Callable[[str], Any], str], Any]
-) -> datetime | None:
+def _typed_values(props: Mapping[str, Any], parsed: Parser) -> dict[str, Any]:
+    """The standard properties, each parsed as its kind (text, integer, number, true/false, multi-checkbox)."""
+    values: dict[str, Any] = {}
+    for prop, attr in TEXT_PROPERTIES.items():
+        values[attr] = parsed(prop, str, "text")
+    for prop, attr in INT_PROPERTIES.items():
+        values[attr] = parsed(prop, _parse_int, "integer")
+    for prop, attr in FLOAT_PROPERTIES.items():
+        values[attr] = parsed(prop, float, "number")
+    for prop, attr in BOOL_PROPERTIES.items():
+        values[attr] = parsed(prop, _parse_bool, "true/false")
+    for prop, attr in MULTI_PROPERTIES.items():
+        raw = props.get(prop) or ""
+        values[attr] = tuple(v.strip() for v in str(raw).split(";") if v.strip())
+    return values
+
+
+def _first_datetime(props: Mapping[str, Any], names: Iterable[str], parsed: Parser) -> datetime | None:
     for name in names:
         if props.get(name):
             return parsed(name, parse_datetime, "datetime")  # type: ignore[no-any-return]

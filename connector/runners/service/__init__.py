@@ -1,1 +1,1 @@
-"""The sidecar service: HTTP app, webhooks and behaviour events."""
+"""The `connector serve` sidecar: app (routes), intake (taking work in), worker (processing it), webhooks, events."""

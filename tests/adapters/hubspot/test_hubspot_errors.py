@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import SecretStr
 
-from connector.adapters.hubspot.adapter import HubSpotAdapter, classify
+from connector.adapters.hubspot.adapter import HubSpotAdapter
+from connector.adapters.hubspot.errors import classify
 from connector.core.clock import FrozenClock
 from connector.config import HubSpotSettings
 from connector.core.errors import (

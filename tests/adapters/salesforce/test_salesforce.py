@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
-from connector.adapters.salesforce.adapter import SalesforceAdapter, parse_datetime, website_domain
+from connector.adapters.salesforce.adapter import SalesforceAdapter
+from connector.adapters.salesforce.fields import parse_datetime, website_domain
 from connector.core.clock import FrozenClock
 from connector.config import SalesforceSettings
 from connector.core.errors import AuthError, BudgetExhaustedError, ConfigError

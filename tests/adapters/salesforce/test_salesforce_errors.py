@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.adapters.salesforce.adapter import classify, needs_new_session
+from connector.adapters.salesforce.errors import classify, needs_new_session
 from connector.core.errors import (
     AuthError,
     BudgetExhaustedError,

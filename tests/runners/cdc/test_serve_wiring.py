@@ -12,7 +12,7 @@ from connector.sandbox.pubsub import PublishedEvent
 from connector.sandbox.salesforce import SalesforceSandbox
 from connector.runners.service.app import Service
 from connector.state.store import Store
-from tests.runners.cdc.conftest import REPS, WAIT, cdc_settings
+from tests.cdc_fixtures import REPS, WAIT, cdc_settings
 
 
 def test_service_starts_the_subscriber_and_stops_it(tmp_path: Any, sandbox: SalesforceSandbox) -> None:

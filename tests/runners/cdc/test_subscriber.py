@@ -10,7 +10,7 @@ import pytest
 from connector.runners.cdc_subscriber import OBJECT, REPLAY_STREAM
 from connector.sandbox.salesforce import SalesforceSandbox
 from connector.state.store import Store
-from tests.runners.cdc.conftest import REPS, cdc_settings, subscribed
+from tests.cdc_fixtures import REPS, cdc_settings, subscribed
 
 CLIENT = "crm-lead-connector"
 STORED_AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

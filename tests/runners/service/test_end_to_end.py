@@ -14,7 +14,8 @@ from connector.core.clock import FrozenClock
 from connector.core.errors import TransientError
 from connector.runners.jobs import make_adapters
 from connector.sandbox.hubspot import HubSpotSandbox
-from connector.runners.service.app import CLAIM_LEASE_SECONDS, Service
+from connector.runners.service.app import Service
+from connector.runners.service.worker import CLAIM_LEASE_SECONDS
 from connector.state.store import Store
 
 from .conftest import APP_ID, hs_event, post_signed, service_settings, serving

@@ -10,13 +10,15 @@ from typing import Any
 
 import pytest
 
-import connector.runners.service.app as service_module
+import connector.runners.service.worker as worker_module
 from connector.core.clock import FrozenClock
 from connector.runners.jobs import make_adapters
 from connector.core.models import Event
 from connector.ops.forget import ForgetReport, forget
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.runners.service.app import Service
+from connector.runners.service.intake import webhook_intake_rows
+from connector.runners.service.webhooks import parse_payload
 from connector.state.store import Store
 
 from .conftest import WAIT, FakeHubSpot, hs_event, post_signed, service_settings, serving
@@ -37,7 +39,7 @@ def forget_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         calls.append(kwargs["lead_key"])
         return forget(store, **kwargs)
 
-    monkeypatch.setattr(service_module, "forget", spy)
+    monkeypatch.setattr(worker_module, "forget", spy)
     return calls
 
 
@@ -115,8 +117,8 @@ def test_generic_object_privacy_deletion_left_by_a_previous_run_is_erased_at_sta
 ) -> None:
     settings = service_settings(f"sqlite:///{tmp_path / 'state.db'}", "http://127.0.0.1:9", "unused-token")
     key = "hubspot:contacts:402"
-    rows = service_module.webhook_intake_rows(
-        service_module.parse_payload(
+    rows = webhook_intake_rows(
+        parse_payload(
             json.dumps([hs_event(40, 402, clock.now(), subscriptionType="object.privacyDeletion", objectTypeId="0-1")]).encode()
         ),
         app_id=settings.hubspot.app_id, object_type="contacts", correlation=None,

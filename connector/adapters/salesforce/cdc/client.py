@@ -20,7 +20,7 @@ import grpc
 
 from connector.adapters.salesforce.cdc import pubsub_api_pb2 as pb
 from connector.adapters.salesforce.cdc import pubsub_api_pb2_grpc as pb_grpc
-from connector.adapters.salesforce.cdc.cdc import ChangeEvent, EventSchema, decode_event
+from connector.adapters.salesforce.cdc.events import ChangeEvent, EventSchema, decode_event
 from connector.core.errors import AuthError, ConfigError, ConfigProblem, ConnectorError, CrmApiError, TransientError
 
 log = logging.getLogger(__name__)

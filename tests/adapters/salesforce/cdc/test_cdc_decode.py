@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.adapters.salesforce.cdc.cdc import (
+from connector.adapters.salesforce.cdc.events import (
     ChangeEvent,
     EventSchema,
     decode_bitmap,

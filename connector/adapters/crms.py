@@ -1,0 +1,21 @@
+"""The CRMs the connector speaks, by name: each adapter package's descriptor, in a fixed order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from connector.adapters.base import CrmDescriptor
+from connector.adapters.hubspot.descriptor import HUBSPOT
+from connector.adapters.salesforce.descriptor import SALESFORCE
+from connector.config import Settings
+
+DESCRIPTORS: Mapping[str, CrmDescriptor[Settings, Any]] = {d.crm: d for d in (HUBSPOT, SALESFORCE)}
+
+
+def descriptor_for(crm: str) -> CrmDescriptor[Settings, Any]:
+    """The descriptor of a CRM by name; KeyError names the CRMs there are."""
+    try:
+        return DESCRIPTORS[crm]
+    except KeyError:
+        raise KeyError(f"unknown CRM {crm!r}; known: {', '.join(DESCRIPTORS)}") from None

@@ -1,0 +1,191 @@
+"""The HubSpot call boundary: every request guarded, counted, sent through hubspot-api-client and retried, its
+errors translated here; plus the request shapes every read shares (batch read, IN search, associations)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import hubspot.crm.associations.v4 as hs_assoc
+import hubspot.crm.objects as hs_objects
+import hubspot.crm.owners as hs_owners
+import hubspot.crm.properties as hs_properties
+import urllib3
+from hubspot.crm.associations.v4.models import BatchInputPublicFetchAssociationsBatchRequest, PublicFetchAssociationsBatchRequest
+from hubspot.crm.objects.models import (
+    BatchReadInputSimplePublicObjectId,
+    Filter,
+    FilterGroup,
+    PublicObjectSearchRequest,
+    SimplePublicObjectId,
+)
+
+from connector.adapters.base import CallPolicy, chunks
+from connector.adapters.hubspot.auth import open_apis
+from connector.adapters.hubspot.errors import translate
+from connector.adapters.hubspot.fields import OBJECT_ID_PROPERTY
+from connector.config import HubSpotSettings
+from connector.core.clock import Clock
+from connector.core.errors import ConnectorError, CrmApiError, TransientError
+
+# Search returns at most 10,000 results per query (HTTP 400 beyond), `limit` ≤ 200
+# [crm-behaviour: HubSpot search: 10,000 results per query].
+SEARCH_RESULT_CAP = 10_000
+SEARCH_LIMIT_MAX = 200
+# List GET and batch endpoints take at most 100 per call
+# [crm-behaviour: HubSpot list pages hold at most 100 records] [crm-behaviour: HubSpot batch calls take at most 100 inputs].
+LIST_PAGE_SIZE = 100
+BATCH_SIZE = 100
+# IN filters and v4 association reads: keep ≤100 values per request
+# [crm-behaviour: HubSpot search filters and sorting] [crm-behaviour: HubSpot associations].
+IN_VALUES_MAX = 100
+API_EXCEPTIONS: tuple[type[Exception], ...] = (
+    hs_objects.ApiException,
+    hs_owners.ApiException,
+    hs_properties.ApiException,
+    hs_assoc.ApiException,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: dict[str, Any]
+    headers: Mapping[str, str]
+
+
+class HubSpotClient:
+    """One account's SDK api objects behind one guarded, counted, retried call."""
+
+    def __init__(self, settings: HubSpotSettings, *, policy: CallPolicy, clock: Clock) -> None:
+        self.apis = open_apis(settings)
+        self._policy = policy
+        self._clock = clock
+        self._timeout = settings.timeout_seconds
+
+    def close(self) -> None:
+        self.apis.close()
+
+    def call(
+        self, endpoint: str, kind: str, fn: Callable[..., Any], *args: Any,
+        build: Callable[[], tuple[Any, ...] | None] | None = None,
+        retry_on: type[TransientError] = TransientError,
+        **kwargs: Any,
+    ) -> Response:
+        """One API call: guard, count, send, translate errors; retried by the one retry policy.
+
+        `build`, when given, makes the positional arguments once the rate-limit permit is held, for
+        every attempt (None: nothing to send, no request). `retry_on` narrows what is retried in-call.
+        """
+
+        def attempt() -> Response:
+            self._policy.guard.before(endpoint, kind)
+            call_args = args if build is None else build()
+            if call_args is None:
+                return Response(0, {}, {})
+            self._policy.calls.add(endpoint)
+            return self._send(endpoint, fn, call_args, kwargs)
+
+        return self._policy.retried(attempt, retry_on=retry_on)
+
+    def _send(self, endpoint: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Response:
+        try:
+            raw = fn(*args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
+            try:
+                data = raw.data
+            finally:
+                raw.release_conn()
+        except API_EXCEPTIONS as exc:
+            headers = header_map(getattr(exc, "headers", None))
+            status = int(getattr(exc, "status", 0) or 0)
+            if status:
+                self._policy.guard.after(endpoint, status, headers)
+            raise self.translate(status, headers, getattr(exc, "body", None), endpoint) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise self._policy.network_error(endpoint, exc) from exc
+        headers = header_map(raw.headers)
+        self._policy.guard.after(endpoint, raw.status, headers)
+        try:
+            body = json.loads(data) if data else {}
+        except ValueError as exc:
+            raise TransientError(
+                f"hubspot {endpoint}: response was not JSON (HTTP {raw.status})", crm="hubspot", endpoint=endpoint, status=raw.status
+            ) from exc
+        return Response(raw.status, body if isinstance(body, dict) else {"results": body}, headers)
+
+    def translate(self, status: int, headers: Mapping[str, str], raw_body: Any, endpoint: str) -> ConnectorError:
+        return translate(status, headers, raw_body, endpoint, now=self._clock.now)
+
+    def batch_read(self, object_type: str, ids: Sequence[str], properties: list[str]) -> list[dict[str, Any]]:
+        """Records by id (batch/read, ≤100 per call); ids that no longer exist are left out."""
+        records: list[dict[str, Any]] = []
+        for chunk in chunks(list(ids), BATCH_SIZE):
+            try:
+                response = self.call(
+                    f"{object_type}.batch_read", "read", self.apis.objects_batch.read, object_type,
+                    BatchReadInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id=i) for i in chunk], properties=properties),
+                    archived=False,
+                )
+            except CrmApiError as exc:
+                if exc.status != 404:
+                    raise
+                continue  # none of these ids exist any more: missing ids are left out
+            records.extend(response.body.get("results") or [])
+        return records
+
+    def search(self, object_type: str, request: PublicObjectSearchRequest) -> Response:
+        return self.call(f"{object_type}.search", "search", self.apis.objects_search.do_search, object_type, request)
+
+    def search_in(self, object_type: str, prop: str, values: list[str], properties: list[str]) -> Iterator[dict[str, Any]]:
+        """Records whose `prop` is one of `values` (≤100), id-ordered, every page up to the search cap."""
+        after: str | None = None
+        while True:
+            request = PublicObjectSearchRequest(
+                filter_groups=[FilterGroup(filters=[Filter(property_name=prop, operator="IN", values=values)])],
+                sorts=id_order(), properties=properties, limit=SEARCH_LIMIT_MAX, after=after,
+            )
+            response = self.search(object_type, request)
+            yield from response.body.get("results") or []
+            after = next_after(response.body)
+            if not after or int(after) >= SEARCH_RESULT_CAP:
+                return
+
+    def associations(self, from_type: str, to_type: str, ids: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """v4 association rows `{"from": {"id"}, "to": [{"toObjectId"}]}`, ≤100 ids per call.
+
+        Records without associations come back as per-input errors (NO_ASSOCIATIONS_FOUND): nothing to read.
+        """
+        for chunk in chunks(list(ids), IN_VALUES_MAX):
+            response = self.call(
+                "associations.batch_read", "read", self.apis.associations.get_page, from_type, to_type,
+                BatchInputPublicFetchAssociationsBatchRequest(inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in chunk]),
+            )
+            yield from response.body.get("results") or []
+
+    def associated_ids(self, from_type: str, to_type: str, ids: Sequence[str]) -> list[str]:
+        """Ids of `to_type` records associated with the `from_type` records."""
+        found = [
+            str(target.get("toObjectId"))
+            for row in self.associations(from_type, to_type, list(dict.fromkeys(ids)))
+            for target in row.get("to") or []
+        ]
+        return list(dict.fromkeys(found))
+
+
+def next_after(body: Mapping[str, Any]) -> str | None:
+    """The `after` token of the next page, None on the last page."""
+    after = ((body.get("paging") or {}).get("next") or {}).get("after")
+    return str(after) if after not in (None, "") else None
+
+
+def id_order() -> list[dict[str, str]]:
+    """Search results sorted by record id: the keyset every paged search follows."""
+    return [{"propertyName": OBJECT_ID_PROPERTY, "direction": "ASCENDING"}]
+
+
+def header_map(headers: Any) -> dict[str, str]:
+    if not headers:
+        return {}
+    return {str(k).lower(): str(v) for k, v in headers.items()}

@@ -1,0 +1,50 @@
+"""Explanation lines: the Contribution each rule form gives, around the points the generated scorer worked out.
+
+The generated scorer has two modes from one generator (generate.py): the hot path adds up the points,
+and a model's explainer appends these lines built around the very same point expressions, so a
+result's lines always add up to its score: `score == round(sum(c.points for c in lines), 2)`.
+"""
+
+from __future__ import annotations
+
+from connector.core.models import Contribution
+from connector.engine.conditions import Condition, condition_fields
+from connector.engine.scoring.compiled import EngagementRule, EventRule
+from connector.engine.scoring.decay import InactivityStep, capped
+from connector.engine.scoring.frozen import frozen_builder
+
+_line = frozen_builder(Contribution)  # positional: model, rule, points, source, decay
+
+
+def fit_line(model: str, rule: str, points: float, when: Condition | None) -> Contribution:
+    """A fit rule's line (the same for every lead it matches): its source names the fields it reads."""
+    return _line(model, rule, round(points, 2), "field:" + ",".join(condition_fields(when)), 0.0)
+
+
+def count_line(er: EventRule, count: int) -> Contribution:
+    """A behaviour rule without half-life over `count` events: its value depends on the count only."""
+    return _line(er.model, er.name, round(capped(er.points * count, er.cap), 2), f"event:{er.label} x{count}", 0.0)
+
+
+def event_line(er: EventRule, count: int, points: float, value: float) -> Contribution:
+    """A fading behaviour rule's line: `value` is its capped weighted points, `points` that rounded.
+
+    `decay` is what fading took: the points `count` fresh events would give, less `value`.
+    """
+    full = capped(er.points * count, er.cap)
+    return _line(er.model, er.name, points, f"event:{er.label} x{count}", round(full - value, 2))
+
+
+def engagement_line(eg: EngagementRule, count: float, points: float) -> Contribution:
+    """An engagement rule's line for a counter value of `count`."""
+    return _line(eg.model, eg.name, points, f"engagement:{eg.counter} x{count:g}", 0.0)
+
+
+def inactivity_line(model: str, step: InactivityStep) -> Contribution:
+    """The line of the inactivity step a lead reached (its points are all decay)."""
+    return _line(model, "inactivity", round(step.points, 2), f"decay:inactivity {step.days:g}d", round(-step.points, 2))
+
+
+def clamp_line(model: str, which: str, bound: float, points: float) -> Contribution:
+    """The line that brings a model's total to its floor or ceiling."""
+    return _line(model, which, points, f"clamp:{which} {bound:g}", 0.0)

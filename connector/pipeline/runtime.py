@@ -1,0 +1,41 @@
+"""What a run hands the stages: one CRM's runtime (adapter, diff rules, reps) and the compiled engine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from connector.adapters.base import CrmAdapter
+from connector.core.models import Account, Rep
+from connector.engine.diff import DiffRules
+from connector.engine.routing import CompiledRouting
+from connector.engine.scoring import CompiledScoring
+
+
+@dataclass(frozen=True)
+class CrmRuntime:
+    """Everything one CRM contributes to a run: its adapter, diff rules and the reps resolved against its owners."""
+
+    crm: str
+    adapter: CrmAdapter
+    rules: DiffRules
+    reps: Sequence[Rep]
+    active_owner_ids: frozenset[str]
+    # domain -> (valid until, account or None): account matching re-used across batches. HubSpot allows
+    # 5 searches a second per account, so a search per batch would bound speed-to-lead
+    # [crm-behaviour: HubSpot search has its own rate limit].
+    account_cache: dict[str, tuple[datetime, Account | None]] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The compiled engine, shared by every CRM."""
+
+    scoring: CompiledScoring
+    routing: CompiledRouting
+    free_mail_domains: frozenset[str]
+    account_matching: bool = True
+    # crm -> stage / status values that mean converted ([reports] converted_stages; Salesforce's IsConverted too)
+    converted_stages: Mapping[str, frozenset[str]] = field(default_factory=dict)
+

@@ -1,0 +1,82 @@
+"""Poll leases: one replica at a time polls a CRM object's stream, and renews its lease while it works."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from connector.core.clock import Clock
+from connector.pipeline.outbox import worker_identity
+from connector.state.store import Store
+
+log = logging.getLogger("connector.jobs")
+
+# A poller renews its lease after every page; one killed (kill -9) stops renewing, and another replica
+# takes the CRM object over this long after its last renewal.
+POLL_LEASE_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class Replica:
+    """How this process shares a CRM object's polling with other replicas of the same store."""
+
+    worker: str = field(default_factory=worker_identity)
+    # Poll lease, and how long a killed worker's claimed outbox rows stay unclaimable by the others.
+    lease_seconds: float = POLL_LEASE_SECONDS
+    # False (sync --once, serve's poll loop): skip an object another replica is polling; True: wait for it.
+    wait_for_lease: bool = False
+
+
+def poll_lease_name(crm: str, object_type: str, stream: str) -> str:
+    """One lease per (CRM, object, stream): only its holder fetches that stream and moves its cursor."""
+    return f"poll:{crm}:{object_type}:{stream}"
+
+
+def take_poll_lease(store: Store, name: str, replica: Replica, clock: Clock) -> bool:
+    """Hold the named poll lease (waiting for it if the replica waits); False: another replica has it."""
+    while True:
+        if store.acquire_lease(name, replica.worker, clock.now(), ttl_seconds=replica.lease_seconds):
+            return True
+        held = store.get_lease(name)
+        if held is None:
+            continue  # released between the two statements: try again
+        if not replica.wait_for_lease:
+            log.warning(
+                "another replica holds the poll of %s (%s, until %s); skipping it this run",
+                name.removeprefix("poll:").replace(":", " "), held.holder, held.expires_at.isoformat(timespec="seconds"),
+            )
+            return False
+        # A dead holder's lease runs out by itself; a live one releases it when its stream is done.
+        clock.sleep(max(0.05, min(replica.lease_seconds / 4, (held.expires_at - clock.now()).total_seconds())))
+
+
+@contextmanager
+def keep_leases(store: Store, names: list[str], replica: Replica, clock: Clock) -> Iterator[None]:
+    """Renew the held leases every third of their term while the body runs (each until lost to another replica).
+
+    The renewal runs beside the work, so a page slowed down by the rate limiter or Retry-After does
+    not lose its lease; a process killed (kill -9) stops renewing, and its leases expire a term later.
+    The page loop still re-checks its lease before it moves the cursor (the fence).
+    """
+    stop = threading.Event()
+    live = list(names)
+
+    def renew() -> None:
+        while live and not stop.wait(replica.lease_seconds / 3):
+            for name in list(live):
+                try:
+                    if not store.acquire_lease(name, replica.worker, clock.now(), ttl_seconds=replica.lease_seconds):
+                        live.remove(name)
+                except Exception as exc:  # a thread boundary: the page loop's own renewal decides
+                    log.warning("could not renew the lease %s: %s", name, exc)
+
+    keeper = threading.Thread(target=renew, name="connector-lease-keeper", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join()

@@ -1,0 +1,303 @@
+"""The database under the store: engine creation, transactions, schema migrations and the SQLite one-process lock."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.util.exc import CommandError
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from connector.core.errors import ConfigError, ConfigProblem, StoreLockedError
+
+T = TypeVar("T")
+
+# How long an SQLite writer waits for another process's write transaction before giving up.
+# Routing and limiter transactions are milliseconds long, so 30 s only runs out when a process hangs.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+# Two replicas starting at once against a fresh PostgreSQL must not both run the DDL.
+_MIGRATION_LOCK_KEY = 0x636F6E6E  # "conn"
+# SQLite caps bound parameters per statement (32,766 since 3.32, 999 before); stay well under both.
+CHUNK = 500
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+# SQLite files this process holds the one-process lock of: path -> (open lock file descriptor, holders).
+_PROCESS_LOCKS: dict[str, tuple[int, int]] = {}
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """`items` in slices small enough for one statement's bound parameters."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def split_lead_key(key: str) -> tuple[str, str, str]:
+    """A lead key "crm:object_type:record_id" as its three parts."""
+    crm, _, rest = key.partition(":")
+    object_type, _, record_id = rest.partition(":")
+    return crm, object_type, record_id
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"cannot store a {type(value).__name__} in a JSON column of the state store")
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, default=_json_default, separators=(",", ":"))
+
+
+def store_problem(message: str) -> ConfigError:
+    """A problem with [store] url, reported like any other config error."""
+    return ConfigError([ConfigProblem("store.url", message)])
+
+
+def _sqlite_pragmas(busy_timeout_seconds: float) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the sqlite3 module (its legacy mode never BEGINs before SELECT), so
+        # `_sqlite_on_begin` decides between DEFERRED reads and IMMEDIATE writes.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
+        # WAL lets readers (CLI, /healthz) run while a sync writes; fine for a local file.
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    return on_connect
+
+
+def _sqlite_on_begin(conn: sa.Connection) -> None:
+    # IMMEDIATE takes the write lock up front: a DEFERRED transaction that reads, then writes, gets
+    # SQLITE_BUSY without waiting when another process wrote in between.
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def create_engine(url_text: str, *, busy_timeout_seconds: float = SQLITE_BUSY_TIMEOUT_SECONDS) -> sa.Engine:
+    """An engine for a SQLite or PostgreSQL URL; anything else is a ConfigError on store.url."""
+    try:
+        url = sa.make_url(url_text)
+    except sa.exc.ArgumentError as exc:
+        raise store_problem(f"not a database URL ({exc}); use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB") from exc
+    backend = url.get_backend_name()
+    if backend == "postgresql" and url.drivername == "postgresql":
+        # A bare postgresql:// would pick psycopg2, which the connector does not ship; psycopg 3 is the driver.
+        url = url.set(drivername="postgresql+psycopg")
+    if backend not in ("sqlite", "postgresql"):
+        raise store_problem(f"unsupported database {backend!r}; use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+    try:
+        if backend == "sqlite":
+            engine = sa.create_engine(url, json_serializer=_dumps, connect_args={"timeout": busy_timeout_seconds})
+            sa.event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_seconds))
+            sa.event.listen(engine, "begin", _sqlite_on_begin)
+        else:
+            engine = sa.create_engine(url, json_serializer=_dumps, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise store_problem(f"cannot use {url.drivername}: {exc}") from exc
+    return engine
+
+
+def _sqlite_file(engine: sa.Engine) -> str | None:
+    """The SQLite database file of the engine; None for PostgreSQL, in-memory and URI databases."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
+@contextmanager
+def _first_open_lock(engine: sa.Engine) -> Iterator[None]:
+    """SQLite: one opener at a time per file, so two processes creating a fresh store don't collide.
+
+    Switching a new file to WAL and migrating it both need the write lock; SQLite answers a second
+    connection doing the same at that moment with "database is locked" instead of waiting.
+    """
+    database = _sqlite_file(engine)
+    if database is None:
+        yield
+        return
+    try:
+        fd = os.open(str(Path(database).resolve()) + ".open-lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield  # e.g. a missing directory: connecting fails next with the message that names it
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+def _busy_code(exc: sa.exc.OperationalError) -> bool:
+    # sqlite3 exposes the (extended) result code; the low byte is the primary code.
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _read_lock_file(fd: int) -> dict[str, Any]:
+    try:
+        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+class Database:
+    """One engine over SQLite or PostgreSQL and the read and write transactions every repository runs in."""
+
+    def __init__(self, engine: sa.Engine, *, busy_timeout_seconds: float = SQLITE_BUSY_TIMEOUT_SECONDS) -> None:
+        self.engine = engine
+        self.dialect: str = engine.dialect.name
+        self.url: str = engine.url.render_as_string(hide_password=True)
+        self.busy_timeout_seconds = busy_timeout_seconds
+        self._process_lock: str | None = None
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True, busy_timeout_seconds: float = SQLITE_BUSY_TIMEOUT_SECONDS) -> Database:
+        """Connect and (by default) upgrade the schema to head; a bad or unreachable URL is a ConfigError on store.url."""
+        engine = create_engine(url, busy_timeout_seconds=busy_timeout_seconds)
+        db = cls(engine, busy_timeout_seconds=busy_timeout_seconds)
+        try:
+            with _first_open_lock(engine):
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("SELECT 1")
+                if migrate:
+                    db.migrate()
+        except sa.exc.DBAPIError as exc:
+            engine.dispose()
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+            raise store_problem(f"cannot open the state store at {db.url}: {reason}") from exc
+        except CommandError as exc:
+            engine.dispose()
+            raise store_problem(
+                f"the state store at {db.url} has a schema this connector version does not know ({exc}); "
+                "run the newer connector version or point [store] url at another database"
+            ) from exc
+        return db
+
+    def migrate(self) -> None:
+        """Upgrade the schema to the newest migration (one migrator at a time)."""
+        cfg = Config()
+        # configparser interpolates '%' in option values.
+        cfg.set_main_option("script_location", str(_MIGRATIONS).replace("%", "%%"))
+        cfg.set_main_option("path_separator", "os")
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        """Give up the process lock and every pooled connection."""
+        self._release_process()
+        self.engine.dispose()
+
+    def ping(self) -> bool:
+        """True when the database answers (for /healthz)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except sa.exc.DBAPIError:
+            return False
+        return True
+
+    def insert(self, table: sa.Table) -> Any:
+        """An INSERT that can take ON CONFLICT clauses (upserts)."""
+        # Both dialects spell upserts as INSERT ... ON CONFLICT; SQLAlchemy exposes them per dialect.
+        return postgresql.insert(table) if self.dialect == "postgresql" else sqlite_dialect.insert(table)
+
+    @contextmanager
+    def _translate_locked(self) -> Iterator[None]:
+        try:
+            yield
+        except sa.exc.OperationalError as exc:
+            if _busy_code(exc):
+                raise StoreLockedError(
+                    f"the state store {self.url} stayed locked by another process for {self.busy_timeout_seconds} s"
+                ) from exc
+            raise
+
+    @contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """A write transaction (SQLite: BEGIN IMMEDIATE, so it waits for the file's write lock up front)."""
+        with self._translate_locked(), self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A read transaction."""
+        with self._translate_locked(), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def claim_process(self, purpose: str, now: datetime) -> None:
+        """SQLite: make this the only connector process working on the file, until close(); PostgreSQL: nothing to do.
+
+        An exclusive flock on "<db>.lock" (released by the kernel when the process dies, even by kill -9).
+        A second process — `connector sync` while `connector serve` runs — fails fast with StoreLockedError
+        naming the holder. Re-entrant within one process (the service's worker and poll loops share it).
+        """
+        if self._process_lock is not None:
+            return
+        database = _sqlite_file(self.engine)
+        if database is None:
+            return
+        path = str(Path(database).resolve()) + ".lock"
+        held = _PROCESS_LOCKS.get(path)
+        if held is not None:
+            _PROCESS_LOCKS[path] = (held[0], held[1] + 1)
+            self._process_lock = path
+            return
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_lock_file(fd)
+            os.close(fd)
+            raise StoreLockedError(
+                f"state store {self.url} is in use by pid {holder.get('pid', '?')} "
+                f"({holder.get('purpose', 'a connector process')} on {holder.get('host', '?')} since {holder.get('since', '?')}); "
+                "use PostgreSQL for several processes"
+            ) from None
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose, "since": now.isoformat(timespec="seconds")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        _PROCESS_LOCKS[path] = (fd, 1)
+        self._process_lock = path
+
+    def _release_process(self) -> None:
+        path, self._process_lock = self._process_lock, None
+        if path is None or path not in _PROCESS_LOCKS:
+            return
+        fd, holders = _PROCESS_LOCKS[path]
+        if holders > 1:
+            _PROCESS_LOCKS[path] = (fd, holders - 1)
+            return
+        del _PROCESS_LOCKS[path]
+        os.close(fd)  # closing the descriptor drops the flock
