@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.config import example_config_path
-from connector.engine.diff import DiffRules, plan_write
+from connector.engine.diff import Desired, DiffRules, plan_write
 from connector.engine.routing import (
     CompiledRouting,
     RoutingConfig,
@@ -43,7 +43,7 @@ from connector.engine.scoring import (
 )
 from connector.core.models import Account, Event, Lead, Owner, Patch, Rep, RoutingDecision
 from connector.pipeline.stages import desired_for
-from connector.sandbox.seed import COUNTRIES, INDUSTRIES, PRODUCTS, SEED_REPS, SeedPerson, generate_companies, generate_people
+from connector.sandbox.seed import INDUSTRIES, PRODUCTS, SEED_REPS, SeedPerson, generate_companies, generate_people
 
 # Tuesday 15:00 UTC: the Americas and Europe are at work, Asia-Pacific mostly is not (as on a real afternoon).
 NOW = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)

@@ -5,20 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import wraps
 from pathlib import Path
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from connector.core.errors import AuthError, ConfigError, ConnectorError, CrmApiError, UsageError
+from connector.core.errors import ConfigError, UsageError
+from connector.ops.exits import EXIT_ABORTED, EXIT_CONFIG, EXIT_OK, JsonAwareGroup, fail, handle_errors, run_summary
 
-EXIT_OK, EXIT_ABORTED, EXIT_CONFIG = 0, 1, 2
-P = ParamSpec("P")
-R = TypeVar("R")
 log = logging.getLogger("connector.cli")
 
 if TYPE_CHECKING:
@@ -26,34 +23,11 @@ if TYPE_CHECKING:
     from connector.config import Settings
     from connector.core.clock import Clock
     from connector.runners.jobs import RunSummary
-    from connector.sandbox.salesforce import SalesforceSandbox
     from connector.state.store import Store
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(message, err=True)
-    sys.exit(code)
-
-
-def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Process boundary: turn connector errors into a clear message and an exit code."""
-
-    @wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except ConfigError as exc:
-            _fail(f"configuration error: {exc}", EXIT_CONFIG)
-        except UsageError as exc:
-            _fail(f"usage error: {exc}", EXIT_CONFIG)
-        except AuthError as exc:
-            _fail(f"authentication failed: {exc}", EXIT_ABORTED)
-        except CrmApiError as exc:
-            _fail(f"aborted: {exc}", EXIT_ABORTED)
-        except ConnectorError as exc:
-            _fail(f"aborted: {exc}", EXIT_ABORTED)
-
-    return wrapper
+    fail(message, code)
 
 
 config_option = click.option(
@@ -102,11 +76,12 @@ def refuse_pinned_time(command: str) -> None:
 def opened(settings: Settings) -> Iterator[tuple[Store, dict[str, CrmAdapter], Clock]]:
     """The store, the adapters (each with its account's shared limiter) and the clock for one command."""
     from connector.runners.jobs import make_adapters
+    from connector.state.fresh import open_for_run
     from connector.state.ratelimit import guard_factory
-    from connector.state.store import Store
 
     clock = command_clock()
-    with Store.open(settings.store.url) as store:
+    # A command that fails before it has work to keep leaves no state file it created behind.
+    with open_for_run(settings.store.url) as store:
         adapters = make_adapters(settings, guard_for=guard_factory(store, settings, clock), clock=clock)
         if not adapters:
             raise UsageError("no CRM is enabled: set [hubspot] enabled = true and/or [salesforce] enabled = true")
@@ -122,7 +97,7 @@ def print_summary(summary: RunSummary, as_json: bool) -> None:
     render_summary(summary)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=JsonAwareGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="crm-lead-connector")
 @click.option(
     "--at", "at", envvar="CONNECTOR_AT", default=None, metavar="ISO-TIME",
@@ -153,6 +128,11 @@ def check_config(file: str) -> None:
         _fail(str(exc), EXIT_CONFIG)
     crms = ", ".join(settings.enabled_crms) or "none"
     click.echo(f"{file}: OK (CRMs enabled: {crms}; store: {settings.store.url.split('://')[0]})")
+    from connector.runners.service.intake_config import unconfigured_intakes
+
+    routes = {"events": "POST /events", "webhooks": "POST /webhooks/hubspot"}
+    for group, why in unconfigured_intakes(settings).items():
+        click.echo(f"warning: for `connector serve`, {routes[group]} answers 404: {why}")
 
 
 @main.command()
@@ -168,7 +148,7 @@ def sync(once: bool, config_path: str | None, as_json: bool) -> None:
     settings = load(config_path)
     with opened(settings) as (store, adapters, clock):
         while True:
-            summary = sync_once(settings, store, adapters, clock)
+            summary = sync_once(settings, store, adapters, clock, summary=run_summary("sync"))
             print_summary(summary, as_json)
             if once:
                 sys.exit(EXIT_ABORTED if summary.aborted else EXIT_OK)
@@ -195,11 +175,13 @@ def backfill(dry_run: bool, limit: int | None, out: str | None, config_path: str
     with opened(settings) as (store, adapters, clock):
         progress = backfill_progress(settings, store, adapters, clock, limit=limit, as_json=as_json)
         with progress:
-            summary = run_backfill(settings, store, adapters, clock, dry_run=dry_run, limit=limit, on_batch=progress)
-    if out:
-        from connector.ops.summary import write_diff_csv
+            summary = run_backfill(settings, store, adapters, clock, dry_run=dry_run, limit=limit, on_batch=progress,
+                                   summary=run_summary("backfill", dry_run=dry_run))
+        if out:
+            from connector.ops.summary import write_diff_csv
 
-        write_diff_csv(Path(out), summary.patches)
+            # Owner names and emails next to their ids: one more owners call per CRM, for the reviewer.
+            write_diff_csv(Path(out), summary.patches, {crm: a.fetch_owners() for crm, a in adapters.items()})
     print_summary(summary, as_json)
     sys.exit(EXIT_ABORTED if summary.aborted else EXIT_OK)
 
@@ -210,48 +192,10 @@ def backfill(dry_run: bool, limit: int | None, out: str | None, config_path: str
 @click.option("--contacts", type=click.IntRange(min=0), default=500, show_default=True, help="Seeded HubSpot contacts.")
 @click.option("--leads", "sf_leads", type=click.IntRange(min=0), default=500, show_default=True, help="Seeded Salesforce leads.")
 def sandbox(host: str, port: int, contacts: int, sf_leads: int) -> None:
-    """Run the built-in HubSpot (and Salesforce) compatible sandbox until Ctrl-C."""
-    from connector.sandbox.hubspot import HubSpotSandbox
+    """Run the built-in HubSpot (and Salesforce) compatible sandbox until Ctrl-C or SIGTERM."""
+    from connector.ops.sandbox_run import run_sandbox
 
-    hs = HubSpotSandbox(contacts=contacts, host=host, port=port)
-    hs.start()
-    ids = hs.records_ids("contacts")
-    click.echo(f"HubSpot sandbox:    {hs.base_url}   token: {hs.token}   contacts {ids[0]}…{ids[-1]}" if ids else f"HubSpot sandbox:    {hs.base_url}   token: {hs.token}")
-    click.echo(f"  export CONNECTOR_HUBSPOT__ENABLED=true CONNECTOR_HUBSPOT__BASE_URL={hs.base_url} CONNECTOR_HUBSPOT__ACCESS_TOKEN={hs.token}")
-    sf = _start_salesforce_sandbox(sf_leads)
-    click.echo("Ctrl-C to stop.")
-    try:
-        import threading
-
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        hs.stop()
-        if sf is not None:
-            sf.stop()
-
-
-def _start_salesforce_sandbox(leads: int) -> SalesforceSandbox | None:
-    """The Salesforce sandbox with its Pub/Sub API, started and announced (None: its extra is not installed)."""
-    try:
-        from connector.sandbox.salesforce import SalesforceSandbox
-    except ImportError:
-        return None
-    sf = SalesforceSandbox(leads=leads, pubsub=True, pubsub_tls=False)
-    sf.start()
-    click.echo(f"Salesforce sandbox: {sf.instance_url}   CA file: {sf.ca_file}   Pub/Sub API: {sf.pubsub_target}")
-    click.echo(f"  e.g. lead ids: {', '.join(sf.lead_ids()[:3])}")
-    click.echo(
-        "  export CONNECTOR_SALESFORCE__ENABLED=true "
-        f"CONNECTOR_SALESFORCE__LOGIN_URL={sf.instance_url} CONNECTOR_SALESFORCE__CLIENT_ID={sf.client_id} "
-        f"CONNECTOR_SALESFORCE__CLIENT_SECRET={sf.client_secret} CONNECTOR_SALESFORCE__CA_BUNDLE={sf.ca_file}"
-    )
-    click.echo(
-        "  export CONNECTOR_SALESFORCE__CDC_ENABLED=true "
-        f"CONNECTOR_SALESFORCE__PUBSUB_TARGET={sf.pubsub_target} CONNECTOR_SALESFORCE__PUBSUB_TLS=false"
-    )
-    return sf
+    run_sandbox(host=host, port=port, contacts=contacts, sf_leads=sf_leads, echo=lambda line: click.echo(line))
 
 
 @main.command()
@@ -260,9 +204,12 @@ def _start_salesforce_sandbox(leads: int) -> SalesforceSandbox | None:
 @handle_errors
 def demo(contacts: int, as_json: bool) -> None:
     """Everything end to end against the built-in sandbox CRM: no credentials needed."""
+    import shutil
+
     from connector.ops.demo import run_demo
 
-    result = run_demo(contacts=contacts, echo=None if as_json else click.echo, at=pinned_at())
+    width = shutil.get_terminal_size().columns  # COLUMNS, else the terminal's, else 80
+    result = run_demo(contacts=contacts, echo=None if as_json else click.echo, at=pinned_at(), width=width)
     if as_json:
         click.echo(json.dumps(result, sort_keys=False))
 
@@ -498,7 +445,9 @@ def report_experiments(offline: bool, config_path: str | None, as_json: bool) ->
     if not data:
         console.print("no routing experiments configured ([[routing.experiments]])")
     for e in data:
-        table = Table("arm", "strategy", "leads", "conversions", "rate", title=f"experiment {e['experiment']} (rule {e['rule']})")
+        # A heading line, not a table title: a title wraps to the table's width, narrower than the names can be.
+        console.print(f"[bold]experiment {e['experiment']}[/] (rule {e['rule']})", highlight=False)
+        table = Table("arm", "strategy", "leads", "conversions", "rate")
         for a in e["arms"]:
             rate = "unknown" if a["rate"] is None else f"{a['rate']:.1%}"
             table.add_row(a["arm"], a["strategy"], str(a["leads"]), "?" if a["conversions"] is None else str(a["conversions"]), rate)
@@ -534,7 +483,7 @@ def rules_test(file: str, at: str | None, config_path: str | None, as_json: bool
     if as_json:
         click.echo(json.dumps({
             "leads": [o.as_json() for o in outcomes],
-            "problems": [{"row": p.row, "field": p.field, "message": p.message} for p in problems],
+            "problems": [{"row": p.row, "field": p.field, "message": p.message, "value": p.value} for p in problems],
         }))
     else:
         render_outcomes(outcomes, problems)
@@ -544,21 +493,24 @@ def rules_test(file: str, at: str | None, config_path: str | None, as_json: bool
 @main.command()
 @click.argument("person", metavar="EMAIL|CRM:ID")
 @click.option("--offline", is_flag=True, help="Do not look the email up in the CRMs (erase only what is keyed by it).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation at a terminal (without a terminal nobody is asked).")
 @config_option
 @json_option
 @handle_errors
-def forget(person: str, offline: bool, config_path: str | None, as_json: bool) -> None:
+def forget(person: str, offline: bool, yes: bool, config_path: str | None, as_json: bool) -> None:
     """Erase what the connector holds about a person (events, scores, explanations, payloads); say what was erased."""
     from connector.core.clock import SystemClock
     from connector.runners.jobs import make_adapters
     from connector.ops.forget import forget as erase
-    from connector.ops.forget import lead_key_for, parse_person
+    from connector.ops.forget import is_interactive, lead_key_for, parse_person
     from connector.state.ratelimit import guard_factory
     from connector.state.store import Store
 
     refuse_pinned_time("forget")
     settings = load(config_path)
     email, ref = parse_person(person)
+    if not yes and is_interactive():
+        click.confirm(f"Erase everything the connector holds about {person}? It cannot be undone", abort=True)
     object_types = {"hubspot": settings.hubspot.object_type, "salesforce": "Lead"}
     keys: list[str] = [lead_key_for(ref, object_types)] if ref else []
     clock = SystemClock()

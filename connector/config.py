@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connector.engine.routing import RoutingConfig, check_routing
 from connector.engine.scoring import ScoringConfig, check_scoring
 from connector.core.errors import ConfigError, ConfigProblem
 from connector.core.keys import CallLimits, account_key
+from connector.core.spelling import closest
 
 HUBSPOT_API_HOST = "https://api.hubapi.com"
 SALESFORCE_LOGIN_URL = "https://login.salesforce.com"
@@ -25,6 +27,8 @@ HUBSPOT_LIFECYCLE_ORDER = [
     "opportunity", "customer", "evangelist",
 ]
 # Salesforce's default Lead Status values in their SortOrder [crm-behaviour: Salesforce lead statuses].
+# Where a TLS-terminating proxy or ingress usually runs: loopback and the private ranges (not the internet).
+PRIVATE_NETWORKS = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
 SALESFORCE_STATUS_ORDER = ["Open - Not Contacted", "Working - Contacted", "Closed - Converted", "Closed - Not Converted"]
 
 
@@ -42,11 +46,16 @@ def _read_secret_file(path: str | None, key: str) -> SecretStr | None:
 
 
 class HubSpotSettings(Section):
-    """`[hubspot]`: one HubSpot account (portal) reached with a private-app or OAuth access token."""
+    """`[hubspot]`: one HubSpot account (portal) reached with a private app's access token or an OAuth app's refresh token."""
 
     enabled: bool = False
     access_token: SecretStr | None = None
     access_token_file: str | None = None
+    # An OAuth app, instead of access_token: its client id (with client_secret and refresh_token).
+    client_id: str | None = None
+    # The app installation's refresh token: access tokens are renewed with it before they expire and on a 401.
+    refresh_token: SecretStr | None = None
+    refresh_token_file: str | None = None
     base_url: str = HUBSPOT_API_HOST
     object_type: Literal["contacts", "leads"] = "contacts"
     score_property: str = "connector_lead_score"
@@ -58,6 +67,8 @@ class HubSpotSettings(Section):
     app_id: str | None = None
     client_secret: SecretStr | None = None
     client_secret_file: str | None = None
+    # The exact target URL set in the HubSpot app (v3 signatures cover it); unset: rebuilt from the request.
+    webhook_url: str | None = None
     requests_per_10s: int = Field(default=190, ge=1, le=1000)
     search_requests_per_second: int = Field(default=5, ge=1, le=50)
     daily_limit: int = Field(default=625_000, ge=1)
@@ -71,10 +82,14 @@ class HubSpotSettings(Section):
     def _secrets(self) -> HubSpotSettings:
         token = self.access_token or _read_secret_file(self.access_token_file, "access_token")
         secret = self.client_secret or _read_secret_file(self.client_secret_file, "client_secret")
+        refresh = self.refresh_token or _read_secret_file(self.refresh_token_file, "refresh_token")
         object.__setattr__(self, "access_token", token)
         object.__setattr__(self, "client_secret", secret)
-        if self.enabled and token is None:
-            raise ValueError("access_token (or access_token_file) is required when [hubspot] is enabled")
+        object.__setattr__(self, "refresh_token", refresh)
+        if self.enabled:
+            _check_hubspot_auth(token is not None, self.client_id, secret is not None, refresh is not None)
+        if self.webhook_url is not None and not self.webhook_url.startswith(("http://", "https://")):
+            raise ValueError(f"webhook_url must be the full URL HubSpot calls (https://…), got {self.webhook_url!r}")
         if not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
         return self
@@ -85,14 +100,40 @@ class HubSpotSettings(Section):
             return self.stage_property
         return "lifecyclestage" if self.object_type == "contacts" else "hs_pipeline_stage"
 
+    @property
+    def auth_mode(self) -> Literal["token", "oauth"]:
+        """`oauth` when a refresh token is configured (an OAuth app), else `token` (a private app's access token)."""
+        return "oauth" if self.refresh_token is not None else "token"
+
     def call_limits(self) -> CallLimits:
         """The portal's burst window, its separate search limit and the daily budget
-        [crm-behaviour: HubSpot rate limits: burst and daily] [crm-behaviour: HubSpot search has its own rate limit]."""
-        token = self.access_token.get_secret_value() if self.access_token else ""
+        [crm-behaviour: HubSpot rate limits: burst and daily] [crm-behaviour: HubSpot search has its own rate limit].
+
+        An OAuth app's account is keyed by base_url + client_id: its access tokens change every renewal."""
+        if self.auth_mode == "oauth":
+            account = account_key("hubspot", self.base_url, "oauth", self.client_id)
+        else:
+            account = account_key("hubspot", self.base_url, self.access_token.get_secret_value() if self.access_token else "")
         return CallLimits(
-            account=account_key("hubspot", self.base_url, token), daily_limit=self.daily_limit, daily_share=self.daily_budget_share,
+            account=account, daily_limit=self.daily_limit, daily_share=self.daily_budget_share,
             requests_per_window=self.requests_per_10s, window_seconds=10.0, search_per_second=self.search_requests_per_second,
         )
+
+
+def _check_hubspot_auth(has_token: bool, client_id: str | None, has_secret: bool, has_refresh: bool) -> None:
+    """A private app's access_token, or an OAuth app's client_id + client_secret + refresh_token: never both, never half."""
+    if has_refresh and has_token:
+        raise ValueError("access_token and refresh_token are both set: keep access_token (private app) or "
+                         "client_id + client_secret + refresh_token (OAuth app), not both")
+    missing = [key for key, ok in (("client_id", bool(client_id)), ("client_secret", has_secret),
+                                   ("refresh_token", has_refresh)) if not ok]
+    if has_refresh and missing:
+        raise ValueError(f"an OAuth app (refresh_token) also needs {' and '.join(missing)}"
+                         + (" (or client_secret_file)" if "client_secret" in missing else ""))
+    if not has_token and not has_refresh:
+        hint = f"; client_id is set, so the OAuth app is missing {' and '.join(missing)}" if client_id else ""
+        raise ValueError("access_token (or access_token_file) is required when [hubspot] is enabled, or an OAuth app's "
+                         f"client_id + client_secret + refresh_token (or refresh_token_file){hint}")
 
 
 class SalesforceSettings(Section):
@@ -177,12 +218,22 @@ class StoreSettings(Section):
         return self
 
 
+PersonField = Literal["owner", "stage", "grade"]
+
+
+def _every_person_field() -> list[PersonField]:
+    return ["owner", "stage", "grade"]
+
+
 class SyncSettings(Section):
     """`[sync]`: how jobs page and batch work."""
 
     batch_size: int = Field(default=200, ge=1, le=2000)
     poll_interval_seconds: int = Field(default=300, ge=5)
     max_dead_letter_attempts: int = Field(default=5, ge=1)
+    # A value a person set in the CRM after the connector's last write is kept for these fields
+    # ("stage" covers HubSpot's lifecycle stage / lead status and Salesforce's Status). The score is always ours.
+    person_wins: list[PersonField] = Field(default_factory=_every_person_field)
 
 
 class LoggingSettings(Section):
@@ -190,7 +241,7 @@ class LoggingSettings(Section):
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_emails: bool = False
-    as_json: bool = True  # one JSON object per log line (false: human-readable lines)
+    as_json: bool | None = None  # one JSON object per log line (false: text lines; unset: text on a terminal, else JSON)
 
 
 class ServiceSettings(Section):
@@ -212,11 +263,21 @@ class ServiceSettings(Section):
     events_secret_file: str | None = None
     # Run an incremental sync per enabled CRM every [sync] poll_interval_seconds (false: webhooks / cron only).
     poll: bool = True
+    # Peers (CIDRs) whose X-Forwarded-Proto / -Host and Forwarded headers are believed (the webhook URL check).
+    trusted_proxies: list[str] = Field(default_factory=lambda: list(PRIVATE_NETWORKS))
+    # Webhook / event work the CRM keeps failing (5xx, timeout, 429) is retried with backoff, using no
+    # attempts, until it is this old; then it becomes a dead letter saying so.
+    intake_max_age_hours: float = Field(default=24, gt=0, le=24 * 365)
 
     @model_validator(mode="after")
     def _secrets(self) -> ServiceSettings:
         if self.events_secret is None:
             object.__setattr__(self, "events_secret", _read_secret_file(self.events_secret_file, "events_secret"))
+        for network in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {network!r} is not an IP address or CIDR network") from None
         return self
 
 
@@ -302,14 +363,72 @@ def _loc_to_path(loc: tuple[Any, ...]) -> str:
     return path or "(top level)"
 
 
+def _model_in(annotation: Any) -> Any:
+    """The type a key path steps into: a model itself, a dict's value, a list's item, a union's model member."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    args = get_args(annotation)
+    if get_origin(annotation) is dict and len(args) == 2:
+        return _model_in(args[1])
+    for arg in args:
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the section at `loc` (a pydantic error location under Settings) takes; [] when unknown."""
+    current: Any = Settings
+    for part in loc:
+        fields = {field.alias or name: field for name, field in current.model_fields.items()}
+        if isinstance(part, str) and part in fields:
+            current = _model_in(fields[part].annotation)
+            if current is None:
+                return []
+        # else: a list index, a dict key (a model or pool name) or a validator's tag; the type is already stepped into
+    return [field.alias or name for name, field in current.model_fields.items()]
+
+
+def _unknown_key(loc: tuple[Any, ...]) -> str:
+    keys = _keys_at(loc[:-1])
+    near = closest(str(loc[-1]), keys) if keys else None
+    if near is None:
+        return "unknown key (not a setting; check spelling, or see docs/configuration.md)"
+    return f"unknown key; did you mean {near!r}?"
+
+
 def problems_from_validation(exc: ValidationError) -> list[ConfigProblem]:
     problems = []
     for err in exc.errors(include_url=False):
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (not a setting; check spelling)"
+            msg = _unknown_key(tuple(err["loc"]))
         problems.append(ConfigProblem(_loc_to_path(tuple(err["loc"])), msg))
     return problems
+
+
+def _engine_problems(data: dict[str, Any], broken: set[str]) -> list[ConfigProblem]:
+    """`[scoring]` and `[routing]` checked on their own when another section failed its shape, so one run lists all.
+
+    The file's values with the CONNECTOR_* environment over them, as Settings merges them; a section whose
+    shape failed is not checked (pydantic listed its problems), and routing needs a valid scoring.
+    """
+    merged = _deep_merge(data, EnvSettingsSource(Settings)())
+    if "scoring" in broken:
+        return []
+    try:
+        scoring = ScoringConfig.model_validate(merged.get("scoring", {}))
+    except ValidationError:
+        return []
+    problems = check_scoring(scoring, "scoring")
+    if "routing" in broken:
+        return problems
+    try:
+        routing = RoutingConfig.model_validate(merged.get("routing", {}))
+    except ValidationError:
+        return problems
+    return problems + check_routing(routing, scoring, "routing")
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -345,7 +464,8 @@ def load_settings(path: str | os.PathLike[str] | None = None, overrides: dict[st
     try:
         settings = Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(problems_from_validation(exc), source) from None
+        broken = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
+        raise ConfigError(problems_from_validation(exc) + _engine_problems(data, broken), source) from None
     problems = check_scoring(settings.scoring, "scoring") + check_routing(settings.routing, settings.scoring, "routing")
     if problems:
         raise ConfigError(problems, source)

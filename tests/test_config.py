@@ -89,3 +89,42 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(write(tmp_path, "[hubspot\n"))
+
+
+def example_with(*edits: tuple[str, str]) -> str:
+    """The shipped example config with each (old, new) text replaced once."""
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return text
+
+
+def test_check_config_lists_every_stage_in_one_run_with_near_misses(tmp_path: Path) -> None:
+    # A typo in [hubspot] fails the Settings shape; the scoring field and routing pool typos are found by the
+    # engine's checks, which still run, so the operator fixes all three after one run.
+    path = write(tmp_path, example_with(
+        ("[hubspot]\n", '[hubspot]\nacess_token = "typo"\n'),
+        ('when = { field = "country", op = "in"', 'when = { field = "contry", op = "in"'),
+        ('pool = "enterprise"', 'pool = "enterprize"'),
+    ))
+    result = CliRunner().invoke(main, ["check-config", str(path)])
+    assert result.exit_code == 2
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert "- hubspot.acess_token: unknown key; did you mean 'access_token'?" in lines
+    assert "- scoring.models.core.rules[0].when.field: unknown field 'contry'; did you mean 'country'?" in lines
+    assert "- routing.rules[0].pool: unknown pool 'enterprize'; did you mean 'enterprise'?" in lines
+    assert "3 configuration problem(s)" in result.output
+    # No list of every known name: the longest line stays readable.
+    assert max(len(line) for line in lines) < 160, result.output
+
+
+def test_an_unknown_name_without_a_near_miss_says_where_names_come_from(tmp_path: Path) -> None:
+    path = write(tmp_path, example_with(('when = { field = "country", op = "in"', 'when = { field = "zzz", op = "in"')))
+    result = CliRunner().invoke(main, ["check-config", str(path)])
+    assert result.exit_code == 2
+    message = next(line for line in result.output.splitlines() if "'zzz'" in line)
+    assert message.strip() == (
+        "- scoring.models.core.rules[0].when.field: unknown field 'zzz'; use a lead attribute (country, state, "
+        "email_domain, employees, industry, title, lead_source, ...), extra.NAME (a mapped CRM property) or engagement.NAME"
+    )

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import ssl
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from urllib.parse import urlsplit
 
 from connector.core.clock import Clock
 from connector.core.errors import ConfigError, ConfigProblem, TransientError
@@ -225,8 +228,55 @@ class CallPolicy:
         self.log.info("%s; retrying in %.1f s", exc, wait_seconds)
 
     def network_error(self, endpoint: str, exc: BaseException) -> TransientError:
-        """No HTTP answer (timeout, reset, refused): retried like a 5xx. The exception's text is left out."""
-        return TransientError(f"{self.crm} {endpoint}: network error ({type(exc).__name__})", crm=self.crm, endpoint=endpoint)
+        """No HTTP answer (timeout, reset, refused): retried like a 5xx. Names the host and the cause, never the
+        exception's text (it can carry a URL's query)."""
+        origin, cause = unreachable(exc)
+        return TransientError(f"{self.crm} {endpoint}: could not reach {origin or 'the CRM'}: {cause}", crm=self.crm, endpoint=endpoint)
+
+
+def unreachable(exc: BaseException) -> tuple[str | None, str]:
+    """(scheme://host:port, cause in words) of a request that got no HTTP answer, read from the exception chain.
+
+    urllib3 raises MaxRetryError(pool, reason=NewConnectionError … from ConnectionRefusedError); requests wraps
+    that again. Types are matched, never messages."""
+    origin: str | None = None
+    cause = None
+    seen: list[BaseException] = []
+    todo: list[Any] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if not isinstance(e, BaseException) or any(e is s for s in seen):
+            continue
+        seen.append(e)
+        origin = origin or _origin_of(e)
+        cause = cause or _cause_of(e)
+        todo += [getattr(e, "reason", None), e.__cause__, e.__context__, *e.args[:1]]
+    return origin, cause or f"no answer ({type(exc).__name__})"
+
+
+def _origin_of(exc: BaseException) -> str | None:
+    pool = getattr(exc, "pool", None)  # urllib3's connection pool
+    if pool is not None and getattr(pool, "host", None):
+        return f"{getattr(pool, 'scheme', 'http')}://{pool.host}" + (f":{pool.port}" if getattr(pool, "port", None) else "")
+    url = getattr(getattr(exc, "request", None), "url", None)  # requests' PreparedRequest
+    if isinstance(url, str) and "://" in url:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return None
+
+
+def _cause_of(exc: BaseException) -> str | None:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
+        return "connection reset by the server"
+    if isinstance(exc, socket.gaierror) or type(exc).__name__ == "NameResolutionError":
+        return "host name not found"
+    if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
+        return "timed out"
+    if isinstance(exc, ssl.SSLError):
+        return "TLS handshake failed"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

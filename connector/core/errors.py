@@ -114,3 +114,11 @@ class CrmApiError(ConnectorError):
 
 class StoreLockedError(ConnectorError):
     """Another process holds the state store (e.g. a second process on SQLite)."""
+
+
+class StoreUnwritableError(ConnectorError):
+    """The state store cannot take writes (disk full, read-only volume or database): stop, the cursor stays."""
+
+
+class RejectedDataError(ConnectorError):
+    """The state store refused a value (too long, a NUL, not valid Unicode): the sender's data is bad, not the store."""

@@ -304,6 +304,7 @@ class FieldDecision(str, Enum):
     UNCHANGED = "unchanged"
     OWNER_LOCKED = "owner_locked"
     STAGE_LOCKED = "stage_locked"
+    GRADE_LOCKED = "grade_locked"  # a person set the grade / Rating after the connector's last write
     WOULD_REGRESS = "would_regress"
     NOT_CONFIGURED = "not_configured"
 

@@ -23,6 +23,15 @@ def backoff_delay(attempt: int, *, base_delay: float, max_delay: float) -> float
     return min(max_delay, base_delay * 2.0 ** (attempt - 1))
 
 
+def wait_after(failures: int, error: BaseException | None, *, base_delay: float, max_delay: float) -> float:
+    """The wait before a loop tries again after `failures` failures in a row: jittered backoff, or the
+    CRM's Retry-After when it is longer (a background loop's retry, not one call's)."""
+    delay = equal_jitter(backoff_delay(max(1, failures), base_delay=base_delay, max_delay=max_delay))
+    if isinstance(error, RateLimitedError) and error.retry_after is not None:
+        delay = max(delay, error.retry_after)
+    return max(0.0, delay)
+
+
 def call_with_retries(
     fn: Callable[[], T],
     *,

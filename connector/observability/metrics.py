@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from connector.adapters.base import CallGuard
 from connector.pipeline.batch import BatchResult
+from connector.pipeline.outcomes import outcome_of
 
 # A limiter wait shorter than this is lock bookkeeping, not throttling.
 _WAIT_THRESHOLD_SECONDS = 0.005
@@ -22,7 +23,12 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.leads_processed = Counter("connector_leads_processed", "Leads fetched into a pipeline batch.", ["crm"], registry=r)
+        self.leads_processed = Counter(
+            "connector_leads_processed", "Lead records fetched into a pipeline batch (the summaries' `fetched`).", ["crm"], registry=r
+        )
+        self.leads_routed = Counter(
+            "connector_leads_routed", "Leads given a new owner, by how (the summaries' `routed_by`).", ["crm", "routed_by"], registry=r
+        )
         self.decisions = Counter(
             "connector_routing_decisions", "Owners decided, by routing rule and rep.", ["crm", "kind", "rule", "rep"], registry=r
         )
@@ -70,6 +76,9 @@ class Metrics:
         for decision in batch.decisions.values():
             if decision.owner_id and decision.kind not in ("kept", "none", "wait"):
                 self.decisions.labels(crm, decision.kind, decision.rule or "", decision.rep or "").inc()
+            how = outcome_of(decision, "").routed_by
+            if how is not None:
+                self.leads_routed.labels(crm, how).inc()
         if batch.written:
             self.writes.labels(crm, "ok").inc(batch.written)
         if batch.dead_lettered:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -15,8 +14,10 @@ from connector.adapters.base import CrmAdapter
 from connector.core.clock import Clock, PinnedClock
 from connector.config import Settings, example_config_path, load_settings
 from connector.runners.jobs import RunSummary, backfill, make_adapters, sync_once
+from connector.pipeline.outcomes import DECISION_KINDS, ROUTED_BY, LeadOutcome, OutcomeTally, merged, positive, tally
 from connector.state.ratelimit import guard_factory
 from connector.ops.summary import waiting_line
+from connector.ops.words import hanging
 from connector.state.store import Store
 
 if TYPE_CHECKING:
@@ -66,14 +67,21 @@ def _salesforce_sandbox(contacts: int, clock: Clock) -> SalesforceSandbox | None
     return SalesforceSandbox(leads=contacts, clock=clock)
 
 
-def run_demo(contacts: int = 400, echo: Echo | None = None, at: datetime | None = None) -> dict[str, Any]:
+def wrapped(echo: Echo, width: int) -> Echo:
+    """`echo`, each line wrapped at word boundaries to `width` columns with a hanging indent (nothing cut)."""
+    return lambda text: echo("\n".join(hanging(line, width) if len(line) > width else line for line in text.split("\n")))
+
+
+def run_demo(contacts: int = 400, echo: Echo | None = None, at: datetime | None = None, width: int | None = None) -> dict[str, Any]:
     """Run the whole product against the sandbox, CRMs and connector on one clock pinned to `at` (default DEMO_AT).
 
-    Returns the figures it printed.
+    Returns the figures it printed. `width`: wrap the printed lines to that many columns (a terminal's width).
     """
     from connector.observability.logging import configure_logging
 
     say: Echo = echo or (lambda line: None)
+    if width is not None:
+        say = wrapped(say, width)
     configure_logging("WARNING", as_json=False)
     with ExitStack() as stack:
         stage = _set_stage(stack, contacts, PinnedClock(at or DEMO_AT))
@@ -85,7 +93,8 @@ def run_demo(contacts: int = 400, echo: Echo | None = None, at: datetime | None 
         hs.fail_write_ids[first_id] = ("VALIDATION_ERROR", "Property values were not valid: demo rejection")
 
         say("1/3 backfill: every lead scored, routed and written back …")
-        full = backfill(settings, store, adapters, clock)
+        # The demo's own summary remembers each lead, so that the story counts a lead once across its three steps.
+        full = backfill(settings, store, adapters, clock, summary=RunSummary(mode="backfill", tally=OutcomeTally(remember=True)))
         say(_line(full))
 
         say("2/3 live arrivals: 5 new leads, and a person reassigns one lead in the CRM …")
@@ -99,7 +108,7 @@ def run_demo(contacts: int = 400, echo: Echo | None = None, at: datetime | None 
 
         kept = reassigned is None or (hs.get_record("contacts", reassigned) or {}).get("hubspot_owner_id") == person_owner
         result = _figures(full, live, again, kept=kept, dead=store.count_dead_letters())
-        _tell_figures(say, result, processed=full.fetched + live.fetched)
+        _tell_figures(say, result)
         return result
 
 
@@ -123,9 +132,9 @@ def _announce(say: Echo, stage: _Stage, contacts: int, *, pinned: bool) -> None:
     say(f"Sandbox CRMs up: HubSpot {stage.hubspot.base_url}" + (f", Salesforce {sf.instance_url}" if sf else "") + f"; {contacts} leads each.")
     say(
         f"Clock: the story runs as at {stage.clock.start:%a %Y-%m-%d %H:%M} UTC"
-        + (" (--at)" if pinned else " (a working hour for the example reps)")
-        + "; real runs use the real time, and `connector --at ISO-TIME demo` picks another instant."
+        + (" (--at)." if pinned else " (a working hour for the example reps).")
     )
+    say("Real runs use the real time; `connector --at ISO-TIME demo` picks another instant.")
 
 
 def _live_arrivals(hs: HubSpotSandbox) -> tuple[str | None, str]:
@@ -143,37 +152,78 @@ def _live_arrivals(hs: HubSpotSandbox) -> tuple[str | None, str]:
     return owned[-1], person_owner
 
 
+def story_outcomes(*runs: RunSummary) -> dict[str, LeadOutcome]:
+    """Each lead's outcome over several runs in order: its latest grade, and routed if any run routed it."""
+    out: dict[str, LeadOutcome] = {}
+    for run in runs:
+        for key, outcome in run.tally.outcomes.items():
+            out[key] = merged(out.get(key), outcome)
+    return out
+
+
 def _figures(full: RunSummary, live: RunSummary, again: RunSummary, *, kept: bool, dead: int) -> dict[str, Any]:
-    """The demo's JSON: what the backfill and the live sync did, and what the idle re-sync cost."""
+    """The demo's JSON: the whole story, each lead counted once (its latest grade and decision), and each step's cost.
+
+    Adapters count calls from their start, so a run's `api_calls` is the story so far: the last run's is the whole demo.
+    """
+    story = tally(story_outcomes(full, live, again))
+    steps = [full, live, again]
+    totals = [sum(run.api_calls.values()) for run in steps]
     return {
-        "leads": full.fetched,
-        "grades": dict(Counter(full.grades) + Counter(live.grades)),
-        "leads_per_rep": dict(Counter(full.leads_per_rep) + Counter(live.leads_per_rep)),
+        "leads": story.leads,
+        "grades": positive(story.grades),
+        "leads_per_rep": positive(story.leads_per_rep),
         "api_calls": dict(again.api_calls),
-        "api_calls_total": sum(again.api_calls.values()),
+        "api_calls_total": totals[-1],
         "written": full.written + live.written,
         "resync_written": again.written,
         "person_choice_kept": kept,
         "dead_letters": dead,
+        "decisions": {kind: story.decisions[kind] for kind in DECISION_KINDS},
+        "routed": story.decisions["routed"],
+        "routed_by": {how: story.routed_by[how] for how in ROUTED_BY},
+        "waiting": again.waiting,
+        "api_calls_by_step": {"backfill": totals[0], "live": totals[1] - totals[0], "resync": totals[2] - totals[1]},
+        "resync_fetched": again.fetched,
+        "resync_rechecked_waiting": again.rechecked_waiting,
     }
 
 
-def _tell_figures(say: Echo, result: dict[str, Any], *, processed: int) -> None:
-    grades: dict[str, int] = result["grades"]
+def routed_words(routed_by: dict[str, int]) -> str:
+    """`rule 120, fallback queue 52` (the non-zero ways a lead got a new owner)."""
+    return ", ".join(f"{how.replace('_', ' ')} {n}" for how, n in routed_by.items() if n) or "none"
+
+
+def _tell_figures(say: Echo, result: dict[str, Any]) -> None:
+    decisions: dict[str, int] = result["decisions"]
     per_rep: dict[str, int] = result["leads_per_rep"]
     dead: int = result["dead_letters"]
+    steps = result["api_calls_by_step"]
+    to_reps = sum(per_rep.values())
+    queue = result["routed_by"]["fallback_queue"]
     say("")
-    say(f"Leads processed: {processed}   written: {result['written']}   re-sync writes: {result['resync_written']}")
-    say("Grades: " + ", ".join(f"{g} {n}" for g, n in sorted(grades.items(), key=lambda kv: -kv[1])))
-    say("Leads per rep: " + ", ".join(f"{rep.split('@')[0]} {n}" for rep, n in sorted(per_rep.items())))
-    say(f"API calls used (whole demo): {result['api_calls_total']}")
+    say(f"Leads: {result['leads']} (each counted once over the whole story)   written: {result['written']}   "
+        f"re-sync writes: {result['resync_written']}")
+    say(f"Decisions: routed {decisions['routed']} ({routed_words(result['routed_by'])}), kept {decisions['kept']}, "
+        f"waiting {decisions['waiting']}, unrouted {decisions['unrouted']}")
+    say("Grades: " + ", ".join(f"{g} {n}" for g, n in sorted(result["grades"].items(), key=lambda kv: -kv[1])))
+    say(f"New leads per rep ({to_reps} to reps, {queue} to the fallback queue"
+        + (f", {decisions['routed'] - to_reps - queue} to CRM owners who are not configured reps" if decisions["routed"] - to_reps - queue else "")
+        + "): " + ", ".join(f"{rep.split('@')[0]} {n}" for rep, n in sorted(per_rep.items())))
+    say(f"API calls used (whole demo): {result['api_calls_total']} "
+        f"(backfill {steps['backfill']}, live arrivals {steps['live']}, re-sync {steps['resync']})")
     say(f"A person's owner change kept: {'yes' if result['person_choice_kept'] else 'NO'}")
-    say(f"Dead-lettered: {dead}" + (" (the CRM refused a value; see `connector errors list`)" if dead else ""))
+    say(f"Dead-lettered: {dead}" + (
+        " (the CRM refused a value; the demo's store is deleted when it ends: "
+        "in a real run `connector errors list` shows each one)" if dead else ""))
 
 
 def _line(summary: RunSummary) -> str:
+    data = summary.as_json()
+    rechecked = f" ({summary.rechecked_waiting} of them waiting leads re-checked)" if summary.rechecked_waiting else ""
     line = (
-        f"   fetched {summary.fetched}, routed {summary.routed}, written {summary.written}, unchanged {summary.unchanged}, "
+        f"   fetched {summary.fetched}{rechecked}: {data['leads']} leads, routed {summary.routed} "
+        f"({routed_words(data['routed_by'])}), written {summary.written}, unchanged {summary.unchanged}, "
         f"dead-lettered {summary.dead_lettered} in {summary.seconds:.1f}s"
     )
     waiting = waiting_line(summary.as_json())

@@ -111,7 +111,7 @@ def retry(
             )
             results.append(RetryResult(letter.id, "not_found", f"{letter.crm} {letter.object_type} {letter.record_id} no longer exists; discard it"))
             continue
-        run_batch(store, runtime, engine, FetchPage(leads=tuple(leads), cursor=None), now)
+        run_batch(store, runtime, engine, FetchPage(leads=tuple(leads), cursor=None), now, clock=clock)
         again = _still_failing(store, letter, now)
         if again is None:
             store.set_dead_letter_status(letter.id, "resolved", clock.now())

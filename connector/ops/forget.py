@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 
 from connector.adapters.crms import DESCRIPTORS
@@ -10,7 +11,7 @@ from connector.core.errors import UsageError
 from connector.core.keys import lead_key
 from connector.state.erasure import EMAIL, ERASED, ForgetReport, forget, purge_expired_events
 
-__all__ = ["ERASED", "ForgetReport", "forget", "lead_key_for", "parse_person", "purge_expired_events"]
+__all__ = ["ERASED", "ForgetReport", "forget", "is_interactive", "lead_key_for", "parse_person", "purge_expired_events"]
 
 _LEAD_KEY = re.compile(r"^(hubspot|salesforce):[A-Za-z0-9_]+:[A-Za-z0-9_-]+$")
 
@@ -41,3 +42,8 @@ def lead_key_for(ref: str, object_types: Mapping[str, str]) -> str:
     if not _LEAD_KEY.match(key):
         raise UsageError(f"{ref!r} is not a lead reference (CRM:ID)")
     return key
+
+
+def is_interactive() -> bool:
+    """A person at a terminal, who is asked before an erasure; scripts and CronJobs (no TTY) are not asked."""
+    return sys.stdin.isatty()

@@ -12,13 +12,12 @@ from connector.adapters.base import CrmAdapter
 from connector.config import Settings
 from connector.core.keys import OPEN_SCOPE
 from connector.engine.routing.experiments import experiment_report
-from connector.engine.routing import compile_routing
+from connector.engine.routing import build_reps, compile_routing
 from connector.ops.status import waiting_figures
 from connector.state.store import DecisionRecord, Store
 
 # Routing a lead created long before is a backfill, not a response to a new lead: leave it out of speed-to-lead.
 SPEED_TO_LEAD_HORIZON = timedelta(days=30)
-_ROUTED_KINDS = ("route", "reassign")
 
 
 def _latest_per_lead(decisions: Sequence[DecisionRecord]) -> dict[str, DecisionRecord]:
@@ -26,6 +25,11 @@ def _latest_per_lead(decisions: Sequence[DecisionRecord]) -> dict[str, DecisionR
     for d in decisions:
         latest[d.lead_key] = d
     return latest
+
+
+def is_new_owner(d: DecisionRecord) -> bool:
+    """A routing that set a new owner (the summaries' `routed`); the log also has first decisions that kept the owner."""
+    return d.kind == "route" and bool(d.owner_id) and (d.explanation.get("routing") or {}).get("kind") != "kept"
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -61,33 +65,68 @@ def score_figures(settings: Settings, decisions: Sequence[DecisionRecord]) -> di
     }
 
 
-def fairness_figures(settings: Settings, store: Store, decisions: Sequence[DecisionRecord]) -> list[dict[str, Any]]:
-    """Per rep: leads routed to them vs their weight's share, open leads now and their caps."""
-    assigned = Counter(d.rep for d in decisions if d.kind in _ROUTED_KINDS and d.rep)
+def rep_activity(settings: Settings, adapters: Mapping[str, CrmAdapter] | None) -> dict[str, bool]:
+    """rep email -> active, as every command resolves it: active in config and an active owner in some CRM.
+
+    Without the CRMs (--offline) only the config's `active` is known.
+    """
+    if adapters is None:
+        return {r.email.lower(): r.active for r in settings.routing.reps}
+    reps, _ = build_reps(settings.routing, {crm: a.fetch_owners() for crm, a in adapters.items()})
+    return {r.email.lower(): r.is_active for r in reps}
+
+
+def fairness_figures(
+    settings: Settings, store: Store, decisions: Sequence[DecisionRecord], active: Mapping[str, bool] | None = None,
+) -> list[dict[str, Any]]:
+    """Per rep: new leads routed to them (as the runs' `leads_per_rep` count them) vs their weight's share, open leads and caps.
+
+    `active`: rep email -> active as resolved against the CRMs (rep_activity); SLA reassignments are counted apart.
+    """
+    assigned = Counter(d.rep for d in decisions if is_new_owner(d) and d.rep)
+    reassigned = Counter(d.rep for d in decisions if d.kind == "reassign" and d.rep)
     open_now = store.counters(OPEN_SCOPE)
     reps = settings.routing.reps
-    total_weight = sum(r.weight for r in reps if r.active) or 1
+    is_active = {r.email.lower(): (active or {}).get(r.email.lower(), r.active) for r in reps}
+    total_weight = sum(r.weight for r in reps if is_active[r.email.lower()]) or 1
     total = sum(assigned.get(r.email.lower(), 0) for r in reps)
     rows = []
     for rep in reps:
         email = rep.email.lower()
         rows.append({
-            "rep": email, "name": rep.name, "active": rep.active, "weight": rep.weight,
-            "leads": assigned.get(email, 0),
-            "expected": round(total * rep.weight / total_weight, 1) if rep.active else 0.0,
+            "rep": email, "name": rep.name, "active": is_active[email], "weight": rep.weight,
+            "leads": assigned.get(email, 0), "reassigned_to": reassigned.get(email, 0),
+            "expected": round(total * rep.weight / total_weight, 1) if is_active[email] else 0.0,
             "open_now": open_now.get(email, 0), "max_open_leads": rep.max_open_leads, "max_leads_per_day": rep.max_leads_per_day,
         })
     return rows
 
 
+def backfill_windows(store: Store) -> list[tuple[datetime, datetime]]:
+    """When backfill runs were going (start, end), from the run log: what they routed is a backfill, not a response."""
+    windows = []
+    for run in store.last_runs(10_000):
+        if run["kind"] == "backfill":
+            end = run["created_at"] if run["created_at"].tzinfo else run["created_at"].replace(tzinfo=UTC)
+            windows.append((end - timedelta(seconds=float(run["summary"].get("seconds") or 0) + 1), end))
+    return windows
+
+
 def sla_figures(settings: Settings, store: Store, decisions: Sequence[DecisionRecord], now: datetime) -> dict[str, Any]:
-    """Per day: leads routed, SLA breaches (reassignments) and median minutes from lead creation to routing."""
+    """Per day: leads routed, SLA breaches (reassignments) and median minutes from lead creation to routing.
+
+    Speed-to-lead leaves out backfills: leads routed while a backfill ran, and leads created over 30 days before.
+    """
     days: dict[str, dict[str, Any]] = defaultdict(lambda: {"routed": 0, "sla_breaches": 0, "minutes": []})
+    backfills = backfill_windows(store)
     for d in decisions:
         day = d.created_at.astimezone(UTC).date().isoformat()
-        if d.kind == "route" and d.owner_id:
+        if is_new_owner(d):
             days[day]["routed"] += 1
             created = _parse_time(d.explanation.get("lead_created_at"))
+            at = d.created_at if d.created_at.tzinfo else d.created_at.replace(tzinfo=UTC)
+            if any(start <= at <= end for start, end in backfills):
+                continue
             if created is not None and timedelta(0) <= d.created_at - created <= SPEED_TO_LEAD_HORIZON:
                 days[day]["minutes"].append((d.created_at - created).total_seconds() / 60)
         elif d.kind == "reassign":
@@ -176,6 +215,16 @@ def experiment_figures(settings: Settings, decisions: Sequence[DecisionRecord], 
     return results
 
 
+def last_run_figures(store: Store) -> dict[str, Any] | None:
+    """The newest run's shared figures as its summary printed them (None: no run yet)."""
+    runs = store.last_runs(1)
+    if not runs:
+        return None
+    summary = runs[0]["summary"]
+    return {"kind": runs[0]["kind"], **{k: summary.get(k) for k in (
+        "fetched", "leads", "routed", "waiting", "written", "unchanged", "decisions", "routed_by", "grades", "leads_per_rep")}}
+
+
 def collect_report(settings: Settings, store: Store, now: datetime, adapters: Mapping[str, CrmAdapter] | None = None) -> dict[str, Any]:
     """Every figure of the report; with adapters, experiment leads are read back from the CRM for conversions."""
     decisions = store.list_decisions()
@@ -185,7 +234,8 @@ def collect_report(settings: Settings, store: Store, now: datetime, adapters: Ma
         "generated_at": now.astimezone(UTC).isoformat(),
         "decisions": len(decisions),
         "scores": score_figures(settings, decisions),
-        "fairness": fairness_figures(settings, store, decisions),
+        "fairness": fairness_figures(settings, store, decisions, rep_activity(settings, adapters)),
+        "last_run": last_run_figures(store),
         "sla": sla_figures(settings, store, decisions, now),
         "dead_letters": dead_letter_figures(store),
         "experiments": experiment_figures(settings, decisions, converted),

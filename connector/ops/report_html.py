@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from connector.ops.words import time_words
 from connector.core.models import wait_cause_words
 
 PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#0ea5e9", "#84cc16", "#f97316")
@@ -18,6 +19,7 @@ h1{font-size:24px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 6px;border-bot
 table{border-collapse:collapse;font-size:13px;margin-top:8px} td,th{border:1px solid #e5e7eb;padding:3px 8px;text-align:right}
 th{background:#f9fafb} td:first-child,th:first-child{text-align:left}
 .legend span{display:inline-block;margin-right:14px;font-size:13px} .legend i{display:inline-block;width:11px;height:11px;margin-right:4px;vertical-align:-1px}
+.pair{display:flex;gap:24px;align-items:flex-start;flex-wrap:wrap} figure{margin:0} figcaption{font-size:13px;font-weight:600}
 .verdict{font-weight:600} .empty{color:#6b7280;font-style:italic}
 svg text{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 """
@@ -28,11 +30,18 @@ def _num(value: float) -> str:
 
 
 def _nice_max(value: float) -> float:
-    """The smallest 1 / 2 / 2.5 / 5 × 10^k at or above value: a round top for the y axis."""
+    """A round top for the y axis whose four grid steps are round too: 22 leads → 24 (6, 12, 18, 24), 240 h → 240.
+
+    Charts count leads, so a step is never a fraction once the values reach 1 (no "6.25 leads" gridline).
+    """
     if value <= 0:
-        return 1.0
-    magnitude = 10 ** math.floor(math.log10(value))
-    return float(next(m * magnitude for m in (1, 2, 2.5, 5, 10) if value <= m * magnitude))
+        return 4.0
+    quarter = value / 4
+    magnitude = 10 ** math.floor(math.log10(quarter))
+    step = next(m * magnitude for m in (1, 2, 3, 4, 5, 6, 8, 10) if quarter <= m * magnitude)
+    if value >= 1:
+        step = max(1.0, math.ceil(step))
+    return float(step * 4)
 
 
 def _chart_frame(chart_id: str, y_label: str, width: int, height: int, top_value: float, box: tuple[int, int, int, int]) -> list[str]:
@@ -52,12 +61,16 @@ def _chart_frame(chart_id: str, y_label: str, width: int, height: int, top_value
 def bar_chart(
     chart_id: str, series: Sequence[tuple[str, str]], labels: Sequence[str], values: Sequence[Sequence[float | None]],
     *, y_label: str, colours: Sequence[str] | None = None, bar_colours: Sequence[str] | None = None,
-    width: int = 920, height: int = 280,
+    width: int = 920, height: int = 280, y_floor: float = 0.0, x_label: str = "",
 ) -> str:
-    """Grouped vertical bars: one group per label, one bar per series (values[series][label]); an SVG element."""
+    """Grouped vertical bars: one group per label, one bar per series (values[series][label]); an SVG element.
+
+    `y_floor`: the least top of the y axis (a percentage chart reads 0–10 %, not 0–1, when every rate is small).
+    `x_label`: what the groups are (with its unit), written under the axis.
+    """
     left, right, top, bottom = 56, 12, 16, 64
     plot_w, plot_h = width - left - right, height - top - bottom
-    top_value = _nice_max(max((v for row in values for v in row if v is not None), default=0.0))
+    top_value = max(y_floor, _nice_max(max((v for row in values for v in row if v is not None), default=0.0)))
     parts = _chart_frame(chart_id, y_label, width, height, top_value, (left, right, top, plot_h))
     groups = max(1, len(labels))
     group_w = plot_w / groups
@@ -80,11 +93,20 @@ def bar_chart(
         parts.append(f'<text class="axis-label" x="{cx:.1f}" y="{top + plot_h + 14}" font-size="11" text-anchor="{"end" if rotate else "middle"}" '
                      f'fill="#374151"{rotate}>{escape(label)}</text>')
     parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" stroke="#9ca3af"/>')
+    parts.append(_x_label(x_label, left + plot_w / 2, height - 4))
     parts.append("</svg>")
     return "".join(parts)
 
 
-def line_chart(chart_id: str, labels: Sequence[str], values: Sequence[float | None], *, y_label: str, width: int = 920, height: int = 220) -> str:
+def _x_label(text: str, x: float, y: float) -> str:
+    if not text:
+        return ""
+    return f'<text class="x-axis-label" x="{x:.0f}" y="{y:.0f}" font-size="11" text-anchor="middle" fill="#374151">{escape(text)}</text>'
+
+
+def line_chart(
+    chart_id: str, labels: Sequence[str], values: Sequence[float | None], *, y_label: str, width: int = 920, height: int = 220, x_label: str = "",
+) -> str:
     """One line with dots (gaps where a value is None); an SVG element."""
     left, right, top, bottom = 56, 12, 16, 48
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -110,6 +132,7 @@ def line_chart(chart_id: str, labels: Sequence[str], values: Sequence[float | No
         else:
             run.append(f"{p[0]:.1f},{p[1]:.1f}")
     parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" stroke="#9ca3af"/>')
+    parts.append(_x_label(x_label, left + plot_w / 2, height - 4))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -131,6 +154,31 @@ def _grade_of(value: float, bands: Sequence[Mapping[str, Any]]) -> int:
     return len(bands) - 1
 
 
+def _words(counts: Mapping[str, int] | None) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in (counts or {}).items() if n) or "none"
+
+
+def _last_run_section(run: Mapping[str, Any] | None) -> str:
+    """The newest run's figures, as its summary said them (`sync --json` has the same numbers)."""
+    head = '<h2 id="last-run">Last run</h2>'
+    if not run:
+        return head + '<p class="empty">No run yet.</p>'
+    if run.get("leads") is None:
+        return head + f'<p class="note">{escape(run["kind"])}: fetched {run["fetched"]}, written {run["written"]}.</p>'
+    decisions = run.get("decisions") or {}
+    rows = [
+        ["leads (each counted once)", run["leads"]],
+        ["decided", _words(decisions)],
+        ["routed (a new owner)", f'{run["routed"]} ({_words(run.get("routed_by"))})'],
+        ["waiting", run["waiting"]],
+        ["grades", _words(run.get("grades"))],
+        ["new leads per rep", _words(run.get("leads_per_rep"))],
+        ["written", run["written"]],
+        ["unchanged", run["unchanged"]],
+    ]
+    return head + f'<p class="note">The newest {escape(run["kind"])}, as its summary reported it.</p>' + _table(["figure", "value"], rows, "table-last-run")
+
+
 def _scores_section(scores: Mapping[str, Any]) -> str:
     if not scores["leads"]:
         return '<h2 id="scores">Score distribution and grade bands</h2><p class="empty">No scored leads yet.</p>'
@@ -138,14 +186,14 @@ def _scores_section(scores: Mapping[str, Any]) -> str:
     labels = [f"{h['from']}–{h['to']}" for h in scores["histogram"]]
     colours = [GRADE_COLOURS[_grade_of(h["from"], bands) % len(GRADE_COLOURS)] for h in scores["histogram"]]
     chart = bar_chart("chart-scores", [("leads", "leads")], labels, [[h["leads"] for h in scores["histogram"]]],
-                      y_label="leads", bar_colours=colours)
+                      y_label="leads", bar_colours=colours, x_label="score (points)")
     legend = _legend([
         (f"{b['grade']} ({'≥ ' + _num(b['min']) if b['min'] is not None else 'below'}): {scores['grades'].get(b['grade'], 0)} leads",
          GRADE_COLOURS[i % len(GRADE_COLOURS)])
         for i, b in enumerate(bands)
     ])
-    return (f'<h2 id="scores">Score distribution and grade bands</h2><p class="note">Each lead\'s latest score '
-            f'({scores["leads"]} leads), bars coloured by grade band.</p>{legend}{chart}')
+    return (f'<h2 id="scores">Score distribution and grade bands</h2><p class="note">Each routed lead\'s latest score '
+            f'({scores["leads"]} leads in the decision log), bars coloured by grade band.</p>{legend}{chart}')
 
 
 def _fairness_section(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -153,16 +201,17 @@ def _fairness_section(rows: Sequence[Mapping[str, Any]]) -> str:
         return '<h2 id="fairness">Leads per rep</h2><p class="empty">No reps configured.</p>'
     labels = [r["name"] or r["rep"].split("@")[0] for r in rows]
     chart = bar_chart("chart-fairness", [("leads", "leads routed"), ("expected", "expected by weight")], labels,
-                      [[r["leads"] for r in rows], [r["expected"] for r in rows]], y_label="leads", colours=("#2563eb", "#cbd5e1"))
+                      [[r["leads"] for r in rows], [r["expected"] for r in rows]], y_label="leads", colours=("#2563eb", "#cbd5e1"), x_label="rep")
     table = _table(
-        ["rep", "active", "weight", "leads routed", "expected by weight", "open now", "max open", "max per day"],
-        [[r["rep"], "yes" if r["active"] else "no", r["weight"], r["leads"], r["expected"], r["open_now"],
+        ["rep", "active", "weight", "leads routed", "expected by weight", "reassigned to (SLA)", "open now", "max open", "max per day"],
+        [[r["rep"], "yes" if r["active"] else "no", r["weight"], r["leads"], r["expected"], r.get("reassigned_to", 0), r["open_now"],
           r["max_open_leads"] if r["max_open_leads"] is not None else "—", r["max_leads_per_day"] if r["max_leads_per_day"] is not None else "—"]
          for r in rows],
         "table-fairness",
     )
-    return ('<h2 id="fairness">Leads per rep vs weight and capacity</h2><p class="note">Routed and reassigned leads per rep, '
-            'against the share their round-robin weight would give; capacity caps in the table.</p>'
+    return ('<h2 id="fairness">Leads per rep vs weight and capacity</h2><p class="note">New leads routed to each rep '
+            '(the runs\' "leads per rep", summed over every run), against the share their round-robin weight would give; '
+            'SLA reassignments and capacity caps in the table. Active: as resolved against the CRMs.</p>'
             + _legend([("leads routed", "#2563eb"), ("expected by weight", "#cbd5e1")]) + chart + table)
 
 
@@ -175,10 +224,15 @@ def _sla_section(sla: Mapping[str, Any]) -> str:
         return head + note + '<p class="empty">No routing decisions yet.</p>'
     labels = [d["day"] for d in days]
     bars = bar_chart("chart-sla", [("routed", "leads routed"), ("breaches", "SLA breaches (reassigned)")], labels,
-                     [[d["routed"] for d in days], [d["sla_breaches"] for d in days]], y_label="leads per day", colours=("#10b981", "#ef4444"))
-    line = line_chart("chart-speed", labels, [d["median_minutes_to_route"] for d in days], y_label="median minutes to owner")
+                     [[d["routed"] for d in days], [d["sla_breaches"] for d in days]], y_label="leads per day", colours=("#10b981", "#ef4444"), x_label="day (UTC)")
+    medians: list[float | None] = [d["median_minutes_to_route"] for d in days]
+    in_hours = max((m for m in medians if m is not None), default=0.0) > 180
+    unit, per = ("hours", 60.0) if in_hours else ("minutes", 1.0)
+    line = line_chart("chart-speed", labels, [None if m is None else round(m / per, 1) for m in medians], y_label=f"median {unit} to owner",
+                      x_label="day the lead was routed (UTC)")
     return (head + note + _legend([("leads routed", "#10b981"), ("SLA breaches (reassigned)", "#ef4444")]) + bars
-            + '<p class="note">Median minutes from lead creation to an owner (leads created within 30 days of routing; older ones are backfills).</p>'
+            + f'<p class="note">Median {unit} from lead creation to an owner. Backfills are left out: leads routed while a '
+            'backfill ran, and leads created over 30 days before they were routed.</p>'
             + line)
 
 
@@ -189,7 +243,7 @@ def _dead_letter_section(dead: Mapping[str, Any]) -> str:
     labels = [r["reason"] for r in dead["by_reason"]]
     chart = bar_chart("chart-dead-letters", [("open", "open"), ("resolved", "resolved"), ("discarded", "discarded")], labels,
                       [[r["open"] + r["retrying"] for r in dead["by_reason"]], [r["resolved"] for r in dead["by_reason"]],
-                       [r["discarded"] for r in dead["by_reason"]]], y_label="dead letters", colours=("#ef4444", "#10b981", "#9ca3af"))
+                       [r["discarded"] for r in dead["by_reason"]]], y_label="dead letters", colours=("#ef4444", "#10b981", "#9ca3af"), x_label="reason")
     return head + _legend([("open", "#ef4444"), ("resolved", "#10b981"), ("discarded", "#9ca3af")]) + chart
 
 
@@ -204,7 +258,7 @@ def _experiments_section(experiments: Sequence[Mapping[str, Any]]) -> str:
         known = all(a["rate"] is not None for a in arms)
         chart = bar_chart(f"chart-experiment-{i}", [("rate", "conversion rate %")], labels,
                           [[a["rate"] * 100 if known else None for a in arms]], y_label="conversion rate %",
-                          colours=("#8b5cf6",), width=520, height=220)
+                          colours=("#8b5cf6",), width=520, height=220, y_floor=10.0, x_label="arm (strategy)")
         table = _table(["arm", "strategy", "leads", "conversions", "rate"],
                        [[a["arm"], a["strategy"], a["leads"], a["conversions"], f"{a['rate']:.1%}" if a["rate"] is not None else "unknown"] for a in arms],
                        f"table-experiment-{i}")
@@ -218,23 +272,29 @@ def _waiting_section(waiting: Mapping[str, Any] | None) -> str:
     head = '<h2 id="waiting">Waiting leads</h2>'
     if not waiting or not waiting["leads"]:
         return head + '<p class="empty">No lead is waiting for an available rep.</p>'
-    oldest = (f'oldest waiting since <b id="waiting-oldest">{escape(waiting["oldest_since"])}</b> ({escape(waiting["oldest_lead"])})'
+    oldest = (f'oldest waiting since <b id="waiting-oldest">{escape(time_words(waiting["oldest_since"]))}</b> ({escape(waiting["oldest_lead"])})'
               if waiting["oldest_since"] else "no wait recorded with its start")
     if waiting["next_available_at"]:
-        nxt = (f'next available: <b id="waiting-next">{escape(waiting["next_available_at"])}</b> '
+        nxt = (f'next available: <b id="waiting-next">{escape(time_words(waiting["next_available_at"]))}</b> '
                f'({escape(waiting["next_available_rep"] or "")}); {waiting["due"]} due by now')
     else:
         nxt = "next available: unknown (open-lead caps free up as leads close)"
     note = (f'<p class="note">Leads nobody in their pool can take right now (routing.when_unavailable = "wait"): '
             f'<b id="waiting-count">{waiting["leads"]}</b>; {oldest}; {nxt}. The next sync after that routes them.</p>')
-    table = _table(["why", "leads"], [[wait_cause_words(c), n] for c, n in waiting["by_cause"].items()], "table-waiting")
-    return head + note + table
+    causes = [wait_cause_words(c) for c in waiting["by_cause"]]
+    counts = list(waiting["by_cause"].values())
+    chart = bar_chart("chart-waiting", [("leads", "waiting leads")], causes, [counts], y_label="leads", colours=("#f59e0b",),
+                      width=460, height=220, x_label="cause")
+    table = _table(["why", "leads"], [[c, n] for c, n in zip(causes, counts, strict=True)], "table-waiting")
+    return head + note + f'<div class="pair"><figure><figcaption>Waiting leads by cause</figcaption>{chart}</figure>{table}</div>'
 
 
 def render_html(report: Mapping[str, Any]) -> str:
     """The whole report page; every chart is inline SVG, so it opens offline and prints as it shows."""
     body = "".join([
-        f'<h1>Lead connector report</h1><p class="meta">Generated {escape(report["generated_at"])} from {report["decisions"]} decisions.</p>',
+        f'<h1>Lead connector report</h1><p class="meta">Generated {escape(time_words(report["generated_at"]))} from '
+        f'{report["decisions"]} routing decisions in the decision log.</p>',
+        _last_run_section(report.get("last_run")),
         _scores_section(report["scores"]),
         _fairness_section(report["fairness"]),
         _sla_section(report["sla"]),

@@ -41,9 +41,11 @@ class RowProblem:
     row: int
     field: str
     message: str
+    value: str = ""  # the offending value as written in the file ("" when the whole row / line is at fault)
 
     def __str__(self) -> str:
-        return f"row {self.row}, field {self.field}: {self.message}"
+        value = f', value "{self.value}"' if self.value else ""
+        return f"row {self.row}, field {self.field}{value}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,10 @@ def _convert(name: str, kind: str, raw: Any) -> Any:
     if kind == "number":
         if isinstance(raw, bool):
             raise ValueError("expected a number, got a boolean")
-        number = float(raw)
+        try:
+            number = float(raw)
+        except (TypeError, ValueError):
+            raise ValueError("expected a number (e.g. 250 or 1200.5)") from None
         return int(number) if name == "employees" and number.is_integer() else number
     if kind == "bool":
         if isinstance(raw, bool):
@@ -111,12 +116,15 @@ def _convert(name: str, kind: str, raw: Any) -> Any:
             return True
         if word in _FALSE:
             return False
-        raise ValueError(f"expected true/false, got {raw!r}")
+        raise ValueError("expected true or false (yes/no, 1/0 also work)")
     if kind == "list":
         items = raw if isinstance(raw, list) else str(raw).split(";")
         return tuple(str(i).strip() for i in items if str(i).strip())
     if kind == "datetime":
-        value = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        try:
+            value = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError("expected an ISO time such as 2026-12-07T15:00:00Z") from None
         if value.tzinfo is None:
             raise ValueError(f"needs a time zone (e.g. {raw}Z or {raw}+00:00)")
         return value.astimezone(UTC)
@@ -133,7 +141,7 @@ def parse_lead(number: int, record: Mapping[str, Any]) -> Lead | list[RowProblem
     crm_name = str(record.get("crm") or "hubspot").strip().lower()
     crm = as_crm(crm_name)
     if crm is None:
-        problems.append(RowProblem(number, "crm", f"must be one of {', '.join(CRMS)}, got {crm_name!r}"))
+        problems.append(RowProblem(number, "crm", f"must be one of {', '.join(CRMS)}", crm_name))
     for key, raw in record.items():
         if raw is None or key in ("crm", "object_type", "id"):
             continue
@@ -141,19 +149,20 @@ def parse_lead(number: int, record: Mapping[str, Any]) -> Lead | list[RowProblem
             try:
                 engagement[key.removeprefix("engagement.")] = float(raw)
             except (TypeError, ValueError):
-                problems.append(RowProblem(number, key, f"expected a number, got {raw!r}"))
+                problems.append(RowProblem(number, key, "expected a number", str(raw)))
             continue
         if key.startswith("extra."):
             extra[key.removeprefix("extra.")] = raw
             continue
         kind = kinds.get(key)
         if kind is None or key in ("email_domain", "full_name", "key"):
-            problems.append(RowProblem(number, key, "not a lead attribute (see the Lead model: email, country, employees, …; engagement.X, extra.X)"))
+            problems.append(RowProblem(number, key, "not a lead attribute (see the Lead model: email, country, employees, …; engagement.X, extra.X)",
+                                       str(raw)))
             continue
         try:
             values[key] = _convert(key, kind, raw)
         except (TypeError, ValueError) as exc:
-            problems.append(RowProblem(number, key, str(exc)))
+            problems.append(RowProblem(number, key, str(exc), str(raw)))
     if problems or crm is None:
         return problems
     object_type = str(record.get("object_type") or _DEFAULT_OBJECT[crm])
@@ -227,4 +236,4 @@ def render_outcomes(outcomes: list[Outcome], problems: list[RowProblem], console
         if o.waiting:
             console.print(f"row {o.row} {o.lead}: {o.waiting}", soft_wrap=True)
     for p in problems:
-        console.print(f"[red]bad row[/] {p}")
+        console.print(f"[red]bad[/] {p}", soft_wrap=True, highlight=False)

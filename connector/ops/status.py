@@ -10,9 +10,11 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from connector.config import Settings
 from connector.core.models import wait_cause_words
+from connector.ops.words import cursor_words, hanging, time_words
 from connector.pipeline.waiting import waiting_leads
 from connector.state.store import Store
 
@@ -82,6 +84,21 @@ def render_waiting(waiting: Mapping[str, Any]) -> str:
     return text
 
 
+# The figures of a run that status shows, as the run's summary has them (pipeline/outcomes.py defines them).
+RUN_FIGURES = ("fetched", "written", "dead_lettered", "leads", "routed", "waiting", "unchanged", "decisions", "routed_by",
+               "grades", "leads_per_rep")
+
+
+def run_words(run: Mapping[str, Any]) -> str:
+    """`fetched 1170, leads 795, routed 5 (account match 5), waiting 375, written 5, dead-lettered 1` (older runs: fewer)."""
+    parts = [f"fetched {run['fetched']}"]
+    if run.get("leads") is not None:
+        how = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in (run.get("routed_by") or {}).items() if n)
+        parts += [f"leads {run['leads']}", f"routed {run['routed']}" + (f" ({how})" if how else ""), f"waiting {run['waiting']}"]
+    parts += [f"written {run['written']}", f"dead-lettered {run['dead_lettered']}"]
+    return ", ".join(parts)
+
+
 def collect_status(settings: Settings, store: Store, now: datetime) -> dict[str, Any]:
     """Everything `connector status` shows, as JSON-ready data (reads the store only; no CRM call)."""
     runs = store.last_runs(50)
@@ -89,7 +106,7 @@ def collect_status(settings: Settings, store: Store, now: datetime) -> dict[str,
     for run in runs:
         # "Successful": the run was not stopped (budget, crash) — the newest such run per kind.
         if run["kind"] not in last and not run["summary"].get("aborted"):
-            last[run["kind"]] = {"at": _iso(run["created_at"]), **{k: run["summary"].get(k) for k in ("fetched", "written", "dead_lettered")}}
+            last[run["kind"]] = {"at": _iso(run["created_at"]), **{k: run["summary"].get(k) for k in RUN_FIGURES}}
     stopped = next((r for r in runs if r["summary"].get("aborted")), None)
     pending = store.count_pending_outbox()
     states = store.budget_states()
@@ -109,7 +126,8 @@ def collect_status(settings: Settings, store: Store, now: datetime) -> dict[str,
     return {
         "store": store.url,
         "cursors": [
-            {"crm": c.crm, "object": c.object_type, "stream": c.stream, "value": c.value or "(complete)", "updated_at": _iso(c.updated_at)}
+            {"crm": c.crm, "object": c.object_type, "stream": c.stream, "value": c.value or "(complete)", "updated_at": _iso(c.updated_at),
+             "words": cursor_words(c.crm, c.object_type, c.stream, c.value)}
             for c in store.list_cursors()
         ],
         "last_runs": last,
@@ -119,40 +137,60 @@ def collect_status(settings: Settings, store: Store, now: datetime) -> dict[str,
         },
         "waiting": waiting_figures(store, now, waiting),
         "pending_intake": store.count_pending_intake(),
+        "intake_retrying": _intake_retrying(store, now),
         "budget": budget,
         "dead_letters": {"open": store.count_dead_letters("open"), "retrying": store.count_dead_letters("retrying")},
     }
 
 
+def _intake_retrying(store: Store, now: datetime) -> dict[str, Any]:
+    """Intake items waiting to be retried because the CRM failed (5xx, timeout, 429), and the oldest one's age."""
+    items, oldest = store.retrying_intake()
+    return {
+        "items": items, "oldest_accepted_at": _iso(oldest),
+        "oldest_age_seconds": None if oldest is None else max(0, int((now - oldest).total_seconds())),
+    }
+
+
+def _say(console: Console, line: str) -> None:
+    """One line of plain text, wrapped to the console's width with a hanging indent (never cut, no markup)."""
+    console.print(Text(hanging(line, console.width)), soft_wrap=True)
+
+
 def render_status(data: Mapping[str, Any], console: Console | None = None) -> None:
     """The status as short tables a person reads at a glance."""
     console = console or Console()
-    console.print(f"[bold]state store[/] {data['store']}")
-    cursors = Table("crm", "object", "stream", "cursor", "updated", title="cursors", box=None)
-    for c in data["cursors"]:
-        cursors.add_row(c["crm"], c["object"], c["stream"], str(c["value"])[:40], c["updated_at"] or "")
+    _say(console, f"state store {data['store']}")
     if not data["cursors"]:
         console.print("cursors: none yet (no sync has run)")
     else:
-        console.print(cursors)
+        # In words first, then the stored cursor whole (what a reset or a support ticket needs), never cut.
+        console.print("[bold]cursors[/]")
+        for c in data["cursors"]:
+            _say(console, f"  {c['words']}; saved {time_words(c['updated_at'])}")
+            console.print(Text(f"    {c['value']}", style="dim"), soft_wrap=True)
     if data["last_runs"]:
         for kind, run in data["last_runs"].items():
-            console.print(f"last successful {kind}: {run['at']} (fetched {run['fetched']}, written {run['written']}, dead-lettered {run['dead_lettered']})")
+            _say(console, f"last successful {kind}: {time_words(run['at'])} ({run_words(run)})")
     else:
         console.print("last successful run: never")
     if data["last_stopped_run"]:
         s = data["last_stopped_run"]
-        console.print(f"[yellow]last stopped run[/]: {s['kind']} at {s['at']}: {s['reason']}")
+        console.print(f"[yellow]last stopped run[/]: {s['kind']} at {time_words(s['at'])}: {s['reason']}")
     backlog = Table("crm", "pending writes", "waiting leads", title="backlog", box=None)
     for crm, b in data["backlog"].items():
         backlog.add_row(crm, str(b["pending_writes"]), str(b["waiting_leads"]))
     console.print(backlog)
     if "waiting" in data:
-        console.print(render_waiting(data["waiting"]), soft_wrap=True)
+        _say(console, render_waiting(data["waiting"]))
     console.print(f"webhook / event intake not yet processed: {data['pending_intake']}")
+    retrying = data.get("intake_retrying") or {}
+    if retrying.get("items"):
+        console.print(f"[yellow]intake retrying because of CRM errors[/]: {retrying['items']}, oldest accepted "
+                      f"{retrying['oldest_accepted_at']} ({_span(retrying['oldest_age_seconds'])} ago)")
     for crm, b in data["budget"].items():
-        console.print(f"API budget {crm} today ({b['day']} UTC): {b['used']} of {b['allowance']} used, {b['remaining']} left "
-                      f"({b['share']:.0%} of {b['daily_limit']})")
+        _say(console, f"API budget {crm} today ({b['day']} UTC): {b['used']:,} of {b['allowance']:,} calls used, "
+                      f"{b['remaining']:,} left ({b['share']:.0%} of the daily limit {b['daily_limit']:,})")
     dl = data["dead_letters"]
     colour = "red" if dl["open"] else "green"
     console.print(f"dead letters: [{colour}]{dl['open']} open[/], {dl['retrying']} retrying" + (" — see `connector errors list`" if dl["open"] else ""))

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from connector.core.clock import Clock
 from connector.core.keys import route_scope, waiting_scope
 from connector.core.models import Account, FetchPage, Lead, Patch, RoutingDecision
 from connector.engine.routing import required_scopes
@@ -53,11 +54,12 @@ def run_batch(
     worker: str | None = None,
     lease_seconds: float = OUTBOX_LEASE_SECONDS,
     whole_batches: bool = False,
+    clock: Clock | None = None,
 ) -> BatchResult:
     """One page through normalize → score → route → diff → write. Decisions, counters and the outbox commit together.
 
     `worker` / `lease_seconds`: whose claim the page's writes are sent under, and for how long a killed
-    worker's claim keeps them from other replicas.
+    worker's claim keeps them from other replicas. `clock`: the claims' clock (see stages.write).
     """
     result = BatchResult(fetched=len(page.leads) + len(page.rejected), dead_lettered=len(page.rejected))
     if not dry_run:
@@ -84,7 +86,8 @@ def run_batch(
     _tally(result, leads, scores, decisions, patches)
     if dry_run:
         return result
-    for res in write(store, runtime.adapter, now, worker=worker, lease_seconds=lease_seconds, whole_batches=whole_batches):
+    for res in write(store, runtime.adapter, now, worker=worker, lease_seconds=lease_seconds, whole_batches=whole_batches,
+                     person_wins=runtime.rules.person_wins, clock=clock):
         if res.ok:
             result.written += 1
         elif not res.retryable:

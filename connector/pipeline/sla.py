@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from connector.core.clock import Clock
 from connector.core.keys import lead_key_prefix, route_scope
 from connector.core.models import Lead
 from connector.engine.diff import Desired, plan_write
@@ -17,7 +18,7 @@ from connector.pipeline.stages import lead_events, record, score, write
 from connector.state.store import RoutingTxn, Store
 
 
-def sla_sweep(store: Store, runtime: CrmRuntime, engine: EngineConfig, now: datetime) -> BatchResult:
+def sla_sweep(store: Store, runtime: CrmRuntime, engine: EngineConfig, now: datetime, clock: Clock | None = None) -> BatchResult:
     """Reassign this CRM's leads not actioned within routing.sla.minutes to the next eligible rep (at most K times)."""
     result = BatchResult()
     prefix = lead_key_prefix(runtime.crm, runtime.adapter.object_type)
@@ -33,7 +34,7 @@ def sla_sweep(store: Store, runtime: CrmRuntime, engine: EngineConfig, now: date
         stopped += _reassign(txn, scopes, runtime, engine, leads, scores, now, result)
     if stopped:
         store.clear_sla(stopped)
-    for res in write(store, runtime.adapter, now):
+    for res in write(store, runtime.adapter, now, person_wins=runtime.rules.person_wins, clock=clock):
         result.written += res.ok
         result.dead_lettered += (not res.ok and not res.retryable)
     return result

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from connector.adapters.base import CLAIM_LOST, CrmAdapter
+from connector.core.clock import Clock
 from connector.core.keys import waiting_scope
 from connector.core.models import Account, Event, FetchPage, FieldDecision, Lead, Patch, RoutingDecision, WriteResult
-from connector.engine.diff import Desired, DiffRules, plan_write
+from connector.engine.diff import PERSON_FIELDS, Desired, DiffRules, plan_write
 from connector.engine.routing import (
     RoutingContext,
     StateChange,
@@ -277,7 +278,9 @@ def desired_for(lead: Lead, outcome: ScoreOutcome, decision: RoutingDecision | N
     p = outcome.primary
     if decision is None:
         return _desired(None, p.score, p.grade, p.stage, p.lead_status, "")
-    reason = f"routed by {decision.kind} rule {decision.rule}" if decision.rule else f"routed by {decision.kind}"
+    # "routed by rule emea", "routed by fallback rule emea", "routed by account match" (never "rule rule emea").
+    kind = "" if decision.kind == "rule" else f"{decision.kind.replace('_', ' ')} "
+    reason = f"routed by {kind}rule {decision.rule}" if decision.rule else f"routed by {decision.kind.replace('_', ' ')}"
     return _desired(decision.owner_id, p.score, p.grade, p.stage, p.lead_status, reason)
 
 
@@ -317,6 +320,8 @@ def write(
     worker: str | None = None,
     lease_seconds: float = OUTBOX_LEASE_SECONDS,
     whole_batches: bool = False,
+    person_wins: frozenset[str] = PERSON_FIELDS,
+    clock: Clock | None = None,
 ) -> list[WriteResult]:
     """Stage 6: flush this CRM's outbox in batches; per-record results are recorded (dead letters for record errors).
 
@@ -324,6 +329,9 @@ def write(
     at once send disjoint writes, and a killed worker's claimed rows return after the lease.
     With `whole_batches`, only full write calls go out and the rest waits in the outbox for the next
     page — pages of 2,000 Salesforce leads would otherwise each end in a partial Collections call.
+    `person_wins` ([sync] person_wins) is re-checked on replayed writes.
+    With `clock`, claims and their renewals take `now` from `store.shared_clock(clock)` (PostgreSQL's time), so
+    a replica whose clock runs ahead does not see another's live claim as run out and send its write too.
     """
     worker = worker or worker_identity()
     results: list[WriteResult] = []
@@ -333,10 +341,11 @@ def write(
         if limit <= 0:
             return results
     while True:
-        items = store.claim_outbox(adapter.crm, worker, now, limit=min(limit, 1000), lease_seconds=lease_seconds)
+        at = store.shared_clock(clock).now() if clock is not None else now
+        items = store.claim_outbox(adapter.crm, worker, at, limit=min(limit, 1000), lease_seconds=lease_seconds)
         if not items:
             return results
-        outcomes = send(adapter, items, fence=claim_fence(store, worker, lease_seconds))
+        outcomes = send(adapter, items, fence=claim_fence(store, worker, lease_seconds, clock), person_wins=person_wins)
         # A row another replica took over while this one waited is that replica's to finish.
         done = [outcome for outcome in outcomes if outcome[2].error_code != CLAIM_LOST]
         store.complete_outbox(done, now, max_attempts=max_attempts)

@@ -278,7 +278,7 @@ class CdcSubscriber:
                 found = {lead.id for lead in leads}
                 gone = [rid for rid in chunk if rid not in found] + (list(plan.deleted_ids) if n == 0 else [])
                 page = FetchPage(leads=tuple(leads), cursor=None, deleted_ids=tuple(gone))
-                batch = run_batch(self.store, runtime, self.engine, page, self.clock.now())
+                batch = run_batch(self.store, runtime, self.engine, page, self.clock.now(), clock=self.clock)
             log.info("salesforce CDC batch routed", extra={"crm": CRM, "events": len(events), "fetched": batch.fetched,
                                                             "written": batch.written, "deleted": len(gone)})
         done = self.clock.now()

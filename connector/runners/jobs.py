@@ -14,10 +14,10 @@ from connector.adapters.base import CallGuard, CrmAdapter, NoGuard
 from connector.adapters.crms import DESCRIPTORS, descriptor_for
 from connector.core.clock import Clock, SystemClock
 from connector.config import Settings
-from connector.engine.diff import DiffRules
+from connector.engine.diff import DiffRules, person_fields
 from connector.engine.routing import build_reps, compile_routing
 from connector.engine.scoring import compile_scoring
-from connector.core.errors import BudgetExhaustedError, CrmApiError
+from connector.core.errors import AuthError, BudgetExhaustedError, ConnectorError, CrmApiError, TransientError
 from connector.core.models import FetchPage, Patch
 from connector.state.erasure import purge_expired_events
 from connector.pipeline.batch import BatchResult, run_batch
@@ -25,6 +25,7 @@ from connector.pipeline.runtime import CrmRuntime, EngineConfig
 from connector.pipeline.sla import sla_sweep
 from connector.pipeline.stages import fetch, write
 from connector.pipeline.waiting import waiting_leads
+from connector.pipeline.outcomes import DECISION_KINDS, ROUTED_BY, OutcomeTally, outcome_of, positive
 from connector.runners.leases import Replica, keep_leases, poll_lease_name, take_poll_lease
 from connector.state.store import Store
 
@@ -54,9 +55,19 @@ class RunSummary:
     grades: dict[str, int] = field(default_factory=dict)
     leads_per_rep: dict[str, int] = field(default_factory=dict)
     aborted: str | None = None
+    aborted_reason: str | None = None  # auth | network | budget | crm (abort_reason)
+    aborted_crm: str | None = None
     seconds: float = 0.0
     patches: list[Patch] = field(default_factory=list)
     held_elsewhere: list[str] = field(default_factory=list)  # "crm object stream" polled by another replica
+    rechecked_waiting: int = 0  # waiting leads re-read (they are in `fetched` too)
+    # each lead's grade and decision, counted once per lead (pipeline/outcomes.py has the definitions)
+    tally: OutcomeTally = field(default_factory=lambda: OutcomeTally(remember=None), repr=False)
+
+    def __post_init__(self) -> None:
+        if self.tally.remember is None:
+            # A backfill reads each lead once: it counts them without remembering each one (its memory stays flat).
+            self.tally.remember = self.mode != "backfill"
     # lead key -> (wait cause, next available) of each lead whose latest decision in this run is a wait
     waits: dict[str, tuple[str | None, datetime | None]] = field(default_factory=dict, repr=False)
 
@@ -66,8 +77,11 @@ class RunSummary:
         return min((at for _, at in self.waits.values() if at is not None), default=None)
 
     def absorb(self, batch: BatchResult, *, keep_patches: bool) -> None:
-        for name in ("fetched", "scored", "routed", "written", "unchanged", "dead_lettered", "skipped"):
+        for name in ("fetched", "written", "unchanged", "dead_lettered", "skipped"):
             setattr(self, name, getattr(self, name) + getattr(batch, name))
+        for key, outcome in batch.scores.items():
+            self.tally.add(key, outcome_of(batch.decisions.get(key), outcome.primary.grade))
+        self.scored, self.routed = self.tally.leads, self.tally.decisions["routed"]
         # The waiting pass re-reads waiting leads and the changed stream may bring them again: a lead
         # counts once, as its latest decision in the run has it.
         reasons = Counter(self.waiting_reasons)
@@ -81,8 +95,8 @@ class RunSummary:
                     reasons[decision.wait_cause] += 1
         self.waiting = len(self.waits)
         self.waiting_reasons = {cause: n for cause, n in reasons.items() if n > 0}
-        self.grades = dict(Counter(self.grades) + batch.grades)
-        self.leads_per_rep = dict(Counter(self.leads_per_rep) + batch.owners)
+        self.grades = positive(self.tally.grades)
+        self.leads_per_rep = positive(self.tally.leads_per_rep)
         self.pages += 1
         if keep_patches:
             self.patches.extend(batch.patches)
@@ -98,7 +112,31 @@ class RunSummary:
             "pages": self.pages, "api_calls": dict(sorted(self.api_calls.items())), "grades": dict(sorted(self.grades.items())),
             "leads_per_rep": dict(sorted(self.leads_per_rep.items())), "aborted": self.aborted, "seconds": round(self.seconds, 3),
             "held_elsewhere": list(self.held_elsewhere),
+            "aborted_reason": self.aborted_reason, "aborted_crm": self.aborted_crm,
+            "leads": self.tally.leads, "rechecked_waiting": self.rechecked_waiting,
+            "decisions": {kind: self.tally.decisions[kind] for kind in DECISION_KINDS},
+            "routed_by": {how: self.tally.routed_by[how] for how in ROUTED_BY},
         }
+
+    def abort(self, exc: ConnectorError, message: str | None = None) -> None:
+        """Record why the run stopped early: the message, its reason word and the CRM it concerns."""
+        self.aborted = message or str(exc)
+        self.aborted_reason = abort_reason(exc)
+        crm = getattr(exc, "crm", None)
+        self.aborted_crm = crm if isinstance(crm, str) else None
+
+
+def abort_reason(exc: BaseException) -> str:
+    """The word a script branches on when a run stops early: auth, network, budget or crm (store: the state store)."""
+    if isinstance(exc, AuthError):
+        return "auth"
+    if isinstance(exc, BudgetExhaustedError):
+        return "budget"
+    if isinstance(exc, TransientError):
+        return "network"
+    if isinstance(exc, CrmApiError):
+        return "crm"
+    return "store"
 
 
 def compile_engine(settings: Settings) -> EngineConfig:
@@ -114,7 +152,7 @@ def compile_engine(settings: Settings) -> EngineConfig:
 
 
 def diff_rules(settings: Settings, crm: str) -> DiffRules:
-    return DiffRules(stage_order=descriptor_for(crm).stages(settings))
+    return DiffRules(stage_order=descriptor_for(crm).stages(settings), person_wins=person_fields(settings.sync.person_wins))
 
 
 def make_adapters(settings: Settings, *, guard_for: Callable[[str], CallGuard] | None = None, clock: Clock | None = None) -> dict[str, CrmAdapter]:
@@ -161,7 +199,9 @@ def retry_waiting(store: Store, runtime: CrmRuntime, engine: EngineConfig, clock
     ids = waiting_leads(store, runtime.crm)
     for start in range(0, len(ids), 100):
         leads = runtime.adapter.fetch_by_ids(ids[start : start + 100])
-        batch = run_batch(store, runtime, engine, FetchPage(leads=tuple(leads), cursor=None), clock.now(), dry_run=dry_run)
+        summary.rechecked_waiting += len(leads)
+        batch = run_batch(store, runtime, engine, FetchPage(leads=tuple(leads), cursor=None), clock.now(), dry_run=dry_run,
+                          clock=clock)
         summary.absorb(batch, keep_patches=dry_run)
 
 
@@ -179,11 +219,12 @@ def _stream(
     seen = 0
     for page in fetch(adapter, cursor, full=full):
         batch = run_batch(store, runtime, engine, page, clock.now(), dry_run=dry_run, worker=replica.worker,
-                          lease_seconds=replica.lease_seconds, whole_batches=True)
+                          lease_seconds=replica.lease_seconds, whole_batches=True, clock=clock)
         summary.absorb(batch, keep_patches=dry_run)
         if on_batch:
             on_batch(crm, batch, summary)
-        if not dry_run and not store.acquire_lease(lease, replica.worker, clock.now(), ttl_seconds=replica.lease_seconds):
+        held = dry_run or store.acquire_lease(lease, replica.worker, store.shared_clock(clock).now(), ttl_seconds=replica.lease_seconds)
+        if not held:
             # This process stalled past its lease and another replica took the object over from the
             # last cursor: leave the cursor to it (the page's routing and writes are durable either way).
             log.warning("lost the poll lease of %s to another replica; stopping this stream", lease)
@@ -213,16 +254,17 @@ def _poll_streams(
                    replica=replica, on_batch=on_batch)
     if not dry_run:
         # Pages wrote whole batches only; the remainder goes now, in one last (possibly partial) call.
-        for res in write(store, adapter, clock.now(), worker=replica.worker, lease_seconds=replica.lease_seconds):
+        for res in write(store, adapter, clock.now(), worker=replica.worker, lease_seconds=replica.lease_seconds,
+                         person_wins=runtime.rules.person_wins, clock=clock):
             summary.written += res.ok
             summary.dead_lettered += not res.ok and not res.retryable
     if done and not full and not dry_run:
         for page in adapter.fetch_archived(store.get_cursor(crm, adapter.object_type, STREAM_ARCHIVED)):
             summary.absorb(run_batch(store, runtime, engine, page, clock.now(), worker=replica.worker,
-                                     lease_seconds=replica.lease_seconds), keep_patches=False)
+                                     lease_seconds=replica.lease_seconds, clock=clock), keep_patches=False)
             if page.cursor is not None:
                 store.set_cursor(crm, adapter.object_type, STREAM_ARCHIVED, page.cursor, clock.now())
-        swept = sla_sweep(store, runtime, engine, clock.now())
+        swept = sla_sweep(store, runtime, engine, clock.now(), clock)
         summary.reassigned += swept.routed
         summary.written += swept.written
         summary.dead_lettered += swept.dead_lettered
@@ -241,9 +283,12 @@ def _run(
     on_batch: Callable[[str, BatchResult, RunSummary], None] | None = None,
     replica: Replica | None = None,
     restart_completed: bool = True,
+    summary: RunSummary | None = None,
 ) -> RunSummary:
-    """One sync or backfill pass. `restart_completed=False` (backfill): resume only; a completed backfill is left as is."""
-    summary = RunSummary(mode=mode, dry_run=dry_run)
+    """One sync or backfill pass. `restart_completed=False` (backfill): resume only; a completed backfill is left as is.
+
+    `summary`: the caller's, filled as the run goes, so a run stopped by an error still reports what it did."""
+    summary = summary or RunSummary(mode=mode, dry_run=dry_run)
     started = time.monotonic()
     replica = replica or Replica()
     stream = STREAM_ALL if full else STREAM_CHANGED
@@ -265,8 +310,11 @@ def _run(
                               replica=replica, on_batch=on_batch)
     except BudgetExhaustedError as exc:
         # The CRM's own daily-limit 429 does not say when it resets; the shared budget's error does.
-        summary.aborted = str(exc) if exc.resumes_at else f"{exc}; resumes when the CRM's daily limit resets"
+        summary.abort(exc, str(exc) if exc.resumes_at else f"{exc}; resumes when the CRM's daily limit resets")
         log.warning("stopped writing: %s", summary.aborted)
+    except (AuthError, TransientError, CrmApiError) as exc:
+        summary.abort(exc)  # recorded with the run below; the caller decides what the error means
+        raise
     finally:
         for lease in leases.values():
             store.release_lease(lease, replica.worker)
@@ -289,7 +337,7 @@ def _take_polls(
     for crm, adapter in adapters.items():
         # Writes left in the outbox by an interrupted run (or a killed replica) go first: they were
         # decided already. Claims keep replicas from sending the same row twice.
-        for res in write(store, adapter, clock.now(), worker=replica.worker, lease_seconds=replica.lease_seconds):
+        for res in write(store, adapter, clock.now(), worker=replica.worker, lease_seconds=replica.lease_seconds, clock=clock):
             summary.written += res.ok
         name = poll_lease_name(crm, adapter.object_type, stream)
         at_start = store.get_cursor(crm, adapter.object_type, stream)

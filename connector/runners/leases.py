@@ -38,7 +38,8 @@ def poll_lease_name(crm: str, object_type: str, stream: str) -> str:
 def take_poll_lease(store: Store, name: str, replica: Replica, clock: Clock) -> bool:
     """Hold the named poll lease (waiting for it if the replica waits); False: another replica has it."""
     while True:
-        if store.acquire_lease(name, replica.worker, clock.now(), ttl_seconds=replica.lease_seconds):
+        # Lease expiries are stamped and compared on the database's clock, not this host's [architecture: Quota is shared and finite].
+        if store.acquire_lease(name, replica.worker, store.shared_clock(clock).now(), ttl_seconds=replica.lease_seconds):
             return True
         held = store.get_lease(name)
         if held is None:
@@ -63,12 +64,13 @@ def keep_leases(store: Store, names: list[str], replica: Replica, clock: Clock) 
     """
     stop = threading.Event()
     live = list(names)
+    shared = store.shared_clock(clock)
 
     def renew() -> None:
         while live and not stop.wait(replica.lease_seconds / 3):
             for name in list(live):
                 try:
-                    if not store.acquire_lease(name, replica.worker, clock.now(), ttl_seconds=replica.lease_seconds):
+                    if not store.acquire_lease(name, replica.worker, shared.now(), ttl_seconds=replica.lease_seconds):
                         live.remove(name)
                 except Exception as exc:  # a thread boundary: the page loop's own renewal decides
                     log.warning("could not renew the lease %s: %s", name, exc)

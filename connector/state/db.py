@@ -21,7 +21,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from connector.core.errors import ConfigError, ConfigProblem, StoreLockedError
+from connector.core.errors import ConfigError, ConfigProblem, StoreLockedError, StoreUnwritableError
 
 T = TypeVar("T")
 
@@ -106,13 +106,17 @@ def create_engine(url_text: str, *, busy_timeout_seconds: float = SQLITE_BUSY_TI
         url = url.set(drivername="postgresql+psycopg")
     if backend not in ("sqlite", "postgresql"):
         raise store_problem(f"unsupported database {backend!r}; use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+    # hide_parameters: SQLAlchemy puts a statement's bound values into its error messages and logs; those are
+    # event properties, emails and tokens, which must not reach a log line (tests/observability/test_logging.py).
     try:
         if backend == "sqlite":
-            engine = sa.create_engine(url, json_serializer=_dumps, connect_args={"timeout": busy_timeout_seconds})
+            engine = sa.create_engine(
+                url, json_serializer=_dumps, connect_args={"timeout": busy_timeout_seconds}, hide_parameters=True
+            )
             sa.event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_seconds))
             sa.event.listen(engine, "begin", _sqlite_on_begin)
         else:
-            engine = sa.create_engine(url, json_serializer=_dumps, pool_pre_ping=True)
+            engine = sa.create_engine(url, json_serializer=_dumps, pool_pre_ping=True, hide_parameters=True)
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise store_problem(f"cannot use {url.drivername}: {exc}") from exc
     return engine
@@ -155,6 +159,37 @@ def _busy_code(exc: sa.exc.OperationalError) -> bool:
     return isinstance(code, int) and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+def _unwritable_reason(exc: sa.exc.DBAPIError) -> str | None:
+    """Why the database refuses every write, read from the driver's error code; None for any other error."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        primary = code & 0xFF  # the low byte of an extended result code (SQLITE_READONLY_DBMOVED, ...)
+        if primary == sqlite3.SQLITE_FULL:
+            return "disk full"
+        if primary == sqlite3.SQLITE_READONLY:
+            return "read-only file system or database file"
+        return None
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate == "53100":  # disk_full
+        return "disk full"
+    if sqlstate == "25006":  # read_only_sql_transaction: a hot standby, or default_transaction_read_only
+        return "read-only (a standby, or default_transaction_read_only is on)"
+    return None
+
+
+def _unwritable_error(url: str, exc: sa.exc.DBAPIError) -> StoreUnwritableError | None:
+    """The error to stop with when the store at `url` cannot take writes (disk full, read-only); else None."""
+    reason = _unwritable_reason(exc)
+    if reason is None:
+        return None
+    detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+    fix = "free space on its volume" if reason == "disk full" else "make the volume and the database writable"
+    return StoreUnwritableError(
+        f"the state store at {url} cannot be written: {reason} ({detail}); the last transaction was rolled back "
+        f"and the cursor was not advanced; {fix}, then run again"
+    )
+
+
 def _read_lock_file(fd: int) -> dict[str, Any]:
     try:
         data = json.loads(os.pread(fd, 4096, 0) or b"{}")
@@ -186,6 +221,9 @@ class Database:
                     db.migrate()
         except sa.exc.DBAPIError as exc:
             engine.dispose()
+            unwritable = _unwritable_error(db.url, exc)
+            if unwritable is not None:
+                raise unwritable from exc
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
             raise store_problem(f"cannot open the state store at {db.url}: {reason}") from exc
         except CommandError as exc:
@@ -225,26 +263,35 @@ class Database:
             return False
         return True
 
+    def tables_with_rows(self) -> set[str]:
+        """The tables holding at least one row: tells a store with work in it from one only just created."""
+        with self.read() as conn:
+            names = sa.inspect(conn).get_table_names()
+            return {name for name in names if conn.execute(sa.select(sa.literal(1)).select_from(sa.table(name)).limit(1)).first()}
+
     def insert(self, table: sa.Table) -> Any:
         """An INSERT that can take ON CONFLICT clauses (upserts)."""
         # Both dialects spell upserts as INSERT ... ON CONFLICT; SQLAlchemy exposes them per dialect.
         return postgresql.insert(table) if self.dialect == "postgresql" else sqlite_dialect.insert(table)
 
     @contextmanager
-    def _translate_locked(self) -> Iterator[None]:
+    def _translate_errors(self) -> Iterator[None]:
         try:
             yield
-        except sa.exc.OperationalError as exc:
-            if _busy_code(exc):
+        except sa.exc.DBAPIError as exc:  # PostgreSQL's read-only error is an InternalError, the rest OperationalError
+            if isinstance(exc, sa.exc.OperationalError) and _busy_code(exc):
                 raise StoreLockedError(
                     f"the state store {self.url} stayed locked by another process for {self.busy_timeout_seconds} s"
                 ) from exc
+            unwritable = _unwritable_error(self.url, exc)
+            if unwritable is not None:
+                raise unwritable from exc
             raise
 
     @contextmanager
     def write(self) -> Iterator[sa.Connection]:
         """A write transaction (SQLite: BEGIN IMMEDIATE, so it waits for the file's write lock up front)."""
-        with self._translate_locked(), self.engine.connect() as conn:
+        with self._translate_errors(), self.engine.connect() as conn:
             if self.dialect == "sqlite":
                 conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
@@ -253,7 +300,7 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
         """A read transaction."""
-        with self._translate_locked(), self.engine.connect() as conn, conn.begin():
+        with self._translate_errors(), self.engine.connect() as conn, conn.begin():
             yield conn
 
     def claim_process(self, purpose: str, now: datetime) -> None:

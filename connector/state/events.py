@@ -27,6 +27,24 @@ def _event(row: sa.Row[Any]) -> Event:
     )
 
 
+def _rows(events: Sequence[Event]) -> list[dict[str, Any]]:
+    """The events table rows of `events`, an event_id repeated in the batch kept once."""
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for e in events:
+        if e.event_id is not None:
+            if e.event_id in seen:
+                continue
+            seen.add(e.event_id)
+        rows.append(
+            {
+                "event_id": e.event_id, "lead_key": e.lead_key, "name": e.name, "kind": e.kind,
+                "occurred_at": e.occurred_at, "properties": dict(e.properties),
+            }
+        )
+    return rows
+
+
 class Events:
     """The events and event_aggregates tables."""
 
@@ -40,40 +58,29 @@ class Events:
         `fold(signature, data, new_events)` gives the updated data, or None when they must be rebuilt
         (another scoring config); without `fold` the keys' aggregates are marked stale.
         """
-        rows: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for e in events:
-            if e.event_id is not None:
-                if e.event_id in seen:
-                    continue
-                seen.add(e.event_id)
-            rows.append(
-                {
-                    "event_id": e.event_id,
-                    "lead_key": e.lead_key,
-                    "name": e.name,
-                    "kind": e.kind,
-                    "occurred_at": e.occurred_at,
-                    "properties": dict(e.properties),
-                }
-            )
+        rows = _rows(events)
+        with self._db.write() as conn:
+            return self._add(conn, events, rows, fold)
+
+    def add_in(self, conn: sa.Connection, events: Sequence[Event], fold: AggregateFold | None = None) -> int:
+        """`add` inside the caller's transaction (events and the intake rows they cause commit together)."""
+        return self._add(conn, events, _rows(events), fold)
+
+    def _add(self, conn: sa.Connection, events: Sequence[Event], rows: list[dict[str, Any]], fold: AggregateFold | None) -> int:
         new_ids: set[str] = set()
         inserted = 0
-        with self._db.write() as conn:
-            for chunk in chunks(rows):
-                stmt = (
-                    self._db.insert(events_t).on_conflict_do_nothing(index_elements=["event_id"]).returning(events_t.c.event_id)
-                )
-                done = conn.execute(stmt, list(chunk)).all()
-                inserted += len(done)
-                new_ids.update(r.event_id for r in done if r.event_id is not None)
-            by_key: dict[str, list[Event]] = {}
-            for e in events:
-                if e.event_id is None or e.event_id in new_ids:
-                    by_key.setdefault(e.lead_key, []).append(e)
-                    new_ids.discard(e.event_id or "")  # a repeated event_id is folded once
-            if by_key:
-                self._fold_aggregates(conn, by_key, fold)
+        for chunk in chunks(rows):
+            stmt = self._db.insert(events_t).on_conflict_do_nothing(index_elements=["event_id"]).returning(events_t.c.event_id)
+            done = conn.execute(stmt, list(chunk)).all()
+            inserted += len(done)
+            new_ids.update(r.event_id for r in done if r.event_id is not None)
+        by_key: dict[str, list[Event]] = {}
+        for e in events:
+            if e.event_id is None or e.event_id in new_ids:
+                by_key.setdefault(e.lead_key, []).append(e)
+                new_ids.discard(e.event_id or "")  # a repeated event_id is folded once
+        if by_key:
+            self._fold_aggregates(conn, by_key, fold)
         return inserted
 
     def _lock_aggregates(self, conn: sa.Connection, keys: Sequence[str]) -> dict[str, tuple[str, Any]]:

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from connector.core.errors import RejectedDataError
 from connector.state.db import Database, chunks
 from connector.state.schema import intake_t, webhook_deliveries_t
+
+# The status of a row that failed with a CRM error (5xx, timeout, 429): it waits for claimed_until, no attempt used.
+RETRYING = "retrying"
+
+
+@contextmanager
+def rejected_data() -> Iterator[None]:
+    """Values the database refuses (PostgreSQL: too long for the column, a NUL, bad Unicode) → RejectedDataError.
+
+    SQLite keeps such values, so without this one sender's bad message reads as "store unavailable" there only.
+    """
+    try:
+        yield
+    except sa.exc.DataError as exc:
+        raise RejectedDataError(f"the state store refused a value: {type(exc.orig).__name__}") from exc
+    except sa.exc.StatementError as exc:
+        if isinstance(exc.orig, UnicodeError | ValueError) and not isinstance(exc, sa.exc.DBAPIError):
+            raise RejectedDataError(f"the state store refused a value: {type(exc.orig).__name__}") from exc
+        raise
 
 
 @dataclass(frozen=True)
@@ -53,6 +74,10 @@ class Intake:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    def insert(self, conn: sa.Connection, items: Sequence[IntakeRequest], now: datetime) -> list[int]:
+        """Queue `items` inside the caller's transaction; returns the row ids in order."""
+        return self._insert(conn, items, now)
+
     def _insert(self, conn: sa.Connection, items: Sequence[IntakeRequest], now: datetime) -> list[int]:
         ids: list[int] = []
         for item in items:
@@ -80,7 +105,7 @@ class Intake:
         """Record delivery ids never seen before and the intake rows `plan(new_ids)` derives from them, in one
         transaction: a redelivered event is recognised durably, and never half-accepted. `plan` is pure and quick."""
         wanted = list(dict.fromkeys(delivery_ids))
-        with self._db.write() as conn:
+        with rejected_data(), self._db.write() as conn:
             new: set[str] = set()
             for chunk in chunks(wanted):
                 stmt = (
@@ -99,7 +124,8 @@ class Intake:
         """
         claimable = sa.or_(
             intake_t.c.status == "pending",
-            sa.and_(intake_t.c.status == "claimed", intake_t.c.claimed_until < now),
+            # A "retrying" row (a CRM error) waits until claimed_until, its retry time.
+            sa.and_(intake_t.c.status.in_(("claimed", RETRYING)), intake_t.c.claimed_until < now),
         )
         query = sa.select(intake_t).where(claimable).order_by(intake_t.c.id).limit(limit)
         if self._db.dialect == "postgresql":
@@ -128,9 +154,14 @@ class Intake:
                     .values(status=status, finished_at=now, error=error, claimed_by=None, claimed_until=None)
                 )
 
-    def release(self, ids: Sequence[int], now: datetime, *, error: str | None, count_attempt: bool) -> None:
-        """Put claimed rows back to pending (a failed or interrupted batch), counting an attempt when it failed."""
+    def release(
+        self, ids: Sequence[int], now: datetime, *, error: str | None, count_attempt: bool, retry_at: datetime | None = None,
+    ) -> None:
+        """Put claimed rows back to pending (a failed or interrupted batch), counting an attempt when it failed;
+        with `retry_at`, the rows wait as "retrying" (a CRM error, no attempt used) until then."""
         values: dict[str, Any] = {"status": "pending", "claimed_by": None, "claimed_until": None, "error": error}
+        if retry_at is not None:
+            values |= {"status": RETRYING, "claimed_until": retry_at}
         if count_attempt:
             values["attempts"] = intake_t.c.attempts + 1
         with self._db.write() as conn:
@@ -150,8 +181,15 @@ class Intake:
     def count_pending(self) -> int:
         """Intake rows not finished yet (pending or claimed)."""
         with self._db.read() as conn:
-            query = sa.select(sa.func.count()).select_from(intake_t).where(intake_t.c.status.in_(("pending", "claimed")))
+            query = sa.select(sa.func.count()).select_from(intake_t).where(intake_t.c.status.in_(("pending", "claimed", RETRYING)))
             return int(conn.scalar(query) or 0)
+
+    def retrying(self) -> tuple[int, datetime | None]:
+        """Rows waiting to be retried after a CRM error, and the oldest one's accepted_at."""
+        with self._db.read() as conn:
+            query = sa.select(sa.func.count(), sa.func.min(intake_t.c.accepted_at)).where(intake_t.c.status == RETRYING)
+            count, oldest = conn.execute(query).one()
+            return int(count or 0), oldest
 
     def rows(self, status: str | None = None) -> list[dict[str, Any]]:
         """Intake rows (all, or with this status), oldest first: for the CLI and tests."""

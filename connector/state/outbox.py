@@ -126,11 +126,20 @@ class Outbox:
         For several replicas: each sends only what it claimed. On PostgreSQL the claim skips rows
         another replica is claiming right now (FOR UPDATE SKIP LOCKED) instead of waiting; a lease
         that runs out (a replica killed mid-write) makes the rows claimable again.
+        Only each record's oldest pending write is claimable: a newer one waits until the older one is
+        finished, so one record's writes leave in the order they were decided and an older value never
+        lands after a newer one [architecture: A person's choice wins].
         """
         available = sa.or_(outbox_t.c.claimed_until.is_(None), outbox_t.c.claimed_until <= now)
+        each = outbox_t.alias("each_record")
+        oldest = (
+            sa.select(sa.func.min(each.c.id))
+            .where(each.c.crm == crm, each.c.status == "pending")
+            .group_by(each.c.object_type, each.c.record_id)
+        )
         query = (
             sa.select(outbox_t.c.id, outbox_t.c.patch, outbox_t.c.created_at, outbox_t.c.attempts, outbox_t.c.claimed_by)
-            .where(outbox_t.c.crm == crm, outbox_t.c.status == "pending", available)
+            .where(outbox_t.c.crm == crm, outbox_t.c.status == "pending", available, outbox_t.c.id.in_(oldest))
             .order_by(outbox_t.c.id)
             .limit(limit)
         )

@@ -261,7 +261,12 @@ class StoreGuard:
 
 
 def guard_factory(store: Store, settings: Settings, clock: Clock) -> Callable[[str], StoreGuard]:
-    """Build each CRM account's guard from [hubspot] / [salesforce] limits, shared through `store`."""
+    """Build each CRM account's guard from [hubspot] / [salesforce] limits, shared through `store`.
+
+    The shared window and budget day are read on the database's clock (PostgreSQL), so a replica whose
+    clock is off by a minute still counts calls in the same window as the others.
+    """
+    clock = store.shared_clock(clock)
 
     def for_crm(crm: str) -> StoreGuard:
         limits = settings.crm(crm).call_limits()

@@ -7,14 +7,16 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
+from connector.core.clock import Clock
 from connector.core.models import Event, Patch, WriteResult
 from connector.state.cursors import CursorRow, Cursors
 from connector.state.db import SQLITE_BUSY_TIMEOUT_SECONDS, Database
+from connector.state.db_clock import shared_clock
 from connector.state.dead_letters import DEAD_LETTER_STATUSES, DeadLetter, DeadLetters, DeadLetterStatus
 from connector.state.decisions import DECISION_KINDS, DecisionKind, DecisionRecord, Decisions
 from connector.state.erasure import Erasure
 from connector.state.events import AggregateFold, Events
-from connector.state.intake import Intake, IntakeItem, IntakeRequest
+from connector.state.intake import Intake, IntakeItem, IntakeRequest, rejected_data
 from connector.state.leads import LeadState, LeadStates
 from connector.state.leases import Lease, Leases
 from connector.state.outbox import Outbox, OutboxItem, patch_from_json, patch_to_json
@@ -73,9 +75,17 @@ class Store:
         """True when the database answers (for /healthz)."""
         return self._db.ping()
 
+    def shared_clock(self, clock: Clock) -> Clock:
+        """The clock for limits every replica shares: the database's time on PostgreSQL (see db_clock.shared_clock)."""
+        return shared_clock(self._db, clock)
+
     def claim_process(self, purpose: str, now: datetime) -> None:
         """SQLite: make this the only connector process on the file until close() (see Database.claim_process)."""
         self._db.claim_process(purpose, now)
+
+    def tables_with_rows(self) -> set[str]:
+        """The tables holding at least one row (see Database.tables_with_rows)."""
+        return self._db.tables_with_rows()
 
     # cursors
 
@@ -203,6 +213,16 @@ class Store:
         """Store events not stored yet and keep their keys' aggregates current; returns how many were new (see Events.add)."""
         return self._events.add(events, fold)
 
+    def accept_events(
+        self, events: Sequence[Event], intake: Sequence[IntakeRequest], now: datetime, fold: AggregateFold | None = None,
+    ) -> tuple[int, list[int]]:
+        """Store events (see `add_events`) and queue the intake rows they cause, in one transaction: (new events, row ids).
+
+        A value the database refuses (too long, a NUL) raises RejectedDataError and nothing is kept.
+        """
+        with rejected_data(), self._db.write() as conn:
+            return self._events.add_in(conn, events, fold), self._intake.insert(conn, intake, now)
+
     def event_aggregates(self, keys: Sequence[str]) -> dict[str, tuple[str, Any]]:
         """Stored aggregates of the keys that have them: key -> (signature, data); signature "" = stale."""
         return self._events.aggregates(keys)
@@ -264,17 +284,23 @@ class Store:
         """Mark claimed rows done (or failed, after they were dead-lettered)."""
         self._intake.finish(ids, now, status=status, error=error)
 
-    def release_intake(self, ids: Sequence[int], now: datetime, *, error: str | None, count_attempt: bool) -> None:
-        """Put claimed rows back to pending, counting an attempt when it failed."""
-        self._intake.release(ids, now, error=error, count_attempt=count_attempt)
+    def release_intake(
+        self, ids: Sequence[int], now: datetime, *, error: str | None, count_attempt: bool, retry_at: datetime | None = None,
+    ) -> None:
+        """Put claimed rows back to pending, counting an attempt when it failed; with `retry_at`, retrying until then."""
+        self._intake.release(ids, now, error=error, count_attempt=count_attempt, retry_at=retry_at)
 
     def release_intake_claims(self, worker: str, now: datetime) -> int:
         """Shutdown: every row this worker still holds goes back to pending; returns how many."""
         return self._intake.release_claims(worker, now)
 
     def count_pending_intake(self) -> int:
-        """Intake rows not finished yet (pending or claimed)."""
+        """Intake rows not finished yet (pending, claimed or retrying)."""
         return self._intake.count_pending()
+
+    def retrying_intake(self) -> tuple[int, datetime | None]:
+        """Intake rows retrying after a CRM error, and the oldest one's accepted_at."""
+        return self._intake.retrying()
 
     def intake_rows(self, status: str | None = None) -> list[dict[str, Any]]:
         """Intake rows (all, or with this status), oldest first: for the CLI and tests."""

@@ -1,4 +1,4 @@
-"""diff: only changed fields are written, a person's owner/stage choice wins, stages move forward only."""
+"""diff: only changed fields are written, a person's owner/stage/grade choice wins, stages move forward only."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connector.config import HUBSPOT_LIFECYCLE_ORDER
-from connector.engine.diff import Desired, DiffRules, plan_write
+from connector.engine.diff import Desired, DiffRules, person_fields, plan_write
 from connector.core.models import FieldDecision, Lead, Patch
 
 RULES = DiffRules(stage_order=HUBSPOT_LIFECYCLE_ORDER)
@@ -62,6 +62,31 @@ def test_stage_moved_back_by_a_person_is_not_pushed_forward_again() -> None:
     assert patch.is_empty
 
 
+def test_grade_set_by_a_person_after_our_write_is_kept() -> None:
+    patch = plan_write(lead(grade="Hot", score=10.0), Desired(grade="cold", score=10.0), {"grade": "cold", "score": 10.0}, RULES)
+    assert patch.decisions["grade"] is FieldDecision.GRADE_LOCKED
+    assert patch.is_empty
+    assert "'Hot'" in patch.reasons["grade"] and "someone else" in patch.reasons["grade"]
+
+
+def test_person_wins_without_grade_rewrites_a_persons_grade() -> None:
+    rules = DiffRules(stage_order=HUBSPOT_LIFECYCLE_ORDER, person_wins=person_fields(["owner", "stage"]))
+    patch = plan_write(lead(grade="Hot"), Desired(grade="cold"), {"grade": "cold"}, rules)
+    assert patch.changes == {"grade": "cold"}
+
+
+def test_person_wins_without_owner_and_stage_rewrites_them() -> None:
+    rules = DiffRules(stage_order=HUBSPOT_LIFECYCLE_ORDER, person_wins=person_fields(["grade"]))
+    written = {"owner_id": "7", "stage": "marketingqualifiedlead"}
+    patch = plan_write(lead(owner_id="99", stage="lead"), Desired(owner_id="7", stage="marketingqualifiedlead"), written, rules)
+    assert patch.changes == {"owner_id": "7", "stage": "marketingqualifiedlead"}
+
+
+def test_a_persons_score_edit_is_written_back() -> None:
+    patch = plan_write(lead(score=99.0), Desired(score=12.0), {"score": 12.0}, RULES)
+    assert patch.changes == {"score": 12.0}
+
+
 def test_fields_not_in_write_fields_are_never_written() -> None:
     rules = DiffRules(stage_order=HUBSPOT_LIFECYCLE_ORDER, write_fields=frozenset({"score"}))
     patch = plan_write(lead(), Desired(owner_id="7", score=3.0, grade="cold", stage="lead"), {}, rules)
@@ -100,3 +125,23 @@ def test_unrolled_plan_write_keeps_field_order_and_decisions() -> None:
     assert patch.changes == {"owner_id": "7", "score": 42.0, "grade": "hot"}
     assert patch.reasons["owner_id"] == "routed by rule"
     assert patch.decisions["stage"] is FieldDecision.WOULD_REGRESS and patch.decisions["lead_status"] is FieldDecision.WOULD_REGRESS
+
+
+person_wins_lists = st.lists(st.sampled_from(["owner", "stage", "grade"]), unique=True)
+
+
+@given(current=grades, want=grades, written=grades, chosen=person_wins_lists, score=scores, person_score=scores)
+def test_a_persons_value_is_overwritten_only_where_person_wins_allows(
+    current: str | None, want: str | None, written: str | None, chosen: list[str], score: float | None, person_score: float | None,
+) -> None:
+    """Grade: kept when "grade" is chosen and a person changed it; the score is written back whatever is chosen."""
+    rules = DiffRules(stage_order=HUBSPOT_LIFECYCLE_ORDER, person_wins=person_fields(chosen))
+    memory = {"grade": written, "score": score}
+    patch = plan_write(lead(grade=current, score=person_score), Desired(grade=want, score=score), memory, rules)
+    person_changed = (current or "") != (written or "")
+    if "grade" in patch.changes:
+        assert "grade" not in chosen or not person_changed
+    elif want is not None and (current or "") != want and ("grade" not in chosen or not person_changed):
+        raise AssertionError(f"grade {current!r} -> {want!r} should be written: {patch.reasons['grade']}")
+    if score is not None and (person_score is None or abs(person_score - score) >= 0.005):
+        assert patch.changes["score"] == score

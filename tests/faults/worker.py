@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
                     emit(event="done", worker=replica.worker)
                     return 0
                 # Writes a killed replica had claimed come back when its claim lease runs out.
-                write(store, adapters[crm], clock.now(), worker=replica.worker, lease_seconds=replica.lease_seconds)
+                write(store, adapters[crm], clock.now(), worker=replica.worker, lease_seconds=replica.lease_seconds, clock=clock)
                 time.sleep(0.25)
                 continue
             try:

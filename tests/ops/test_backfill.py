@@ -44,7 +44,7 @@ def test_dry_run_writes_the_planned_changes_to_csv_and_nothing_anywhere(ops: Ops
     for rid, fields in by_lead.items():
         record = ops.hubspot.get_record("contacts", rid) or {}
         assert float(fields["score"]["new"]) >= 0 and fields["score"]["current"] == ""
-        assert fields["grade"]["new"] in ("hot", "warm", "cold")
+        assert fields["grade"]["new"] in ("Hot", "Warm", "Cold")  # as the CRM's picklist shows it
         if "owner_id" in fields:
             assert fields["owner_id"]["current"] == (record.get("hubspot_owner_id") or "")
             assert fields["owner_id"]["reason"].startswith("routed by")

@@ -55,10 +55,42 @@ def test_explain_table_output(ops: Ops) -> None:
     rid = ops.ids()[4]
     out = ops.run("explain", f"hubspot:{rid}").stdout
     assert f"hubspot:{rid}" in out
-    for heading in ("model core", "total", "routing", "planned write", "owner_id", "score"):
+    for heading in ("model core", "total", "routing", "planned write", "owner", "score"):
         assert heading in out, heading
 
 
 def test_explain_rejects_a_bad_reference_and_an_unknown_lead(ops: Ops) -> None:
     assert "hubspot:ID or salesforce:ID" in ops.run("explain", "pipedrive:1", code=2).stderr
     assert "was not found" in ops.run("explain", "hubspot:999999", code=2).stderr
+
+
+def test_explain_reads_as_words_for_a_waiting_lead_at_80_columns(ops: Ops) -> None:
+    """No tuples, dicts, `None` or ISO offsets; the waiting lead's owner row says it waits, not "not_configured"."""
+    from .conftest import SATURDAY_NIGHT
+
+    ops.env["CONNECTOR_ROUTING__WHEN_UNAVAILABLE"] = "wait"
+    ops.env["COLUMNS"] = "80"
+    rid = next(r for r in ops.ids()[:20] if ops.json("--at", SATURDAY_NIGHT, "explain", f"hubspot:{r}")["routing"]["kind"] == "wait")
+    text = ops.run("--at", SATURDAY_NIGHT, "explain", f"hubspot:{rid}").stdout
+    for internal in ("None", "('", "{'", "not_configured", "+00:00", "rule rule"):
+        assert internal not in text, internal
+    owner_row = next(line for line in text.splitlines() if line.startswith("│ owner "))
+    assert "waiting" in owner_row and "no owner until someone can take" in owner_row
+    assert "routing: waiting → nobody yet" in text
+    reps = [line.split()[0] for line in text.splitlines() if line.startswith(" ") and "@" in line.split()[0]]
+    assert reps and len(reps) == len(set(reps)), "each candidate rep is listed once"
+
+
+def test_a_rep_tried_in_two_pools_is_one_candidate_with_its_best_verdict() -> None:
+    from connector.ops.explain import unique_candidates
+
+    tried = [
+        {"rep": "a@x.test", "eligible": False, "reason": "at capacity"},
+        {"rep": "b@x.test", "eligible": False, "reason": "outside working hours"},
+        {"rep": "a@x.test", "eligible": True, "reason": "chosen"},  # again, in the fallback pool
+        {"rep": "b@x.test", "eligible": False, "reason": "inactive"},
+    ]
+    assert unique_candidates(tried) == [
+        {"rep": "a@x.test", "eligible": True, "reason": "chosen"},
+        {"rep": "b@x.test", "eligible": False, "reason": "outside working hours"},
+    ]

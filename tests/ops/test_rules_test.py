@@ -71,7 +71,7 @@ def test_jsonl_samples_and_the_table(tmp_path: Path) -> None:
     assert code == 1
     assert "cto@bigcorp.example" in out and "bad row" in out
     assert "row 2, field (line): not JSON" in out
-    assert "row 3, field colour: not a lead attribute" in out
+    assert 'row 3, field colour, value "blue": not a lead attribute' in out
     for column in ("score", "grade", "model", "rule", "pool", "rep"):
         assert column in out
 
@@ -81,3 +81,28 @@ def test_all_good_rows_exit_zero(tmp_path: Path) -> None:
     sample.write_text("email,country,employees\nceo@fine.example,DE,50\n", encoding="utf-8")
     code, out, _ = _run(str(sample), "--at", AT, "--json")
     assert code == 0 and json.loads(out)["problems"] == []
+
+
+def test_the_shipped_sample_file_scores_and_routes_every_row() -> None:
+    """README's `connector rules test examples/leads.sample.csv`: every row becomes a routed lead, exit 0."""
+    sample = Path(__file__).resolve().parents[2] / "examples" / "leads.sample.csv"
+    code, out, _ = _run(str(sample), "--at", "2026-12-08T15:00:00Z", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["problems"] == [] and len(data["leads"]) == len(sample.read_text(encoding="utf-8").splitlines()) - 1
+    assert {lead["grade"] for lead in data["leads"]} >= {"hot", "warm", "cold"}
+    assert all(lead["kind"] == "rule" and lead["rep"] for lead in data["leads"])
+
+
+def test_a_bad_row_is_named_by_row_field_and_value_in_words(tmp_path: Path) -> None:
+    sample = tmp_path / "leads.csv"
+    sample.write_text(CSV, encoding="utf-8")
+    code, out, _ = _run(str(sample), "--at", AT)
+    assert code == 1
+    lines = [line for line in out.splitlines() if line.startswith("bad ")]
+    assert lines == [
+        'bad row 5, field employees, value "many": expected a number (e.g. 250 or 1200.5)',
+        'bad row 5, field need, value "maybe": expected true or false (yes/no, 1/0 also work)',
+    ]
+    data = json.loads(_run(str(sample), "--at", AT, "--json")[1])
+    assert {(p["row"], p["field"], p["value"]) for p in data["problems"]} == {(5, "employees", "many"), (5, "need", "maybe")}

@@ -1,21 +1,29 @@
-"""The database under the store: opening, migrations, URL errors, SQLite WAL and locking (SQLite and PostgreSQL)."""
+"""The database under the store: opening, migrations, URL errors, SQLite WAL and locking, a full or read-only volume."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from connector.cli import main
+from connector.config import example_config_path
+from connector.sandbox.hubspot import HubSpotSandbox
+from connector.state import db as db_module
 from connector.state import store as store_module
-from connector.core.errors import ConfigError, StoreLockedError
+from connector.core.errors import ConfigError, StoreLockedError, StoreUnwritableError
 from connector.state.store import Store, metadata
 
 NOW = datetime(2025, 3, 10, 9, 30, tzinfo=UTC)
@@ -116,3 +124,95 @@ def test_sqlite_held_by_another_process_raises_store_locked(tmp_path: Path, monk
     finally:
         other.execute("ROLLBACK")
         other.close()
+
+
+def _every_new_connection_runs(monkeypatch: pytest.MonkeyPatch, statement: str) -> None:
+    """Engines made from now on run `statement` on each connection (a volume that fills up or turns read-only)."""
+    real = db_module.create_engine
+
+    def create_engine(url_text: str, **kwargs: Any) -> sa.Engine:
+        engine = real(url_text, **kwargs)
+
+        def on_connect(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute(statement)
+            cursor.close()
+            dbapi_connection.commit()  # PostgreSQL: a SET inside a transaction that is rolled back would not stay
+
+        sa.event.listen(engine, "connect", on_connect)
+        return engine
+
+    monkeypatch.setattr(db_module, "create_engine", create_engine)
+
+
+def test_a_store_that_refuses_writes_raises_store_unwritable_and_keeps_the_cursor(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Store.open(store_url) as s:
+        s.set_cursor("hubspot", "contacts", "changed", "1", NOW)
+    read_only = "PRAGMA query_only = ON" if store_url.startswith("sqlite") else "SET default_transaction_read_only = on"
+    _every_new_connection_runs(monkeypatch, read_only)
+    with Store.open(store_url, migrate=False) as s:
+        with pytest.raises(StoreUnwritableError, match=r"the state store at \S+ cannot be written: read-only"):
+            s.set_cursor("hubspot", "contacts", "changed", "2", NOW)
+        assert s.get_cursor("hubspot", "contacts", "changed") == "1"
+
+
+@pytest.fixture
+def hubspot_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[HubSpotSandbox, Path]]:
+    """A synced SQLite store, then 20 new contacts in the sandbox waiting for the next `connector sync --once`."""
+    path = tmp_path / "state.db"
+    with HubSpotSandbox(seed=11, contacts=20) as hs:
+        monkeypatch.setenv("CONNECTOR_CONFIG", str(example_config_path()))
+        monkeypatch.setenv("CONNECTOR_HUBSPOT__ENABLED", "true")
+        monkeypatch.setenv("CONNECTOR_HUBSPOT__BASE_URL", hs.base_url)
+        monkeypatch.setenv("CONNECTOR_HUBSPOT__ACCESS_TOKEN", hs.token)
+        monkeypatch.setenv("CONNECTOR_HUBSPOT__SAFETY_LAG_SECONDS", "0")
+        monkeypatch.setenv("CONNECTOR_ROUTING__WHEN_UNAVAILABLE", "fallback")
+        monkeypatch.setenv("CONNECTOR_STORE__URL", f"sqlite:///{path}")
+        first = CliRunner().invoke(main, ["sync", "--once"])
+        assert first.exit_code == 0, first.output
+        for i in range(20):
+            hs.create_contact({"email": f"new{i}@acme.example", "firstname": "New", "lastname": f"Lead{i}"})
+        yield hs, path
+
+
+def _cursors(path: Path) -> list[tuple[str, str, str, str]]:
+    raw = sqlite3.connect(path)
+    try:
+        return raw.execute("SELECT crm, object_type, stream, value FROM cursors ORDER BY crm, object_type, stream").fetchall()
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize("volume", ["full", "read-only"])
+def test_sync_on_a_full_or_read_only_volume_exits_1_says_so_and_keeps_the_cursor(
+    hubspot_sync: tuple[HubSpotSandbox, Path], volume: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, path = hubspot_sync
+    real_create_engine = db_module.create_engine
+    before = _cursors(path)
+    assert before
+    if volume == "full":
+        # SQLITE_FULL as on a full disk: the file may not grow by a single page.
+        raw = sqlite3.connect(path)
+        pages = raw.execute("PRAGMA page_count").fetchone()[0]
+        raw.close()
+        _every_new_connection_runs(monkeypatch, f"PRAGMA max_page_count = {pages}")
+        expect = "cannot be written: disk full"
+    else:
+        # SQLITE_READONLY as on a read-only mount (tests run as root, where chmod would not stop a write).
+        monkeypatch.setenv("CONNECTOR_STORE__URL", f"sqlite:///file:{path}?mode=ro&uri=true")
+        expect = "cannot be written: read-only file system"
+    failed = CliRunner().invoke(main, ["sync", "--once"])
+    assert failed.exit_code == 1
+    assert "aborted: the state store at sqlite:///" in failed.output and expect in failed.output, failed.output
+    assert "Traceback" not in failed.output
+    assert _cursors(path) == before
+    # Space freed (or the volume writable again): the next run picks up every new contact.
+    monkeypatch.setattr(db_module, "create_engine", real_create_engine)
+    monkeypatch.setenv("CONNECTOR_STORE__URL", f"sqlite:///{path}")
+    again = CliRunner().invoke(main, ["sync", "--once", "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["fetched"] >= 20
+    assert _cursors(path) != before

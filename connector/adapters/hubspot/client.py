@@ -23,8 +23,8 @@ from hubspot.crm.objects.models import (
 )
 
 from connector.adapters.base import CallPolicy, chunks
-from connector.adapters.hubspot.auth import open_apis
-from connector.adapters.hubspot.errors import translate
+from connector.adapters.hubspot.auth import TokenSource, bearer, open_apis, token_source
+from connector.adapters.hubspot.errors import ACCESS_TOKEN_KEY, REFRESH_TOKEN_KEY, TokenRejectedError, translate
 from connector.adapters.hubspot.fields import OBJECT_ID_PROPERTY
 from connector.config import HubSpotSettings
 from connector.core.clock import Clock
@@ -57,13 +57,16 @@ class Response:
 
 
 class HubSpotClient:
-    """One account's SDK api objects behind one guarded, counted, retried call."""
+    """One account's SDK api objects behind one guarded, counted, retried call, authenticated by the
+    account's shared token source (renewed before expiry; a 401 renews it and the call is sent once more)."""
 
-    def __init__(self, settings: HubSpotSettings, *, policy: CallPolicy, clock: Clock) -> None:
+    def __init__(self, settings: HubSpotSettings, *, policy: CallPolicy, clock: Clock, tokens: TokenSource | None = None) -> None:
         self.apis = open_apis(settings)
+        self.tokens = tokens or token_source(settings, clock)
         self._policy = policy
         self._clock = clock
         self._timeout = settings.timeout_seconds
+        self._credential = REFRESH_TOKEN_KEY if settings.auth_mode == "oauth" else ACCESS_TOKEN_KEY
 
     def close(self) -> None:
         self.apis.close()
@@ -86,7 +89,17 @@ class HubSpotClient:
             if call_args is None:
                 return Response(0, {}, {})
             self._policy.calls.add(endpoint)
-            return self._send(endpoint, fn, call_args, kwargs)
+            token = self.tokens.current()
+            try:
+                return self._send(endpoint, fn, call_args, {**kwargs, "_request_auth": bearer(token)})
+            except TokenRejectedError:
+                # A 401 renews the token (or re-reads the mounted secret) and sends once more
+                # [crm-behaviour: HubSpot OAuth access tokens expire].
+                if not self.tokens.renew(token):
+                    raise
+            self._policy.guard.before(endpoint, kind)
+            self._policy.calls.add(endpoint)
+            return self._send(endpoint, fn, call_args, {**kwargs, "_request_auth": bearer(self.tokens.current())})
 
         return self._policy.retried(attempt, retry_on=retry_on)
 
@@ -116,7 +129,7 @@ class HubSpotClient:
         return Response(raw.status, body if isinstance(body, dict) else {"results": body}, headers)
 
     def translate(self, status: int, headers: Mapping[str, str], raw_body: Any, endpoint: str) -> ConnectorError:
-        return translate(status, headers, raw_body, endpoint, now=self._clock.now)
+        return translate(status, headers, raw_body, endpoint, now=self._clock.now, credential=self._credential)
 
     def batch_read(self, object_type: str, ids: Sequence[str], properties: list[str]) -> list[dict[str, Any]]:
         """Records by id (batch/read, ≤100 per call); ids that no longer exist are left out."""

@@ -13,12 +13,17 @@ from connector.core.errors import AuthError, BudgetExhaustedError, ConnectorErro
 
 CRM = "hubspot"
 ACCESS_TOKEN_KEY = "hubspot.access_token"
+REFRESH_TOKEN_KEY = "hubspot.refresh_token"
 # A 429 body's policyName for the account's daily allocation: waiting seconds does not help
 # [crm-behaviour: HubSpot 429 responses].
 DAILY_POLICIES = frozenset({"DAILY"})
 # Per-record write error categories worth another try later; all others are dead letters.
 RETRYABLE_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "TIMEOUT", "SERVER_ERROR"})
 TOKEN_CATEGORIES = ("INVALID_AUTHENTICATION", "EXPIRED_AUTHENTICATION")
+
+
+class TokenRejectedError(AuthError):
+    """HTTP 401: the token sent was rejected (expired, revoked, rotated); renewing it may fix the call."""
 
 
 def classify(status: int, category: str | None, policy: str | None) -> type[ConnectorError]:
@@ -51,8 +56,10 @@ def is_retryable_record_error(error: Mapping[str, Any]) -> bool:
 
 
 def translate(status: int, headers: Mapping[str, str], raw_body: Any, endpoint: str, *,
-              now: Callable[[], datetime]) -> ConnectorError:
-    """A failed response → the connector error the caller acts on (messages carry no body text or token)."""
+              now: Callable[[], datetime], credential: str = ACCESS_TOKEN_KEY) -> ConnectorError:
+    """A failed response → the connector error the caller acts on (messages carry no body text or token).
+
+    `credential` is the key an AuthError names (an OAuth app's: hubspot.refresh_token)."""
     body = json_body(raw_body)
     category = body.get("category") if isinstance(body.get("category"), str) else None
     policy = body.get("policyName") if isinstance(body.get("policyName"), str) else None
@@ -68,10 +75,11 @@ def translate(status: int, headers: Mapping[str, str], raw_body: Any, endpoint: 
         )
     if kind is AuthError:
         if status == 401 or category in TOKEN_CATEGORIES:
-            return AuthError(f"the access token was rejected (HTTP {status}) on {endpoint}", crm=CRM, credential=ACCESS_TOKEN_KEY)
+            rejected = TokenRejectedError if status == 401 else AuthError
+            return rejected(f"the access token was rejected (HTTP {status}) on {endpoint}", crm=CRM, credential=credential)
         scopes = required_scopes(body)
         need = f"the token lacks scope {', '.join(scopes)}" if scopes else "the token is not allowed to do this"
-        return AuthError(f"{need} (HTTP {status} on {endpoint}); add it to the private app", crm=CRM, credential=ACCESS_TOKEN_KEY)
+        return AuthError(f"{need} (HTTP {status} on {endpoint}); add it to the app", crm=CRM, credential=credential)
     if kind is TransientError:
         return TransientError(f"{where}: HTTP {status}{ref}", crm=CRM, endpoint=endpoint, status=status)
     # A RecordError needs the one record it is about; these endpoints address pages and batches,

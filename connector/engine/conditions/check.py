@@ -6,7 +6,14 @@ from collections.abc import Callable, Mapping
 
 from connector.core.errors import ConfigProblem
 from connector.core.models import lead_field_types
+from connector.core.spelling import unknown_name
 from connector.engine.conditions.model import CONTEXT_FIELD_KINDS, OPS_BY_KIND, Condition, field_kind
+
+# Without a near miss, an unknown field's message points at the kinds of fields, not at a list of 50 names.
+LEAD_FIELDS_HINT = (
+    "use a lead attribute (country, state, email_domain, employees, industry, title, lead_source, ...), "
+    "extra.NAME (a mapped CRM property) or engagement.NAME"
+)
 
 
 def check_condition(
@@ -26,10 +33,7 @@ def check_condition(
     if cond.field is not None:
         kind = kind_of(cond.field) if kind_of is not None else field_kind(cond.field, extra_kinds)
         if kind is None:
-            if known_hint is None:
-                known = sorted(set(lead_field_types()) | set(CONTEXT_FIELD_KINDS) | set(extra_kinds or ()))
-                known_hint = f"{', '.join(known)}, extra.NAME, engagement.NAME"
-            problems.append(ConfigProblem(f"{path}.field", f"unknown field {cond.field!r}; known: {known_hint}"))
+            problems.append(ConfigProblem(f"{path}.field", _unknown_field(cond.field, extra_kinds, known_hint)))
         else:
             problems += _check_fit(cond, kind, path)
     for key, subs in (("all", cond.all), ("any", cond.any)):
@@ -38,6 +42,14 @@ def check_condition(
     if cond.not_ is not None:
         problems += check_condition(cond.not_, f"{path}.not", extra_kinds, kind_of=kind_of, known_hint=known_hint)
     return problems
+
+
+def _unknown_field(name: str, extra_kinds: Mapping[str, str] | None, known_hint: str | None) -> str:
+    """`unknown field 'contry'; did you mean 'country'?`; without a near miss, where the known fields are."""
+    if known_hint is not None:
+        return unknown_name("field", name, [n.strip() for n in known_hint.split(",")], otherwise=f"known: {known_hint}")
+    known = sorted(set(lead_field_types()) | set(CONTEXT_FIELD_KINDS) | set(extra_kinds or ()))
+    return unknown_name("field", name, known, otherwise=LEAD_FIELDS_HINT)
 
 
 def _check_fit(cond: Condition, kind: str, path: str) -> list[ConfigProblem]:

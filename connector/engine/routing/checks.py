@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from connector.core.errors import ConfigProblem
+from connector.core.spelling import closest, unknown_name
 from connector.engine.conditions import Condition, check_condition, field_kind
 from connector.engine.routing.availability import WEEKDAYS, build_week, load_holidays, load_zone
 from connector.engine.routing.config import (
@@ -164,12 +165,12 @@ def _check_rule_target(cfg: RoutingConfig, rule: RuleConfig, rp: str) -> list[Co
     """The rule's pool, strategy, required skills and tier."""
     problems: list[ConfigProblem] = []
     if rule.pool not in cfg.pools:
-        problems.append(ConfigProblem(f"{rp}.pool", f"unknown pool {rule.pool!r}; pools: {', '.join(cfg.pools) or '(none defined)'}"))
+        problems.append(ConfigProblem(f"{rp}.pool", unknown_name("pool", rule.pool, cfg.pools)))
     if rule.strategy is not None and rule.strategy not in STRATEGIES:
-        problems.append(ConfigProblem(f"{rp}.strategy", f"unknown strategy {rule.strategy!r}; use one of {', '.join(STRATEGIES)}"))
+        problems.append(ConfigProblem(f"{rp}.strategy", unknown_name("strategy", rule.strategy, STRATEGIES)))
     for j, skill in enumerate(rule.require_skills):
         if skill not in SKILLS:
-            problems.append(ConfigProblem(f"{rp}.require_skills[{j}]", f"unknown skill {skill!r}; use one of {', '.join(SKILLS)}"))
+            problems.append(ConfigProblem(f"{rp}.require_skills[{j}]", unknown_name("skill", skill, SKILLS)))
     if "languages" in rule.require_skills and not cfg.language_field:
         problems.append(ConfigProblem(f"{rp}.require_skills", "requiring languages needs routing.language_field (the lead field holding the language)"))
     if rule.tier is not None and rule.pool in cfg.pools:
@@ -187,16 +188,16 @@ def _check_rule_when(cfg: RoutingConfig, scoring: ScoringConfig, when: Condition
     problems = check_condition(when, wp, ROUTING_FIELD_KINDS)
     for value, vp in _condition_values(when, wp, "region"):
         if str(value) not in cfg.regions:
-            problems.append(ConfigProblem(vp, f"unknown region {value!r}; define it under {path}.regions (known: {', '.join(cfg.regions) or 'none'})"))
+            problems.append(ConfigProblem(vp, unknown_name("region", str(value), cfg.regions, otherwise=f"define it under {path}.regions")))
     for value, vp in _condition_values(when, wp, "territory"):
         if str(value) not in cfg.territories:
-            problems.append(ConfigProblem(vp, f"unknown territory {value!r}; define it under {path}.territories (known: {', '.join(cfg.territories) or 'none'})"))
+            problems.append(ConfigProblem(vp, unknown_name("territory", str(value), cfg.territories, otherwise=f"define it under {path}.territories")))
     for value, vp in _condition_values(when, wp, "grade"):
         if str(value).lower() not in grades:
-            problems.append(ConfigProblem(vp, f"unknown grade {value!r}; scoring.grades are {', '.join(g.name for g in scoring.grades)}"))
+            problems.append(ConfigProblem(vp, unknown_name("grade", str(value), [g.name for g in scoring.grades])))
     for value, vp in _condition_values(when, wp, "model"):
         if str(value).lower() not in models:
-            problems.append(ConfigProblem(vp, f"unknown model {value!r}; scoring.models are {', '.join(scoring.models) or 'none'}"))
+            problems.append(ConfigProblem(vp, unknown_name("model", str(value), scoring.models)))
     return problems
 
 
@@ -213,7 +214,7 @@ def _check_experiments(cfg: RoutingConfig, path: str) -> list[ConfigProblem]:
         if ":" in exp.name:
             problems.append(ConfigProblem(f"{ep}.name", "an experiment name cannot contain ':' (decisions record the arm as NAME:ARM)"))
         if exp.rule not in rules:
-            problems.append(ConfigProblem(f"{ep}.rule", f"unknown rule {exp.rule!r}; rules: {', '.join(rules) or '(none defined)'}"))
+            problems.append(ConfigProblem(f"{ep}.rule", unknown_name("rule", exp.rule, rules)))
         elif exp.enabled:
             if exp.rule in by_rule:
                 problems.append(ConfigProblem(f"{ep}.rule", f"rule {exp.rule!r} already has an experiment ({path}.experiments[{by_rule[exp.rule]}])"))
@@ -221,7 +222,7 @@ def _check_experiments(cfg: RoutingConfig, path: str) -> list[ConfigProblem]:
         for key in ("control", "treatment"):
             value = getattr(exp, key)
             if value is not None and value not in STRATEGIES:
-                problems.append(ConfigProblem(f"{ep}.{key}", f"unknown strategy {value!r}; use one of {', '.join(STRATEGIES)}"))
+                problems.append(ConfigProblem(f"{ep}.{key}", unknown_name("strategy", value, STRATEGIES)))
         if exp.rule in rules:
             rule = rules[exp.rule]
             control = exp.control or rule.strategy or (cfg.pools[rule.pool].strategy if rule.pool in cfg.pools else None)
@@ -238,11 +239,13 @@ def _check_pools(cfg: RoutingConfig, path: str) -> list[ConfigProblem]:
         if not pool.reps:
             problems.append(ConfigProblem(f"{pp}.reps", f"pool {name!r} has no reps"))
         if pool.strategy not in STRATEGIES:
-            problems.append(ConfigProblem(f"{pp}.strategy", f"unknown strategy {pool.strategy!r}; use one of {', '.join(STRATEGIES)}"))
+            problems.append(ConfigProblem(f"{pp}.strategy", unknown_name("strategy", pool.strategy, STRATEGIES)))
         seen: set[str] = set()
         for i, email in enumerate(pool.reps):
             if _email(email) not in known:
-                problems.append(ConfigProblem(f"{pp}.reps[{i}]", f"{email} is not a rep; add it to {path}.reps"))
+                near = closest(email, [r.email for r in cfg.reps])
+                fix = f"did you mean {near}?" if near else f"add it to {path}.reps"
+                problems.append(ConfigProblem(f"{pp}.reps[{i}]", f"{email} is not a rep; {fix}"))
             if _email(email) in seen:
                 problems.append(ConfigProblem(f"{pp}.reps[{i}]", f"{email} is listed twice in pool {name!r}"))
             seen.add(_email(email))
@@ -257,7 +260,7 @@ def check_routing(cfg: RoutingConfig, scoring: ScoringConfig, path: str) -> list
     problems += _check_rules(cfg, scoring, path)
     problems += _check_experiments(cfg, path)
     if cfg.fallback_pool is not None and cfg.fallback_pool not in cfg.pools:
-        problems.append(ConfigProblem(f"{path}.fallback_pool", f"unknown pool {cfg.fallback_pool!r}; pools: {', '.join(cfg.pools) or '(none defined)'}"))
+        problems.append(ConfigProblem(f"{path}.fallback_pool", unknown_name("pool", cfg.fallback_pool, cfg.pools)))
     if cfg.when_unavailable == "fallback" and cfg.fallback_pool is None and not cfg.fallback_queue:
         problems.append(ConfigProblem(f"{path}.when_unavailable", "\"fallback\" needs a fallback_pool or a fallback_queue"))
     if cfg.rules and not cfg.reps:

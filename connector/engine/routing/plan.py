@@ -14,7 +14,7 @@ from operator import ge
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from connector.core.keys import OPEN_SCOPE
-from connector.core.models import Candidate, Lead, Rep
+from connector.core.models import Candidate, Lead
 from connector.engine.routing.compile import MEMO_LIMIT, CompiledPool, CompiledRouting, CompiledRule, Place
 from connector.engine.routing.config import TURN
 from connector.engine.routing.reps import day_cap_reason, lacking_skill, lead_skills, open_cap_reason

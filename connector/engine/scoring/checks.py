@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from connector.core.errors import ConfigProblem
+from connector.core.spelling import unknown_name
 from connector.core.models import CRMS
 from connector.engine.conditions import Condition, check_condition, condition_leaves
 from connector.engine.scoring.config import ModelConfig, Rule, ScoringConfig
@@ -172,8 +173,7 @@ def check_scoring(cfg: ScoringConfig, path: str) -> list[ConfigProblem]:
     """Every semantic problem in `[scoring]`, each with its key path (pydantic already checked shapes)."""
     problems = _check_grades(cfg, path)
     if cfg.write_model != "best" and cfg.write_model not in cfg.models:
-        known = ", ".join(["best", *cfg.models])
-        problems.append(ConfigProblem(f"{path}.write_model", f"model {cfg.write_model!r} does not exist; use one of: {known}"))
+        problems.append(ConfigProblem(f"{path}.write_model", unknown_name("model", cfg.write_model, ["best", *cfg.models])))
     for key in ("free_mail_domains", "competitor_domains"):
         for i, domain in enumerate(getattr(cfg, key)):
             if not _is_domain(domain):

@@ -8,6 +8,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -23,7 +24,9 @@ from connector.pipeline.runtime import EngineConfig
 from connector.runners.jobs import compile_engine
 from connector.runners.service.http import BodyLimit, CorrelationFilter, correlate, responses
 from connector.runners.service.intake import EventsAccepted, Intake, IntakeQueue, WebhookAccepted
-from connector.runners.service.worker import Worker
+from connector.runners.service.intake_config import unconfigured_intakes
+from connector.runners.service.supervision import Supervisor
+from connector.runners.service.worker import INTAKE_THREAD, Worker, poll_thread
 from connector.state.store import Store
 
 if TYPE_CHECKING:  # the subscriber (and grpc) is imported only when CDC is on
@@ -31,12 +34,17 @@ if TYPE_CHECKING:  # the subscriber (and grpc) is imported only when CDC is on
 
 log = logging.getLogger("connector.service")
 
+# /healthz fails when the intake worker completes no loop turn for this long (one turn is at most one claimed batch),
+# or a poll loop no turn or batch for [sync] poll_interval_seconds plus this long: a hang a restart cures.
+INTAKE_STUCK_SECONDS = 900.0
+POLL_STUCK_SECONDS = 1800.0
 # stop() returns this long before the grace period ends, leaving time to release claims and exit.
 _EXIT_MARGIN_SECONDS = 0.5
 
 
 class Health(BaseModel):
     status: str
+    threads: dict[str, str] | None = None  # when not ok: each dead or stuck background thread, and why
 
 
 class Readiness(BaseModel):
@@ -119,9 +127,10 @@ class Service:
         self._threads: list[threading.Thread] = []
         self._cdc: CdcSubscriber | None = None  # the running subscriber, for /readyz
         self._budgets = dict(budgets or {})
+        self.supervisor = Supervisor(self.clock, self._stop, self.metrics.registry)
         self.worker = Worker(
             settings, store, self.adapters, clock=self.clock, metrics=self.metrics, engine=self.engine, queue=self.queue,
-            worker_id=self.worker_id, stop=self._stop,
+            worker_id=self.worker_id, stop=self._stop, on_turn=self.supervisor.turn,
         )
         self.intake = Intake(
             settings, store, self.adapters, clock=self.clock, metrics=self.metrics, engine=self.engine, queue=self.queue,
@@ -142,28 +151,27 @@ class Service:
 
     def start(self) -> None:
         """Start the worker (which first prepares each CRM and finishes intake left by a previous run) and the poll loops."""
-        self._spawn(self.worker.run, "connector-intake-worker")
+        # Every loop is supervised: restarted with backoff after any exception, its state in /readyz and /healthz.
+        self._spawn(self.worker.run, INTAKE_THREAD, INTAKE_STUCK_SECONDS)
         if self.poll:
             for crm in self.adapters:
-                self._spawn(self.worker.poll, f"connector-poll-{crm}", crm)
+                self._spawn(partial(self.worker.poll, crm), poll_thread(crm),
+                            self.settings.sync.poll_interval_seconds + POLL_STUCK_SECONDS)
         if self.settings.salesforce.cdc_enabled and "salesforce" in self.adapters:
             # Salesforce Change Data Capture (issue 10): events route leads within seconds; the poll loop stays the safety net.
             from connector.runners.cdc_subscriber import run_subscriber
 
-            cdc = threading.Thread(
-                target=run_subscriber, args=(self.settings, self.store, self.adapters["salesforce"], self._stop),
-                kwargs={"runtime": lambda: self.worker.crm["salesforce"].runtime, "engine": self.engine, "clock": self.clock,
-                        "lock": self.worker.locks["salesforce"], "registry": self.metrics.registry,
-                        "on_start": lambda subscriber: setattr(self, "_cdc", subscriber)},
-                name="connector-cdc-salesforce", daemon=True,
+            cdc = partial(
+                run_subscriber, self.settings, self.store, self.adapters["salesforce"], self._stop,
+                runtime=lambda: self.worker.crm["salesforce"].runtime, engine=self.engine, clock=self.clock,
+                lock=self.worker.locks["salesforce"], registry=self.metrics.registry,
+                on_start=lambda subscriber: setattr(self, "_cdc", subscriber),
             )
-            self._threads.append(cdc)
-            cdc.start()
+            # The subscriber may wait for events for long: only its death counts for /healthz, not a quiet stream.
+            self._spawn(cdc, "connector-cdc-salesforce", None)
 
-    def _spawn(self, target: Callable[..., None], name: str, *args: Any) -> None:
-        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
-        self._threads.append(thread)
-        thread.start()
+    def _spawn(self, target: Callable[[], None], name: str, stuck_after_seconds: float | None) -> None:
+        self._threads.append(self.supervisor.spawn(name, target, stuck_after_seconds=stuck_after_seconds))
 
     def begin_drain(self) -> None:
         """Stop taking work: intake answers 503 + Retry-After and /readyz fails, so traffic moves elsewhere."""
@@ -223,11 +231,13 @@ class Service:
                 checks[crm] = "ok"
         if self.draining:
             checks["service"] = "shutting down"
+        checks |= self.supervisor.readiness()  # each background loop by thread name: ok, failing (why), dead or stuck
         ready = all(v == "ok" for v in checks.values())
         cdc = self._cdc
         if cdc is not None:
             problem = cdc.problem
             checks["salesforce_cdc"] = "ok" if problem is None else f"reconnecting after {problem}; the poll loop keeps syncing"
+        checks.update(unconfigured_intakes(self.settings))  # reported, stays ready: that route answers 404 everywhere
         return ready, checks
 
     def _refresh_gauges(self) -> None:
@@ -297,21 +307,25 @@ def _event_routes(app: FastAPI, intake: Intake) -> None:
         "security": events_doc["security"],
     }
 
-    @app.post("/events", response_model=EventsAccepted, responses=responses(400, 401, 413, 503),
+    @app.post("/events", response_model=EventsAccepted, responses=responses(400, 401, 404, 413, 503),
               summary="One behaviour event (Segment track / page / identify)", openapi_extra=events_doc)
     async def post_event(request: Request) -> Response:
         return await intake.events(request, batch=False)
 
-    @app.post("/events/batch", response_model=EventsAccepted, responses=responses(400, 401, 413, 503),
+    @app.post("/events/batch", response_model=EventsAccepted, responses=responses(400, 401, 404, 413, 503),
               summary="Behaviour events in Segment's batch shape", openapi_extra=batch_doc)
     async def post_events_batch(request: Request) -> Response:
         return await intake.events(request, batch=True)
 
 
 def _health_routes(app: FastAPI, service: Service) -> None:
-    @app.get("/healthz", response_model=Health, summary="The process is alive")
-    async def healthz() -> Health:
-        return Health(status="ok")
+    @app.get("/healthz", response_model=Health, responses={503: {"model": Health, "description": "A background thread is dead or stuck"}},
+             summary="The process is alive: every background thread running and completing its loop turns")
+    async def healthz() -> Response:
+        dead = service.supervisor.liveness()
+        if dead:
+            return JSONResponse(Health(status="unhealthy", threads=dead).model_dump(), 503)
+        return JSONResponse(Health(status="ok").model_dump(exclude_none=True))
 
     @app.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "Not ready"}},
              summary="Store reachable, CRMs authenticated, not over budget")

@@ -43,8 +43,10 @@ class Problem(BaseModel):
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI description of a route's error answers."""
-    text = {400: "Malformed body", 401: "Bad or missing signature / credentials", 404: "Not enabled",
-            413: "Body too large", 503: "Not accepting work now; retry after Retry-After seconds"}
+    text = {400: "Malformed body, or a value the state store cannot keep (the field and index are named)",
+            401: "Bad or missing signature / credentials", 404: "Not enabled, or its secret is not configured",
+            413: "Body too large, or more work than the intake queue can ever hold",
+            503: "Not accepting work now; retry after Retry-After seconds"}
     return {code: {"model": Problem, "description": text[code]} for code in codes}
 
 

@@ -6,7 +6,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
+import ipaddress
 import logging
 import threading
 from collections import deque
@@ -21,12 +21,15 @@ from starlette.concurrency import run_in_threadpool
 from connector.adapters.base import CrmAdapter
 from connector.config import Settings
 from connector.core.clock import Clock
+from connector.core.errors import RejectedDataError
 from connector.core.models import Event, Lead
 from connector.observability.metrics import Metrics
 from connector.pipeline.runtime import EngineConfig
 from connector.pipeline.stages import aggregate_fold
 from connector.runners.service.events import CRM_KEY_PREFIXES, EventFormatError, parse_segment
 from connector.runners.service.http import correlation_id, problem, unavailable
+from connector.runners.service.intake_config import EVENTS_NOT_CONFIGURED, WEBHOOKS_NOT_CONFIGURED
+from connector.runners.service.limits import BodyFormatError, loads_bounded
 from connector.runners.service.webhooks import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -128,7 +131,8 @@ class EventsAccepted(BaseModel):
 
 
 def is_authorized_event_request(headers: Mapping[str, str], body: bytes, secret: str) -> bool:
-    """Segment-style auth: Basic with the shared secret as username, or X-Signature = hex HMAC-SHA256(secret, body)."""
+    """Segment-style auth: Basic with the shared secret as username, or X-Signature = hex HMAC of the raw body:
+    HMAC-SHA1 (what Segment's webhook destination sends [crm-behaviour: Segment webhook signatures]) or HMAC-SHA256."""
     auth = headers.get("authorization", "")
     if auth[:6].lower() == "basic ":
         try:
@@ -138,9 +142,22 @@ def is_authorized_event_request(headers: Mapping[str, str], body: bytes, secret:
         return hmac.compare_digest(user.encode(), secret.encode())
     signature = headers.get(EVENTS_SIGNATURE_HEADER, "").strip().lower()
     if signature:
-        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        # The digest's length says which: 40 hex digits for SHA-1, 64 for SHA-256.
+        digest = hashlib.sha1 if len(signature) == 2 * hashlib.sha1().digest_size else hashlib.sha256
+        expected = hmac.new(secret.encode(), body, digest).hexdigest()
         return hmac.compare_digest(expected.encode(), signature.encode())
     return False
+
+
+def is_trusted_proxy(peer: str | None, networks: Sequence[str]) -> bool:
+    """The peer's address is in one of `networks` (so its X-Forwarded-* / Forwarded headers are believed)."""
+    if peer is None:
+        return False
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:  # e.g. a Unix socket peer or a test client's made-up name
+        return False
+    return any(address in ipaddress.ip_network(network, strict=False) for network in networks)
 
 
 def webhook_intake_rows(
@@ -205,8 +222,9 @@ class Intake:
         app_id, cid = self.settings.hubspot.app_id, correlation_id.get()
         everything = plan_intake(events, app_id=app_id, object_type=object_type)
         room = len(everything.refetch_ids) + len(everything.deleted_ids) + len(everything.merged) + len(everything.forget_ids)
-        if not self.queue.try_reserve(room):
-            return unavailable(self.metrics, "intake queue is full; retry later", endpoint)
+        refused = self._reserve(room, endpoint)
+        if refused is not None:
+            return refused
         by_delivery = {delivery_id(e): e for e in events}
 
         def rows_for(new: frozenset[str]) -> list[IntakeRequest]:
@@ -215,6 +233,9 @@ class Intake:
 
         try:
             new, row_ids = await run_in_threadpool(self.store.accept_deliveries, list(by_delivery), rows_for, self.clock.now())
+        except RejectedDataError as exc:  # a retry would be refused the same way: 400, not an endless 503
+            self.queue.cancel(room)
+            return problem(self.metrics, 400, f"(body): {exc}", endpoint)
         except Exception:  # nothing was accepted: HubSpot retries a 503
             self.queue.cancel(room)
             log.exception("webhook intake could not be stored")
@@ -234,6 +255,17 @@ class Intake:
         log.info("webhook accepted", extra=accepted.model_dump())
         return JSONResponse(accepted.model_dump())
 
+    def _reserve(self, room: int, endpoint: str) -> Response | None:
+        """Reserve queue room for `room` intake rows: None, or 413 for work that can never fit, 503 while the queue is full."""
+        capacity = self.queue.capacity
+        if room > capacity:
+            detail = (f"(body): needs {room} intake rows but the intake queue holds {capacity} "
+                      "([service] intake_queue_size); send fewer leads per request")
+            return problem(self.metrics, 413, detail, endpoint)
+        if not self.queue.try_reserve(room):
+            return unavailable(self.metrics, "intake queue is full; retry later", endpoint)
+        return None
+
     async def _verified_delivery(self, request: Request, endpoint: str) -> tuple[list[WebhookEvent], str] | Response:
         """A delivery's events and HubSpot's object type, once signed and well-formed; else the error answer."""
         if self.is_draining():
@@ -242,14 +274,16 @@ class Intake:
         if adapter is None:
             return problem(self.metrics, 404, "HubSpot is not enabled in this configuration ([hubspot] enabled)", endpoint)
         secret = self.settings.hubspot.client_secret
-        if secret is None:
+        if secret is None:  # a 404, not a 503: HubSpot would retry a 503 for as long as nobody sets the secret
             log.error("webhook refused: [hubspot] client_secret (or client_secret_file) is not set, signatures cannot be checked")
-            return unavailable(self.metrics, "webhook signing secret not configured ([hubspot] client_secret)", endpoint)
+            return problem(self.metrics, 404, WEBHOOKS_NOT_CONFIGURED, endpoint)
         body = await request.body()
         headers = {k.lower(): v for k, v in request.headers.items()}
         uri = request_uri(
             request.url.scheme, headers.get("host", request.url.netloc), request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
             request.scope.get("query_string", b"").decode("latin-1"), headers,
+            trust_forwarded=is_trusted_proxy(request.client.host if request.client else None, self.settings.service.trusted_proxies),
+            webhook_url=self.settings.hubspot.webhook_url,
         )
         verdict = check_signature(
             client_secret=secret.get_secret_value(), method=request.method, uri=uri, body=body,
@@ -270,10 +304,14 @@ class Intake:
         if isinstance(parsed, Response):
             return parsed
         rows = rescore_rows(parsed, self.adapters, correlation_id.get())
-        if not self.queue.try_reserve(len(rows)):
-            return unavailable(self.metrics, "intake queue is full; retry later", endpoint)
+        refused = self._reserve(len(rows), endpoint)
+        if refused is not None:
+            return refused
         try:
             stored, row_ids = await run_in_threadpool(self._store_events, parsed, rows)
+        except RejectedDataError as exc:  # a retry would be refused the same way: 400, not an endless 503
+            self.queue.cancel(len(rows))
+            return problem(self.metrics, 400, f"(body): {exc}", endpoint)
         except Exception:  # nothing acknowledged: the sender retries a 503
             self.queue.cancel(len(rows))
             log.exception("events could not be stored")
@@ -292,17 +330,17 @@ class Intake:
         if self.is_draining():
             return unavailable(self.metrics, "shutting down; retry later", endpoint)
         secret = self.settings.service.events_secret
-        if secret is None:
+        if secret is None:  # a 404, not a 503: Segment would retry a 503 for as long as nobody sets the secret
             log.error("event refused: [service] events_secret (or events_secret_file) is not set")
-            return unavailable(self.metrics, "event receiver secret not configured ([service] events_secret)", endpoint)
+            return problem(self.metrics, 404, EVENTS_NOT_CONFIGURED, endpoint)
         body = await request.body()
         headers = {k.lower(): v for k, v in request.headers.items()}
         if not is_authorized_event_request(headers, body, secret.get_secret_value()):
             return problem(self.metrics, 401, "missing or wrong credentials: Basic auth with the shared secret as username, or X-Signature", endpoint)
         try:
-            payload: Any = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return problem(self.metrics, 400, f"(body): not valid JSON ({exc})", endpoint)
+            payload: Any = loads_bounded(body)
+        except BodyFormatError as exc:
+            return problem(self.metrics, 400, str(exc), endpoint)
         if batch:
             messages = payload.get("batch") if isinstance(payload, dict) else payload
             if not isinstance(messages, list):
@@ -318,5 +356,4 @@ class Intake:
         return parsed
 
     def _store_events(self, events: list[Event], rows: list[IntakeRequest]) -> tuple[int, list[int]]:
-        stored = self.store.add_events(events, fold=aggregate_fold(self.engine.scoring))
-        return stored, self.store.add_intake(rows, self.clock.now())
+        return self.store.accept_events(events, rows, self.clock.now(), fold=aggregate_fold(self.engine.scoring))

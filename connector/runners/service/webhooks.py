@@ -6,12 +6,14 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
-from urllib.parse import urlsplit
+
+from connector.runners.service.limits import BodyFormatError, check_text, check_tree, loads_bounded
 
 SIGNATURE_HEADER = "x-hubspot-signature-v3"
 TIMESTAMP_HEADER = "x-hubspot-request-timestamp"
@@ -29,9 +31,16 @@ _OBJECT_TYPE_IDS = {"contacts": "0-1", "leads": "0-136"}
 _LEGACY_PREFIXES = {"contacts": "contact."}
 _CHANGE_KINDS = ("creation", "propertyChange", "restore", "associationChange")
 _DELETE_KINDS = ("deletion", "privacyDeletion")
+# HubSpot ids are numbers of at most 19 digits; 64 keeps every stored key (hubspot:portal:event ≤ 200) in its column.
+_MAX_ID_CHARS = 64
+_ID_FIELDS = ("eventId", "portalId", "objectId", "primaryObjectId", "newObjectId", "subscriptionId", "appId")
 
 
-class WebhookPayloadError(ValueError):
+# token=token or token="quoted string" pairs of an RFC 7239 Forwarded element.
+_FORWARDED_PAIR = re.compile(r'([!#$%&\'*+.^_`|~0-9A-Za-z-]+)=(?:"((?:[^"\\]|\\.)*)"|([^;,\s]*))')
+
+
+class WebhookPayloadError(BodyFormatError):
     """A delivery body that is not a HubSpot event batch: the message names the event index and field."""
 
 
@@ -83,16 +92,47 @@ class WebhookIntake:
     ignored_event_ids: tuple[str, ...] = ()  # other objects or subscription types
 
 
-def request_uri(scheme: str, host: str, path: str, query: str, headers: Mapping[str, str]) -> str:
+def forwarded_params(value: str) -> dict[str, str]:
+    """The first (client-side) element of an RFC 7239 `Forwarded` header: lower-case parameter → value, unquoted."""
+    params: dict[str, str] = {}
+    for pair in _FORWARDED_PAIR.finditer(_first_element(value)):
+        params[pair.group(1).lower()] = pair.group(3) if pair.group(3) is not None else pair.group(2)
+    return params
+
+
+def _first_element(value: str) -> str:
+    inside = False
+    for position, char in enumerate(value):
+        if char == '"':
+            inside = not inside
+        elif char == "," and not inside:
+            return value[:position]
+    return value
+
+
+def request_uri(
+    scheme: str, host: str, path: str, query: str, headers: Mapping[str, str], *,
+    trust_forwarded: bool = True, webhook_url: str | None = None,
+) -> str:
     """The full URL as HubSpot called it: behind a TLS-terminating proxy the scheme and host come from
-    X-Forwarded-Proto / X-Forwarded-Host (else the signature fails on http vs https)
-    [crm-behaviour: Pitfall: webhook signature behind a TLS proxy].
+    X-Forwarded-Proto / X-Forwarded-Host, or else RFC 7239 Forwarded (else the signature fails on http vs
+    https) [crm-behaviour: Pitfall: webhook signature behind a TLS proxy]. Those headers count only with
+    `trust_forwarded` (the peer is a configured proxy); `webhook_url`, when set, is the URL, whatever the request says.
 
     `headers` must have lower-case keys. Only the first value of a comma list counts (the client side).
     """
-    proto = headers.get("x-forwarded-proto", "").split(",")[0].strip().lower() or scheme
-    forwarded_host = headers.get("x-forwarded-host", "").split(",")[0].strip() or host
-    uri = f"{proto}://{forwarded_host}{path}" + (f"?{query}" if query else "")
+    if webhook_url is not None:
+        uri = webhook_url + (f"?{query}" if query and "?" not in webhook_url else "")
+        return _decoded(uri)
+    proto, forwarded_host = scheme, host
+    if trust_forwarded:
+        rfc7239 = forwarded_params(headers.get("forwarded", ""))
+        proto = headers.get("x-forwarded-proto", "").split(",")[0].strip().lower() or rfc7239.get("proto", "").lower() or scheme
+        forwarded_host = headers.get("x-forwarded-host", "").split(",")[0].strip() or rfc7239.get("host", "") or host
+    return _decoded(f"{proto}://{forwarded_host}{path}" + (f"?{query}" if query else ""))
+
+
+def _decoded(uri: str) -> str:
     for encoded, char in _DECODED_IN_URI.items():
         uri = uri.replace(encoded, char).replace(encoded.lower(), char)
     return uri
@@ -138,7 +178,10 @@ def _text(event: Mapping[str, Any], key: str, index: int, *, required: bool = Fa
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise WebhookPayloadError(f"[{index}].{key}: must be a string or an integer, got {type(value).__name__}")
-    return str(value)
+    try:
+        return check_text(str(value), f"[{index}].{key}", max_chars=_MAX_ID_CHARS if key in _ID_FIELDS else None)
+    except BodyFormatError as exc:
+        raise WebhookPayloadError(str(exc)) from None
 
 
 def _event(raw: Any, index: int) -> WebhookEvent:
@@ -157,6 +200,12 @@ def _event(raw: Any, index: int) -> WebhookEvent:
     merged_raw = raw.get("mergedObjectIds") or []
     if not isinstance(merged_raw, list) or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in merged_raw):
         raise WebhookPayloadError(f"[{index}].mergedObjectIds: must be a list of ids")
+    try:
+        check_tree(raw.get("propertyValue"), f"[{index}].propertyValue")
+        for position, merged_id in enumerate(merged_raw):
+            check_text(str(merged_id), f"[{index}].mergedObjectIds[{position}]", max_chars=_MAX_ID_CHARS)
+    except BodyFormatError as exc:
+        raise WebhookPayloadError(str(exc)) from None
     attempt = raw.get("attemptNumber")
     value = raw.get("propertyValue")
     return WebhookEvent(
@@ -184,9 +233,9 @@ def _event(raw: Any, index: int) -> WebhookEvent:
 def parse_payload(body: bytes) -> list[WebhookEvent]:
     """A delivery body (a JSON array of 1–100 events) → events; WebhookPayloadError names what is wrong."""
     try:
-        raw = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WebhookPayloadError(f"(body): not valid JSON ({exc})") from None
+        raw = loads_bounded(body)
+    except BodyFormatError as exc:
+        raise WebhookPayloadError(str(exc)) from None
     if not isinstance(raw, list):
         raise WebhookPayloadError("(body): must be a JSON array of events")
     if not raw:

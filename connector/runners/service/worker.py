@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from connector.adapters.base import CrmAdapter
 from connector.config import Settings
 from connector.core.clock import Clock
-from connector.core.errors import AuthError, BudgetExhaustedError, ConnectorError, TransientError
+from connector.core.errors import AuthError, BudgetExhaustedError, ConnectorError, RateLimitedError, TransientError
 from connector.core.keys import lead_key
 from connector.core.models import FetchPage, Lead
+from connector.core.retrying import wait_after
 from connector.observability.metrics import Metrics
 from connector.pipeline.batch import BatchResult, run_batch
 from connector.pipeline.runtime import CrmRuntime, EngineConfig
@@ -32,8 +33,18 @@ CLAIM_LIMIT = 500
 IDLE_SWEEP_SECONDS = 5.0
 # After a failed batch the worker waits before trying again (doubling up to the cap).
 FAILURE_BACKOFF_SECONDS = (1.0, 60.0)
+# Intake rows that failed with a CRM error (5xx, timeout, 429) wait this long before the next try (doubling up to the cap).
+CRM_RETRY_BACKOFF_SECONDS = (5.0, 900.0)
 # Finished intake rows and delivered event ids are kept this long (HubSpot's retries end well before).
 INTAKE_RETENTION = timedelta(days=7)
+
+
+INTAKE_THREAD = "connector-intake-worker"
+
+
+def poll_thread(crm: str) -> str:
+    """The name of a CRM's poll loop thread."""
+    return f"connector-poll-{crm}"
 
 
 @dataclass
@@ -84,6 +95,7 @@ class Worker:
     def __init__(
         self, settings: Settings, store: Store, adapters: Mapping[str, CrmAdapter], *, clock: Clock, metrics: Metrics,
         engine: EngineConfig, queue: IntakeQueue, worker_id: str, stop: threading.Event,
+        on_turn: Callable[[str], None] = lambda _thread: None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -94,22 +106,29 @@ class Worker:
         self.queue = queue
         self.worker_id = worker_id
         self.stop = stop
+        self.on_turn = on_turn  # told the thread's name after each completed loop turn (the supervisor's heartbeat)
         self.crm = {crm: CrmState() for crm in adapters}
         self.locks = {crm: threading.Lock() for crm in adapters}
         self._last_purge = 0.0
         self._cycle = threading.Condition()
         self.cycles = 0  # worker loop turns completed (wait_until re-checks after each, never on the clock)
         self.polls_done = 0
+        self.crm_failures: dict[str, int] = {}  # intake batches failed with a CRM error in a row, per CRM (the backoff)
 
     def run(self) -> None:
-        """The intake worker: prepare each CRM, then claim and process pending rows until stopped."""
+        """The intake worker: prepare each CRM, then claim and process pending rows until stopped.
+
+        Supervised: after an exception (the store unreachable) it is started again, and first puts back
+        what it had claimed, so nothing waits for the claim lease to run out."""
         backoff = 0.0
+        self.store.release_intake_claims(self.worker_id, self.clock.now())
         self.prepare_all(bootstrap=True)
         while not self.stop.is_set():
             # First turn: intake left pending by a previous run (or a crashed replica) goes first.
             ok = self.process_pending()
             backoff = 0.0 if ok else min(FAILURE_BACKOFF_SECONDS[1], max(FAILURE_BACKOFF_SECONDS[0], backoff * 2))
             self._maybe_purge()
+            self.on_turn(INTAKE_THREAD)
             with self._cycle:
                 self.cycles += 1
                 self._cycle.notify_all()
@@ -177,13 +196,14 @@ class Worker:
         assert runtime is not None
         page = page_for(adapter, items)
         with self.locks[crm]:
-            batch = run_batch(self.store, runtime, self.engine, page, self.clock.now())
+            batch = run_batch(self.store, runtime, self.engine, page, self.clock.now(), clock=self.clock)
         # After the batch, so decisions it recorded for the same person are erased too.
         self._forget([i for i in items if i.kind == "forget"])
         return batch
 
     def _finish(self, crm: str, items: list[IntakeItem], batch: BatchResult) -> None:
         done = self.clock.now()
+        self.crm_failures[crm] = 0
         self.store.finish_intake([i.id for i in items], done)
         self.metrics.batches.labels(crm, "ok").inc()
         self.metrics.observe_batch(crm, batch)
@@ -211,6 +231,9 @@ class Worker:
 
     def _fail(self, crm: str, items: list[IntakeItem], exc: Exception) -> None:
         now = self.clock.now()
+        if isinstance(exc, TransientError):
+            self._retry_later(crm, items, exc, now)
+            return
         max_attempts = self.settings.sync.max_dead_letter_attempts
         give_up = [i for i in items if i.attempts + 1 >= max_attempts]
         retry = [i for i in items if i.attempts + 1 < max_attempts]
@@ -234,10 +257,39 @@ class Worker:
             exc_info=not isinstance(exc, ConnectorError), extra={"crm": crm, "error": message},
         )
 
+    def _retry_later(self, crm: str, items: list[IntakeItem], exc: TransientError, now: datetime) -> None:
+        """A CRM outage or slow-down (5xx, timeout, 429) uses no attempt: the rows wait with backoff (or the CRM's
+        Retry-After) and are dead-lettered only once older than [service] intake_max_age_hours."""
+        self.crm_failures[crm] = self.crm_failures.get(crm, 0) + 1
+        delay = wait_after(self.crm_failures[crm], exc, base_delay=CRM_RETRY_BACKOFF_SECONDS[0], max_delay=CRM_RETRY_BACKOFF_SECONDS[1])
+        max_age_hours = self.settings.service.intake_max_age_hours
+        too_old = [i for i in items if now - i.accepted_at >= timedelta(hours=max_age_hours)]
+        retry = [i for i in items if now - i.accepted_at < timedelta(hours=max_age_hours)]
+        message = f"{type(exc).__name__}: {exc}"
+        if retry:
+            self.store.release_intake([i.id for i in retry], now, error=message, count_attempt=False, retry_at=now + timedelta(seconds=delay))
+        for item in too_old:
+            hours = (now - item.accepted_at).total_seconds() / 3600
+            self.store.add_dead_letter(
+                crm=crm, object_type=item.object_type, record_id=item.ref, field=None, code="intake_max_age",
+                message=f"gave up: the CRM kept failing for {hours:.1f} h, past [service] intake_max_age_hours = {max_age_hours:g}: {message}",
+                payload={"intake": item.kind, "source": item.source}, now=now,
+            )
+        if too_old:
+            self.store.finish_intake([i.id for i in too_old], now, status="failed", error=message)
+            self.metrics.dead_letters.labels(crm).inc(len(too_old))
+        self.metrics.batches.labels(crm, "rate_limited" if isinstance(exc, RateLimitedError) else "transient").inc()
+        log.warning(
+            "intake batch failed with a CRM error; %d row(s) retried in %.0f s, %d past the maximum age dead-lettered",
+            len(retry), delay, len(too_old), extra={"crm": crm, "error": message},
+        )
+
     def prepare_all(self, *, bootstrap: bool) -> None:
         for crm in self.adapters:
             if self.stop.is_set():
                 return
+            if self.crm[crm].runtime is not None:  # a restarted worker keeps what it prepared
+                continue
             try:
                 self.prepare_crm(crm, bootstrap=bootstrap)
             except Exception as exc:  # readiness reports it; the worker retries on the next batch
@@ -276,7 +328,7 @@ class Worker:
                 with self.locks[crm]:
                     summary = sync_once(
                         self.settings, self.store, {crm: self.adapters[crm]}, self.clock,
-                        on_batch=lambda c, batch, _s: self.metrics.observe_batch(c, batch),
+                        on_batch=lambda c, batch, _s: self._observe_poll_batch(c, batch),
                     )
                 if summary.aborted:
                     self.metrics.polls.labels(crm, "aborted").inc()
@@ -288,13 +340,21 @@ class Worker:
                 self.crm[crm].problem = str(exc)
                 self.metrics.polls.labels(crm, "auth_error").inc()
                 log.error("poll failed: %s", exc, extra={"crm": crm})
-            except Exception as exc:  # the poll loop is a process boundary: the next interval tries again
+            except ConnectorError as exc:  # a CRM error: the next interval tries again
                 self.metrics.polls.labels(crm, "error").inc()
-                log.error("poll failed: %s", exc, exc_info=not isinstance(exc, ConnectorError), extra={"crm": crm})
+                log.error("poll failed: %s", exc, extra={"crm": crm})
+            except Exception:  # the store or a bug: the supervisor logs it, reports it in /readyz and restarts the loop
+                self.metrics.polls.labels(crm, "error").inc()
+                raise
+            self.on_turn(poll_thread(crm))
             with self._cycle:
                 self.polls_done += 1
                 self._cycle.notify_all()
             self.stop.wait(interval)
+
+    def _observe_poll_batch(self, crm: str, batch: BatchResult) -> None:
+        self.metrics.observe_batch(crm, batch)
+        self.on_turn(poll_thread(crm))  # a long sync is progress, not a hang
 
     def _refresh_runtime(self, crm: str) -> None:
         try:

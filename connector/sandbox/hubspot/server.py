@@ -12,6 +12,7 @@ from connector.core.clock import Clock
 from connector.sandbox._http import Reply, SandboxServer
 from connector.sandbox.hubspot import associations, batch, endpoints, owners, properties
 from connector.sandbox.hubspot.limits import DEFAULT_DAILY_LIMIT, RateLimits
+from connector.sandbox.hubspot.oauth import OAuthApp
 from connector.sandbox.hubspot.objects import OBJECT_ALIASES, OBJECT_TYPES, object_type_or_raise
 from connector.sandbox.hubspot.records import Change, RecordStore
 from connector.sandbox.hubspot.search import search
@@ -41,6 +42,7 @@ class HubSpotSandbox(SandboxServer[LogEntry, tuple[str, str]]):
                  seed_base: datetime | None = None) -> None:
         super().__init__(seed=seed, clock=clock, host=host, port=port)
         self.token = token
+        self.oauth: OAuthApp | None = None  # see enable_oauth
         self.requests_per_10s: int | None = None
         self.search_rate_per_second: int | None = None
         self.daily_limit: int = DEFAULT_DAILY_LIMIT
@@ -156,6 +158,15 @@ class HubSpotSandbox(SandboxServer[LogEntry, tuple[str, str]]):
         with self._lock:
             return [n for n, p in self._store.properties[object_type_or_raise(object_type)].items() if not p.archived]
 
+    def enable_oauth(self, client_id: str = "sandbox-client", client_secret: str = "sandbox-secret",
+                     refresh_token: str = "sandbox-refresh", *, lifetime_seconds: float = 1800,
+                     rotate_refresh_tokens: bool = False) -> OAuthApp:
+        """An installed OAuth app: POST /oauth/v1/token issues access tokens living `lifetime_seconds`
+        (HubSpot: 1,800), refused with HubSpot's 401 once expired; the static `token` keeps working."""
+        self.oauth = OAuthApp(client_id, client_secret, refresh_token, lifetime_seconds=lifetime_seconds,
+                              rotate_refresh_tokens=rotate_refresh_tokens, monotonic=self._clock.monotonic)
+        return self.oauth
+
     # HTTP
 
     def log_entry(self, method: str, raw_path: str, label: str, status: int) -> LogEntry:
@@ -169,10 +180,12 @@ class HubSpotSandbox(SandboxServer[LogEntry, tuple[str, str]]):
         split = urlsplit(raw_path)
         path = unquote(split.path).rstrip("/") or "/"
         query = parse_qs(split.query, keep_blank_values=True)
+        if path == "/oauth/v1/token" and method == "POST" and self.oauth is not None:
+            return "oauth.token", self.oauth.grant(body)
         label, action, is_search = self._route(method, path)
-        auth = headers.get("authorization", "")
-        if not auth.startswith("Bearer ") or auth[len("Bearer "):].strip() != self.token:
-            return label, Reply(401, error_body("INVALID_AUTHENTICATION", UNAUTHENTICATED))
+        unauthorised = self._refused(headers.get("authorization", ""))
+        if unauthorised is not None:
+            return label, unauthorised
         now = self._clock.monotonic()
         try:
             reply = self._limited_or_failed(now, is_search) or self._run(action, query, body)
@@ -182,6 +195,15 @@ class HubSpotSandbox(SandboxServer[LogEntry, tuple[str, str]]):
             # Search responses carry no X-HubSpot-RateLimit-* headers [crm-behaviour: HubSpot search has its own rate limit].
             reply.headers.update(self.limits.headers(now))
         return label, reply
+
+    def _refused(self, auth: str) -> Reply | None:
+        """None for the static token or a live OAuth access token; else HubSpot's 401."""
+        token = auth[len("Bearer "):].strip() if auth.startswith("Bearer ") else ""
+        if token and token == self.token:
+            return None
+        if token and self.oauth is not None:
+            return self.oauth.refuse(token)
+        return Reply(401, error_body("INVALID_AUTHENTICATION", UNAUTHENTICATED))
 
     def _limited_or_failed(self, now: float, is_search: bool) -> Reply | None:
         limited = self.limits.check(now, self._clock.now(), is_search)

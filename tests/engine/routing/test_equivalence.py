@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from connector.core.models import Account, Lead, Owner, Rep, ScoreResult
+from connector.core.models import Account, Owner, Rep, ScoreResult
 from connector.engine.routing import (
     CompiledRouting,
     RoutingConfig,

@@ -514,7 +514,7 @@ def model_with(*rules: dict[str, Any], **extra: Any) -> dict[str, Any]:
         (model_with(floor=100, ceiling=0), "scoring.models.core.floor", "not below ceiling"),
         (model_with(audience={"field": "grade", "op": "eq", "value": "hot"}), "scoring.models.core.audience.field", "result of scoring"),
         ({"models": {"core": {"rules": []}}}, "scoring.models.core.rules", "no rules"),
-        ({"write_model": "enterprise", **model_with()}, "scoring.write_model", "does not exist"),
+        ({"write_model": "enterprise", **model_with()}, "scoring.write_model", "unknown model 'enterprise'; known: best, core"),
         ({"grades": [{"name": "hot", "min": 60}, {"name": "warm", "min": 30, "max": 70}, {"name": "cold"}]}, "scoring.grades[1].max", "overlaps"),
         ({"grades": [{"name": "hot", "min": 60}, {"name": "warm", "min": 30, "max": 50}, {"name": "cold"}]}, "scoring.grades[1].max", "gap"),
         ({"grades": [{"name": "warm", "min": 30}, {"name": "hot", "min": 60}, {"name": "cold"}]}, "scoring.grades[1].min", "unordered"),

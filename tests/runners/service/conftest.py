@@ -32,9 +32,9 @@ EVENTS_SECRET = "segment-shared-secret"
 WAIT = 15.0  # seconds a test waits for the worker before failing (never slept)
 
 
-def service_settings(store_url: str, hubspot_url: str, token: str, **service: Any) -> Settings:
+def service_settings(store_url: str, hubspot_url: str, token: str, *, hubspot: dict[str, Any] | None = None, **service: Any) -> Settings:
     """The example config's scoring with a routing of its own (two always-available sandbox reps, round robin),
-    HubSpot pointed at `hubspot_url`, webhook and event secrets set, polling off."""
+    HubSpot pointed at `hubspot_url`, webhook and event secrets set, polling off; `hubspot` and `service` override keys."""
     data = tomllib.loads(example_config_path().read_text(encoding="utf-8"))
     data["routing"] = {
         "reps": [{"email": "ava.sales@example-corp.test"}, {"email": "ben.sales@example-corp.test"}],
@@ -44,7 +44,7 @@ def service_settings(store_url: str, hubspot_url: str, token: str, **service: An
     data["store"] = {"url": store_url}
     data["hubspot"] = {
         **data.get("hubspot", {}), "enabled": True, "base_url": hubspot_url, "access_token": token, "safety_lag_seconds": 0,
-        "client_secret": CLIENT_SECRET, "app_id": APP_ID,
+        "client_secret": CLIENT_SECRET, "app_id": APP_ID, **(hubspot or {}),
     }
     data["service"] = {"events_secret": EVENTS_SECRET, "poll": False, "micro_batch_ms": 50, "grace_seconds": 5, **service}
     return load_settings(None, data)
@@ -58,7 +58,10 @@ def serving(service: Service) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(service.app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2)
+    # proxy_headers off, as `connector serve` runs it: the webhook check alone reads forwarding headers.
+    config = uvicorn.Config(
+        service.app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2, proxy_headers=False,
+    )
     server = uvicorn.Server(config)
     # uvicorn installs signal handlers only in the main thread; this one runs beside pytest.
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn-test", daemon=True)
@@ -190,8 +193,12 @@ class App:
 
 
 @contextmanager
-def make_app(tmp_path: Any, clock: FrozenClock, crm: FakeHubSpot | None = None, **service: Any) -> Iterator[App]:
-    settings = service_settings(f"sqlite:///{tmp_path / 'state.db'}", "http://127.0.0.1:9", "unused-token", **service)
+def make_app(
+    tmp_path: Any, clock: FrozenClock, crm: FakeHubSpot | None = None, *, store_url: str | None = None,
+    hubspot: dict[str, Any] | None = None, **service: Any,
+) -> Iterator[App]:
+    url = store_url or f"sqlite:///{tmp_path / 'state.db'}"
+    settings = service_settings(url, "http://127.0.0.1:9", "unused-token", hubspot=hubspot, **service)
     store = Store.open(settings.store.url)
     crm = crm or FakeHubSpot()
     svc = Service(settings, store, {"hubspot": crm}, clock=clock)

@@ -198,7 +198,8 @@ def test_health_readiness_metrics_and_correlation_ids(app: App) -> None:
     assert requests.get(f"{app.url}/healthz", timeout=10).json() == {"status": "ok"}
     assert app.service.wait_until(lambda: app.service.readiness()[0], WAIT)
     ready = requests.get(f"{app.url}/readyz", timeout=10)
-    assert ready.status_code == 200 and ready.json()["checks"] == {"store": "ok", "hubspot": "ok"}
+    # Each supervised background thread by name (polling is off in these tests: the intake worker only).
+    assert ready.status_code == 200 and ready.json()["checks"] == {"store": "ok", "hubspot": "ok", "connector-intake-worker": "ok"}
     post_signed(app.url, [hs_event(1, 101, app.clock.now())], app.clock)
     post_signed(app.url, [hs_event(2, 102, app.clock.now())], app.clock, secret="forged")
     app.wait_done()
