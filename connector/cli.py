@@ -159,10 +159,11 @@ def sync(once: bool, config_path: str | None, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Compute every change but write nothing (CRM or state store).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Stop after about N leads.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None, help="With --dry-run: write every planned change to this CSV.")
+@click.option("--notify", is_flag=True, help="Send [notifications] for the leads it routes (a backfill notifies nothing by default).")
 @config_option
 @json_option
 @handle_errors
-def backfill(dry_run: bool, limit: int | None, out: str | None, config_path: str | None, as_json: bool) -> None:
+def backfill(dry_run: bool, limit: int | None, out: str | None, notify: bool, config_path: str | None, as_json: bool) -> None:
     """Score, route and stage every lead; resumable from the last handled page."""
     from connector.ops.progress import backfill_progress
     from connector.runners.jobs import backfill as run_backfill
@@ -176,7 +177,7 @@ def backfill(dry_run: bool, limit: int | None, out: str | None, config_path: str
         progress = backfill_progress(settings, store, adapters, clock, limit=limit, as_json=as_json)
         with progress:
             summary = run_backfill(settings, store, adapters, clock, dry_run=dry_run, limit=limit, on_batch=progress,
-                                   summary=run_summary("backfill", dry_run=dry_run))
+                                   summary=run_summary("backfill", dry_run=dry_run), notify=notify)
         if out:
             from connector.ops.summary import write_diff_csv
 
@@ -300,6 +301,27 @@ def status(config_path: str | None, as_json: bool) -> None:
         click.echo(json.dumps(data))
     else:
         render_status(data)
+
+
+@main.group()
+def notify() -> None:
+    """Notifications: check a channel."""
+
+
+@notify.command("test")
+@click.argument("channel")
+@config_option
+@handle_errors
+def notify_test(channel: str, config_path: str | None) -> None:
+    """Send a sample message to CHANNEL (a [[notifications.channels]] name); exit 1 with the error if it fails."""
+    from connector.runners.notify import send_test
+
+    settings = load(config_path)
+    attempt = send_test(settings.notifications, channel, command_clock().now())
+    if attempt.outcome != "sent":
+        click.echo(f"notify test {channel}: {attempt.error}", err=True)
+        sys.exit(1)
+    click.echo(f"notify test {channel}: sent")
 
 
 @main.group()

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 
 from connector.engine.routing import RoutingConfig, check_routing
 from connector.engine.scoring import ScoringConfig, check_scoring
+from connector.engine.notifications import NotificationsConfig
 from connector.core.errors import ConfigError, ConfigProblem
 from connector.core.keys import CallLimits, account_key
 from connector.core.spelling import closest
@@ -165,6 +166,7 @@ class SalesforceSettings(Section):
     timeout_seconds: float = Field(default=30, gt=0)
     ca_bundle: str | None = None  # CA bundle that replaces the default trust store (the sandbox's loopback certificate)
     extra_fields: dict[str, str] = Field(default_factory=dict)  # alias -> field API name, exposed as extra.ALIAS
+    activity_fields: list[str] = Field(default_factory=list)  # date/datetime Lead fields that also count as activity
     # Change Data Capture over the Pub/Sub API (gRPC): `connector serve` subscribes beside its poll loop.
     cdc_enabled: bool = False
     pubsub_target: str = "api.pubsub.salesforce.com:7443"
@@ -326,6 +328,7 @@ class Settings(BaseSettings):
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -103,6 +103,13 @@ class FindsLeadsByEmail(Protocol):
 
 
 @runtime_checkable
+class FindsLeadsByOwner(Protocol):
+    """Optional capability: the open leads one of these owners holds (reps who left: their leads are routed again)."""
+
+    def find_leads_by_owner(self, owner_ids: Sequence[str]) -> list[Lead]: ...
+
+
+@runtime_checkable
 class Closeable(Protocol):
     """Optional capability: release connection pools."""
 

@@ -58,6 +58,10 @@ class Metrics:
         )
         self.batches = Counter("connector_worker_batches", "Worker batches by outcome.", ["crm", "outcome"], registry=r)
         self.polls = Counter("connector_polls", "Poll-loop syncs by outcome.", ["crm", "outcome"], registry=r)
+        self.notifications = Counter(
+            "connector_notifications", "Notification delivery attempts by channel, event and outcome (sent, retried, failed).",
+            ["channel", "event", "outcome"], registry=r,
+        )
         self._refreshers: list[Callable[[], None]] = []
 
     def on_scrape(self, refresh: Callable[[], None]) -> None:

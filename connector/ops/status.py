@@ -140,7 +140,14 @@ def collect_status(settings: Settings, store: Store, now: datetime) -> dict[str,
         "intake_retrying": _intake_retrying(store, now),
         "budget": budget,
         "dead_letters": {"open": store.count_dead_letters("open"), "retrying": store.count_dead_letters("retrying")},
+        "notifications": _notifications(store),
     }
+
+
+def _notifications(store: Store) -> dict[str, int]:
+    """Notifications still to send (pending, retrying included) and given up on (failed)."""
+    counts = store.count_notifications()
+    return {"pending": counts.get("pending", 0), "failed": counts.get("failed", 0)}
 
 
 def _intake_retrying(store: Store, now: datetime) -> dict[str, Any]:
@@ -194,3 +201,6 @@ def render_status(data: Mapping[str, Any], console: Console | None = None) -> No
     dl = data["dead_letters"]
     colour = "red" if dl["open"] else "green"
     console.print(f"dead letters: [{colour}]{dl['open']} open[/], {dl['retrying']} retrying" + (" — see `connector errors list`" if dl["open"] else ""))
+    if "notifications" in data:
+        n = data["notifications"]
+        console.print(f"notifications: {n['pending']} pending, " + (f"[red]{n['failed']} failed[/]" if n["failed"] else "0 failed"))

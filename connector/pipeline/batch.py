@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,10 +14,13 @@ from connector.core.models import Account, FetchPage, Lead, Patch, RoutingDecisi
 from connector.engine.routing import required_scopes
 from connector.engine.scoring import ScoreOutcome
 from connector.pipeline.conversions import credit_conversions, is_converted, release_closed
+from connector.pipeline.notify import notify_dead_letters, queue, routed_notifications, waiting_notifications, waits_since
 from connector.pipeline.outbox import OUTBOX_LEASE_SECONDS, with_pending_writes
 from connector.pipeline.runtime import CrmRuntime, EngineConfig
 from connector.pipeline.stages import agreed_values, diff, lead_events, lookup_context, normalize, route, score, write
 from connector.state.store import Store
+
+log = logging.getLogger("connector.pipeline")
 
 
 @dataclass
@@ -31,6 +35,7 @@ class BatchResult:
     unchanged: int = 0
     dead_lettered: int = 0
     waiting: int = 0
+    notifications: int = 0  # notifications decided (a dry run: that it would send)
     grades: Counter[str] = field(default_factory=Counter)
     owners: Counter[str] = field(default_factory=Counter)
     patches: list[Patch] = field(default_factory=list)  # non-empty patches only
@@ -79,19 +84,21 @@ def run_batch(
     known = store.get_lead_states([lead.key for lead in leads])
     unrouted = [lead for lead in leads if lead.key not in known or known[lead.key].routed_at is None]
     accounts, contact_owners = lookup_context(runtime, unrouted, engine, now)
-    decisions, patches = _route_and_diff(
+    decisions, patches, result.notifications = _route_and_diff(
         store, runtime, engine, leads, scores, [lead for lead in converted if lead.key in still_open],
         accounts, contact_owners, now, dry_run=dry_run,
     )
     _tally(result, leads, scores, decisions, patches)
     if dry_run:
         return result
-    for res in write(store, runtime.adapter, now, worker=worker, lease_seconds=lease_seconds, whole_batches=whole_batches,
-                     person_wins=runtime.rules.person_wins, clock=clock):
+    results = write(store, runtime.adapter, now, worker=worker, lease_seconds=lease_seconds, whole_batches=whole_batches,
+                    person_wins=runtime.rules.person_wins, clock=clock)
+    for res in results:
         if res.ok:
             result.written += 1
         elif not res.retryable:
             result.dead_lettered += 1
+    result.notifications += notify_dead_letters(store, runtime, engine, leads, scores, decisions, results, now)
     return result
 
 
@@ -108,14 +115,17 @@ def _route_and_diff(
     store: Store, runtime: CrmRuntime, engine: EngineConfig, leads: Sequence[Lead], scores: Mapping[str, ScoreOutcome],
     converted: Sequence[Lead], accounts: Mapping[str, Account], contact_owners: Mapping[str, str], now: datetime, *,
     dry_run: bool,
-) -> tuple[dict[str, RoutingDecision], list[Patch]]:
-    """Route and diff in one transaction with the conversions credited, the agreed values and the outbox writes.
+) -> tuple[dict[str, RoutingDecision], list[Patch], int]:
+    """Route and diff in one transaction with the conversions credited, the agreed values, the outbox writes and
+    the notifications (how many: the third value; sent after the CRM write).
 
     A dry run rolls the transaction back: the decisions and patches are returned, nothing is kept.
     """
     keys = [lead.key for lead in leads]
     patches: list[Patch] = []
     decisions: dict[str, RoutingDecision] = {}
+    notes = 0
+    since = waits_since(store, runtime, engine)
     try:
         # The per-CRM scope serialises routing of one CRM's leads across workers and replicas.
         scopes = [route_scope(runtime.crm), waiting_scope(runtime.crm), *required_scopes(engine.routing, now)]
@@ -124,7 +134,12 @@ def _route_and_diff(
             credit_conversions(txn, runtime.crm, states, converted)
             decisions = route(txn, leads, scores, states, runtime, engine, accounts, contact_owners, now)
             patches = diff(leads, scores, decisions, with_pending_writes(states, txn.pending_writes(keys)), runtime.rules)
+            notifications = [*routed_notifications(runtime, engine, leads, scores, decisions, now),
+                             *waiting_notifications(since, runtime, engine, leads, scores, decisions, now)]
+            notes = len(notifications)
             if dry_run:
+                for n in notifications:
+                    log.info("dry run: would notify %s: %s %s", n.channel, n.event, n.lead_key)
                 raise _DryRun
             for lead, patch in zip(leads, patches, strict=True):
                 agreed = agreed_values(patch, states.get(lead.key))
@@ -133,9 +148,10 @@ def _route_and_diff(
             for patch in patches:
                 if not patch.is_empty:
                     txn.enqueue(patch, now)
+            queue(txn, engine, notifications, now)
     except _DryRun:
         pass
-    return decisions, patches
+    return decisions, patches, notes
 
 
 def _tally(

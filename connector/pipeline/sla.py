@@ -7,12 +7,13 @@ from datetime import datetime
 
 from connector.core.clock import Clock
 from connector.core.keys import lead_key_prefix, route_scope
-from connector.core.models import Lead
+from connector.core.models import Lead, RoutingDecision
 from connector.engine.diff import Desired, plan_write
 from connector.engine.routing import RoutingContext, apply_change, availability_snapshot, reassign_lead, required_scopes, sla_check, state_from_counters
 from connector.engine.scoring import ScoreOutcome
 from connector.pipeline.batch import BatchResult
 from connector.pipeline.conversions import rep_conversion_rates
+from connector.pipeline.notify import notifications_for, queue
 from connector.pipeline.runtime import CrmRuntime, EngineConfig
 from connector.pipeline.stages import lead_events, record, score, write
 from connector.state.store import RoutingTxn, Store
@@ -60,16 +61,30 @@ def _reassign(
         if not verdict.expired:
             continue
         outcome = scores[lead.key]
+        # An SLA breach is told (to its escalation channels) before the lead moves on, once per breach.
+        breach = notifications_for(runtime, engine, "sla_breach", lead, outcome, _current_owner(lead, view.routed_rep), now,
+                                   occurrence=str(view.reassignments + 1))
         decision, change = reassign_lead(lead, outcome.primary, view, ctx, state, engine.routing, now, verdict.reason)
         if decision.owner_id is None:
+            queue(txn, engine, breach, now)
+            result.notifications += len(breach)
             continue  # nobody else is available: the current owner keeps it and the SLA stays due
         state = apply_change(state, change)
         record(txn, lead, decision, change, outcome, engine, now, kind="reassign")
         patch = plan_write(lead, Desired(owner_id=decision.owner_id, owner_reason=verdict.reason), view.written, runtime.rules)
         if not patch.is_empty:
             txn.enqueue(patch, now)
+        told = breach + notifications_for(runtime, engine, "reassigned", lead, outcome, decision, now,
+                                          occurrence=str(view.reassignments + 1))
+        queue(txn, engine, told, now)
+        result.notifications += len(told)
         result.routed += 1
         result.decisions[lead.key] = decision
         if decision.rep:
             result.owners[decision.rep] += 1
     return stopped
+
+
+def _current_owner(lead: Lead, rep: str | None) -> RoutingDecision:
+    """The decision an SLA breach is told with: the owner who did not act in time."""
+    return RoutingDecision(lead_key=lead.key, owner_id=lead.owner_id, rep=rep, kind="kept")

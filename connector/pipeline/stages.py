@@ -206,6 +206,8 @@ def route(
             contact_owner_id=contact_owners.get((lead.email or "").lower()),
             is_free_mail=domain in engine.free_mail_domains if domain else False,
             known_owner_ids=runtime.active_owner_ids,
+            queue_owner_ids=runtime.queue_owner_ids,
+            kept_queue_ids=runtime.kept_queue_ids,
             is_competitor=outcome.is_competitor,
             availability=availability,
             conversion_rates=rates,

@@ -6,7 +6,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,17 +15,20 @@ from connector.adapters.crms import DESCRIPTORS, descriptor_for
 from connector.core.clock import Clock, SystemClock
 from connector.config import Settings
 from connector.engine.diff import DiffRules, person_fields
-from connector.engine.routing import build_reps, compile_routing
+from connector.engine.routing import build_reps, compile_routing, kept_queues
 from connector.engine.scoring import compile_scoring
 from connector.core.errors import AuthError, BudgetExhaustedError, ConnectorError, CrmApiError, TransientError
 from connector.core.models import FetchPage, Patch
 from connector.state.erasure import purge_expired_events
 from connector.pipeline.batch import BatchResult, run_batch
 from connector.pipeline.runtime import CrmRuntime, EngineConfig
+from connector.pipeline.deactivated import reroute_deactivated
 from connector.pipeline.sla import sla_sweep
 from connector.pipeline.stages import fetch, write
 from connector.pipeline.waiting import waiting_leads
 from connector.pipeline.outcomes import DECISION_KINDS, ROUTED_BY, OutcomeTally, outcome_of, positive
+from connector.engine.notifications import compile_channels, rep_channels
+from connector.runners.notify import deliver
 from connector.runners.leases import Replica, keep_leases, poll_lease_name, take_poll_lease
 from connector.state.store import Store
 
@@ -61,6 +64,7 @@ class RunSummary:
     patches: list[Patch] = field(default_factory=list)
     held_elsewhere: list[str] = field(default_factory=list)  # "crm object stream" polled by another replica
     rechecked_waiting: int = 0  # waiting leads re-read (they are in `fetched` too)
+    notifications: Counter[str] = field(default_factory=Counter)  # queued (a dry run: would send), sent, retried, failed
     # each lead's grade and decision, counted once per lead (pipeline/outcomes.py has the definitions)
     tally: OutcomeTally = field(default_factory=lambda: OutcomeTally(remember=None), repr=False)
 
@@ -98,6 +102,7 @@ class RunSummary:
         self.grades = positive(self.tally.grades)
         self.leads_per_rep = positive(self.tally.leads_per_rep)
         self.pages += 1
+        self.notifications["queued"] += batch.notifications
         if keep_patches:
             self.patches.extend(batch.patches)
 
@@ -116,6 +121,7 @@ class RunSummary:
             "leads": self.tally.leads, "rechecked_waiting": self.rechecked_waiting,
             "decisions": {kind: self.tally.decisions[kind] for kind in DECISION_KINDS},
             "routed_by": {how: self.tally.routed_by[how] for how in ROUTED_BY},
+            "notifications": {k: self.notifications[k] for k in ("queued", "sent", "retried", "failed")},
         }
 
     def abort(self, exc: ConnectorError, message: str | None = None) -> None:
@@ -148,7 +154,16 @@ def compile_engine(settings: Settings) -> EngineConfig:
         free_mail_domains=scoring.free_mail,
         account_matching=settings.routing.account_matching,
         converted_stages={crm: frozenset(stages) for crm, stages in settings.reports.converted_stages.items()},
+        channels=compile_channels(settings.notifications, rep_urls(settings)),
+        waiting_after_minutes=settings.notifications.waiting_after_minutes,
+        quiet_hours=settings.notifications.quiet_hours == "working_hours",
+        urgent_grades=frozenset(settings.notifications.urgent_grades),
     )
+
+
+def rep_urls(settings: Settings) -> list[tuple[str, str | None]]:
+    """(email, notify URL) of each configured rep: the owner is told directly."""
+    return [(rep.email, rep.notify) for rep in settings.routing.reps]
 
 
 def diff_rules(settings: Settings, crm: str) -> DiffRules:
@@ -184,14 +199,29 @@ def prepare(settings: Settings, adapters: Mapping[str, CrmAdapter], *, bootstrap
                 # other one won (HTTP 409 already exists); checking again finds it in place.
                 log.info("%s: a field was created by another replica meanwhile; checking again", crm)
                 adapter.bootstrap()
+        kept, queue_warnings = kept_queues(settings.routing, owners[crm])
+        for warning in queue_warnings:
+            log.warning("routing (%s): %s", crm, warning)
         runtimes[crm] = CrmRuntime(
             crm=crm,
             adapter=adapter,
             rules=diff_rules(settings, crm),
             reps=reps,
             active_owner_ids=frozenset(o.id for o in owners[crm] if o.is_active),
+            queue_owner_ids=frozenset(o.id for o in owners[crm] if o.is_queue),
+            kept_queue_ids=kept,
+            record_url=record_url(settings, adapter),
         )
     return runtimes
+
+
+def record_url(settings: Settings, adapter: CrmAdapter) -> str:
+    """The CRM record page notifications link, "{id}" for the record id ("" when not known)."""
+    if adapter.crm == "salesforce" and settings.salesforce.instance_url:
+        return settings.salesforce.instance_url.rstrip("/") + "/lightning/r/Lead/{id}/view"
+    portal_id = getattr(adapter, "portal_id", None)  # HubSpot: GET /account-info/v3/details, only when notifications are on
+    portal = portal_id() if adapter.crm == "hubspot" and settings.notifications.enabled and callable(portal_id) else None
+    return f"https://app.hubspot.com/contacts/{portal}/record/0-1/{{id}}" if portal else ""
 
 
 def retry_waiting(store: Store, runtime: CrmRuntime, engine: EngineConfig, clock: Clock, summary: RunSummary, *, dry_run: bool) -> None:
@@ -247,6 +277,12 @@ def _poll_streams(
 ) -> None:
     """Waiting leads, the changed (or all) stream, then archived leads and the SLA sweep (incremental runs)."""
     crm, adapter = runtime.crm, runtime.adapter
+    if not dry_run:
+        # A rep who left since the last run: their open leads are routed again now (pipeline/deactivated.py).
+        moved = reroute_deactivated(store, runtime, engine, clock.now(), engine.routing.config.reassign_from_inactive, clock)
+        summary.reassigned += moved.routed
+        summary.written += moved.written
+        summary.dead_lettered += moved.dead_lettered
     if not full:
         retry_waiting(store, runtime, engine, clock, summary, dry_run=dry_run)
     stream = STREAM_ALL if full else STREAM_CHANGED
@@ -284,6 +320,8 @@ def _run(
     replica: Replica | None = None,
     restart_completed: bool = True,
     summary: RunSummary | None = None,
+    notify: bool = True,
+    on_notification: Callable[[str, str, str], None] | None = None,
 ) -> RunSummary:
     """One sync or backfill pass. `restart_completed=False` (backfill): resume only; a completed backfill is left as is.
 
@@ -296,6 +334,8 @@ def _run(
         # SQLite is for one process: a second one (sync while serve runs) fails here, before any API call.
         store.claim_process(f"connector {mode}", clock.now())
     engine = compile_engine(settings)
+    if not notify:
+        engine = replace(engine, channels=())  # a backfill notifies nothing unless --notify
     leases: dict[str, str] = {}
     try:
         polled = dict(adapters) if dry_run else _take_polls(store, adapters, clock, summary, stream, replica, leases,
@@ -320,9 +360,19 @@ def _run(
             store.release_lease(lease, replica.worker)
         summary.api_calls = {f"{crm}.{endpoint}": n for crm, a in adapters.items() for endpoint, n in a.calls.snapshot().items()}
         summary.seconds = time.monotonic() - started
+        if not dry_run and settings.notifications.enabled:
+            _drain_notifications(settings, store, clock, summary, on_notification)
         if not dry_run:
             store.record_run(mode, summary.as_json(), clock.now())
     return summary
+
+
+def _drain_notifications(
+    settings: Settings, store: Store, clock: Clock, summary: RunSummary, observe: Callable[[str, str, str], None] | None,
+) -> None:
+    """After the CRM writes, never in their way: send for at most [notifications] drain_seconds; the rest goes later."""
+    summary.notifications.update(deliver(store, settings.notifications, clock, observe=observe,
+                                         extra_channels=rep_channels(rep_urls(settings))))
 
 
 def _take_polls(
@@ -360,4 +410,5 @@ def sync_once(settings: Settings, store: Store, adapters: Mapping[str, CrmAdapte
 
 def backfill(settings: Settings, store: Store, adapters: Mapping[str, CrmAdapter], clock: Clock | None = None, **kw: Any) -> RunSummary:
     """Every lead, resumable from the last handled page; --dry-run writes nothing anywhere."""
+    kw.setdefault("notify", False)  # a first backfill of 50,000 leads must not flood a channel
     return _run("backfill", settings, store, adapters, clock or SystemClock(), full=True, **kw)

@@ -15,6 +15,7 @@ from connector.core.models import Patch
 from connector.state.db import Database, chunks
 from connector.state.decisions import DecisionRecord, Decisions, decision_values
 from connector.state.leads import LeadState, LeadStates
+from connector.state.notifications import Notifications
 from connector.state.outbox import Outbox, outbox_values
 from connector.state.schema import decisions_t, outbox_t, routing_counters_t, routing_locks_t
 from connector.state.waiting import WaitingLeads
@@ -43,8 +44,11 @@ class RoutingTxn:
     def __init__(
         self, conn: sa.Connection, scopes: Sequence[str], *,
         db: Database, leads: LeadStates, decisions: Decisions, waiting: WaitingLeads, outbox: Outbox,
+        notifications: Notifications | None = None,
     ) -> None:
         self._db = db
+        self._notification_rows = notifications
+        self._notifications: list[dict[str, Any]] = []
         self._leads = leads
         self._decision_log = decisions
         self._waiting_leads = waiting
@@ -165,6 +169,10 @@ class RoutingTxn:
         self._outbox.append(values)
         return int(values["id"])
 
+    def notify(self, values: Mapping[str, Any]) -> None:
+        """Queue a notification (a notifications row's values); it commits with the decision that caused it."""
+        self._notifications.append(dict(values))
+
     def pending_writes(self, lead_keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Per lead key: the field values of its writes still in the outbox (oldest first, later ones win)."""
         self._flush_outbox()
@@ -179,6 +187,9 @@ class RoutingTxn:
         self._flush_lead_states()
         self._flush_waiting()
         self._flush_outbox()
+        if self._notifications and self._notification_rows is not None:
+            rows, self._notifications = self._notifications, []
+            self._notification_rows.save(self._conn, rows)
 
     def _next_id(self, table: sa.Table) -> int:
         allocator = self._ids.get(table.name)
@@ -254,8 +265,12 @@ class _IdAllocator:
 class Routing:
     """The routing_locks and routing_counters tables, and the transaction that routes one batch."""
 
-    def __init__(self, db: Database, leads: LeadStates, decisions: Decisions, waiting: WaitingLeads, outbox: Outbox) -> None:
+    def __init__(
+        self, db: Database, leads: LeadStates, decisions: Decisions, waiting: WaitingLeads, outbox: Outbox,
+        notifications: Notifications | None = None,
+    ) -> None:
         self._db = db
+        self._notifications = notifications
         self._leads = leads
         self._decisions = decisions
         self._waiting = waiting
@@ -284,6 +299,7 @@ class Routing:
                 )
             txn = RoutingTxn(
                 conn, ordered, db=self._db, leads=self._leads, decisions=self._decisions, waiting=self._waiting, outbox=self._outbox,
+                notifications=self._notifications,
             )
             yield txn
             txn.flush()

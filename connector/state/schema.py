@@ -214,3 +214,21 @@ webhook_deliveries_t = sa.Table(
     sa.Column("received_at", _TS, nullable=False),
     sa.Index("ix_webhook_deliveries_received_at", "received_at"),
 )
+notifications_t = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("dedupe_key", sa.String(700), nullable=False, unique=True),
+    sa.Column("channel", sa.String(255), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("lead_key", _KEY, nullable=False),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", _TS, nullable=False),
+    sa.Column("claimed_until", _TS, nullable=True),
+    sa.Column("created_at", _TS, nullable=False),
+    sa.Column("sent_at", _TS, nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Index("ix_notifications_due", "status", "next_attempt_at"),
+)

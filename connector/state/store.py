@@ -19,6 +19,7 @@ from connector.state.events import AggregateFold, Events
 from connector.state.intake import Intake, IntakeItem, IntakeRequest, rejected_data
 from connector.state.leads import LeadState, LeadStates
 from connector.state.leases import Lease, Leases
+from connector.state.notifications import NotificationRow, Notifications
 from connector.state.outbox import Outbox, OutboxItem, patch_from_json, patch_to_json
 from connector.state.quota import BudgetState, LimiterState, Quota
 from connector.state.routing import Routing, RoutingTxn
@@ -29,7 +30,7 @@ from connector.state.waiting import WaitingLead, WaitingLeads
 __all__ = [
     "DEAD_LETTER_STATUSES", "DECISION_KINDS", "SQLITE_BUSY_TIMEOUT_SECONDS", "AggregateFold", "BudgetState", "CursorRow",
     "DeadLetter", "DeadLetterStatus", "DecisionKind", "DecisionRecord", "IntakeItem", "IntakeRequest", "LeadState", "Lease",
-    "LimiterState", "OutboxItem", "RoutingTxn", "Store", "WaitingLead", "metadata", "patch_from_json", "patch_to_json",
+    "LimiterState", "NotificationRow", "OutboxItem", "RoutingTxn", "Store", "WaitingLead", "metadata", "patch_from_json", "patch_to_json",
 ]
 
 T = TypeVar("T")
@@ -49,7 +50,8 @@ class Store:
         self._dead_letters = DeadLetters(db)
         self._outbox = Outbox(db, self._leads, self._dead_letters)
         self._waiting = WaitingLeads(db)
-        self._routing = Routing(db, self._leads, self._decisions, self._waiting, self._outbox)
+        self._notifications = Notifications(db)
+        self._routing = Routing(db, self._leads, self._decisions, self._waiting, self._outbox, self._notifications)
         self._events = Events(db)
         self._intake = Intake(db)
         self._quota = Quota(db)
@@ -181,6 +183,28 @@ class Store:
     def count_pending_outbox(self) -> dict[str, int]:
         """Writes still to do, per CRM."""
         return self._outbox.count_pending()
+
+    # notifications
+
+    def add_notifications(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Queue notifications on their own (a dead-lettered write's); a dedupe key already queued adds nothing."""
+        self._notifications.add(rows)
+
+    def claim_notifications(self, now: datetime, *, lease_seconds: float, limit: int = 100) -> list[NotificationRow]:
+        """Due notifications claimed for this sender (see Notifications.claim)."""
+        return self._notifications.claim(now, lease_seconds=lease_seconds, limit=limit)
+
+    def settle_notification(
+        self, id: int, now: datetime, *, status: str, error: str | None = None, retry_at: datetime | None = None,
+    ) -> None:
+        self._notifications.settle(id, now, status=status, error=error, retry_at=retry_at)
+
+    def count_notifications(self) -> dict[str, int]:
+        """Notifications per status: pending, sent, failed."""
+        return self._notifications.counts()
+
+    def list_notifications(self, status: str | None = None) -> list[dict[str, Any]]:
+        return self._notifications.find(status)
 
     # dead letters
 

@@ -19,7 +19,7 @@ from connector.adapters.hubspot.fields import COMPANY_PROPERTIES, OBJECT_ID_PROP
 from connector.adapters.hubspot.streams import HubSpotStreams
 from connector.config import HubSpotSettings
 from connector.core.clock import Clock, SystemClock
-from connector.core.errors import ConnectorError
+from connector.core.errors import ConnectorError, CrmApiError, TransientError
 from connector.core.models import Account, Crm, Lead, Owner, Patch, WriteResult
 
 log = logging.getLogger("connector.adapters.hubspot")
@@ -77,6 +77,27 @@ class HubSpotAdapter(ReadsThrough):
                 self.object_type, lead.id, warning.name, warning.expected,
             )
         return lead
+
+    def portal_id(self) -> str | None:
+        """The account's portal (hub) id, for record links; one GET /account-info/v3/details per adapter.
+
+        [crm-behaviour: HubSpot record links need the portal id]
+        """
+        if not hasattr(self, "_portal_id"):
+            api = self._client.apis.owners.api_client
+
+            def details(**kw: Any) -> Any:
+                return api.call_api("/account-info/v3/details", "GET", header_params={"Accept": "application/json"},
+                                    response_types_map={}, auth_settings=["oauth2"], _return_http_data_only=True, **kw)
+
+            self._portal_id: str | None = None
+            try:
+                body = self._client.call("account.details", "read", details).body
+            except (CrmApiError, TransientError) as exc:  # links are a convenience: notifications go out without them
+                log.warning("hubspot: could not read the portal id for record links: %s", exc)
+                return None
+            self._portal_id = str(body["portalId"]) if body.get("portalId") is not None else None
+        return self._portal_id
 
     def bootstrap(self) -> None:
         """Check the score, grade and stage properties; create missing ones when allowed; ConfigError otherwise."""
@@ -178,6 +199,16 @@ class HubSpotAdapter(ReadsThrough):
         for rejection in page.rejected:
             log.warning("hubspot %s %s: found by email but unreadable (%s); left out", object_type, rejection.record_id, rejection.message)
         return list({lead.id: lead for lead in page.leads}.values())
+
+    def find_leads_by_owner(self, owner_ids: Sequence[str]) -> list[Lead]:
+        """The live records these owners hold: a search `hubspot_owner_id IN [...]` (≤100 values a request),
+        then the records read as fetch reads them [crm-behaviour: HubSpot search filters and sorting]."""
+        wanted = list(dict.fromkeys(i for i in owner_ids if i))
+        ids = [
+            str(record["id"]) for chunk in chunks(wanted, IN_VALUES_MAX)
+            for record in self._client.search_in(self.object_type, OWNER_PROPERTY, chunk, [OBJECT_ID_PROPERTY])
+        ]
+        return self.fetch_by_ids(list(dict.fromkeys(ids))) if ids else []
 
     def write(self, patches: Sequence[Patch], *, fence: WriteFence | None = None) -> list[WriteResult]:
         """batch/update ≤100 inputs per call; one WriteResult per patch, in input order (see write)."""

@@ -50,7 +50,12 @@ ENGAGEMENT_PROPERTIES: dict[str, str] = {
 # Contacts stamp `lastmodifieddate`; leads, companies and deals `hs_lastmodifieddate`
 # [crm-behaviour: HubSpot modified-date property per object].
 CREATED_PROPERTIES = ("createdate", "hs_createdate")
-LAST_ACTIVITY_PROPERTIES = ("hs_last_sales_activity_timestamp", "notes_last_updated")
+# Every engagement timestamp a contact holds: last activity is the latest of them, never the first present
+# [crm-behaviour: HubSpot engagement timestamps].
+LAST_ACTIVITY_PROPERTIES = (
+    "hs_last_sales_activity_timestamp", "notes_last_updated", "hs_analytics_last_visit_timestamp",
+    "hs_email_last_open_date", "hs_email_last_click_date", "recent_conversion_date",
+)
 EMAIL_DOMAIN_PROPERTY = "hs_email_domain"
 OBJECT_ID_PROPERTY = "hs_object_id"
 MERGED_IDS_PROPERTY = "hs_merged_object_ids"
@@ -190,7 +195,7 @@ def lead_from_record(record: Mapping[str, Any], fields: FieldMap) -> tuple[Lead,
     modified = ("hs_lastmodifieddate", "lastmodifieddate") if own_first else ("lastmodifieddate", "hs_lastmodifieddate")
     values["created_at"] = _first_datetime(props, created, parsed)
     values["modified_at"] = _first_datetime(props, modified, parsed)
-    values["last_activity_at"] = _first_datetime(props, LAST_ACTIVITY_PROPERTIES, parsed)
+    values["last_activity_at"] = _latest_datetime(props, LAST_ACTIVITY_PROPERTIES, parsed)
 
     engagement: dict[str, float] = {}
     for prop, key in ENGAGEMENT_PROPERTIES.items():
@@ -236,6 +241,12 @@ def _first_datetime(props: Mapping[str, Any], names: Iterable[str], parsed: Pars
         if props.get(name):
             return parsed(name, parse_datetime, "datetime")  # type: ignore[no-any-return]
     return None
+
+
+def _latest_datetime(props: Mapping[str, Any], names: Iterable[str], parsed: Parser) -> datetime | None:
+    """The latest of the named timestamps that parse (each bad one noted), None when none is set."""
+    stamps = [parsed(name, parse_datetime, "datetime") for name in names if props.get(name)]
+    return max((stamp for stamp in stamps if stamp is not None), default=None)
 
 
 def _parse_int(raw: str) -> int:

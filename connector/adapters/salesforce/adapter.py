@@ -165,6 +165,26 @@ class SalesforceAdapter(ReadsThrough):
                     leads.setdefault(lead.id, lead)
         return list(leads.values())
 
+    def find_leads_by_owner(self, owner_ids: Sequence[str]) -> list[Lead]:
+        """The leads under lead_filter that these users or queues own: `... WHERE OwnerId IN (...) AND (<lead_filter>)`.
+
+        Ids are compared as given (Salesforce ids are case-sensitive); split so every query URL stays within budget.
+        """
+        wanted = list(dict.fromkeys(i for i in owner_ids if i))
+        if not wanted:
+            return []
+        fields = self._streams.select_fields()
+
+        def render(values: str) -> str:
+            return soql.select(fields, OBJECT, self._streams.where(f"OwnerId IN {values}", include_deleted=False), ("Id",))
+
+        leads: dict[str, Lead] = {}
+        for query in soql.split_in(wanted, render, max_values=IN_VALUES_MAX, max_url_length=QUERY_URL_BUDGET):
+            for records, _ in self._client.stream(query, include_deleted=False):
+                for lead in self._streams.page(records, "").leads:
+                    leads.setdefault(lead.id, lead)
+        return list(leads.values())
+
     def write(self, patches: Sequence[Patch], *, fence: WriteFence | None = None) -> list[WriteResult]:
         """sObject Collections PATCH, ≤200 records per call, allOrNone=false; one WriteResult per patch, in order."""
         return write.write(self._client, self.settings, self._policy, self._clock, patches, fence)

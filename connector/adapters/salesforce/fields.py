@@ -43,7 +43,7 @@ Described = Mapping[str, Mapping[str, Any]]  # Lead field name -> its describe e
 def select_fields(described: Described, settings: SalesforceSettings) -> list[str]:
     """The Lead fields every read selects: the system fields, then those of the others this org has."""
     wanted = [*SYSTEM_FIELDS]
-    for name in (*OPTIONAL_FIELDS, settings.score_field, settings.grade_field, settings.stage_field, *settings.extra_fields.values()):
+    for name in (*OPTIONAL_FIELDS, settings.score_field, settings.grade_field, settings.stage_field, *settings.extra_fields.values(), *settings.activity_fields):
         if name in described and name not in wanted:
             wanted.append(name)
     return wanted
@@ -79,7 +79,9 @@ def lead_from_record(record: Mapping[str, Any], settings: SalesforceSettings) ->
     values["company_domain"] = website_domain(record.get("Website"))
     values["created_at"] = parsed("CreatedDate", parse_datetime, "datetime")
     values["modified_at"] = parsed("LastModifiedDate", parse_datetime, "datetime") or parsed(STAMP_FIELD, parse_datetime, "datetime")
-    values["last_activity_at"] = parsed("LastActivityDate", parse_datetime, "date")
+    # The latest of LastActivityDate (a date) and the org's own activity fields [crm-behaviour: HubSpot engagement timestamps].
+    stamps = [parsed(name, parse_datetime, "date or datetime") for name in ("LastActivityDate", *s.activity_fields)]
+    values["last_activity_at"] = max((stamp for stamp in stamps if stamp is not None), default=None)
     master = record.get("MasterRecordId")
     lead = Lead(
         crm=CRM,

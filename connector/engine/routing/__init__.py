@@ -39,7 +39,7 @@ from connector.engine.routing.config import (
     TerritoryConfig,
 )
 from connector.engine.routing.plan import CONVERSION_FACTOR_BOUNDS
-from connector.engine.routing.reps import build_reps
+from connector.engine.routing.reps import build_reps, kept_queues
 from connector.engine.routing.route import route_lead
 from connector.engine.routing.sla import LeadRoutingView, SlaStatus, SlaVerdict, reassign_lead, sla_check, sla_deadline
 from connector.engine.routing.snapshot import AvailabilitySnapshot, RoutingContext, availability_snapshot
@@ -62,7 +62,7 @@ __all__ = [
     "ExperimentConfig", "LeadRoutingView", "OutOfOfficeConfig", "Place", "PoolConfig", "RegionConfig", "RepConfig",
     "RoutingConfig", "RoutingContext", "RoutingState", "RuleConfig", "SlaConfig", "SlaStatus", "SlaVerdict", "StateChange",
     "TerritoryConfig",
-    "apply_change", "availability_snapshot", "build_reps", "check_routing", "compile_routing", "conversion_rates", "day_scope",
+    "apply_change", "availability_snapshot", "build_reps", "kept_queues", "check_routing", "compile_routing", "conversion_rates", "day_scope",
     "next_day_start", "place_of", "reassign_lead", "release_change", "required_scopes", "route_lead", "sla_check", "sla_deadline",
     "state_from_counters", "wait_sentence", "wait_until",
 ]

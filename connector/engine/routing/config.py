@@ -55,6 +55,7 @@ class RepConfig(_Section):
     regions: list[str] = Field(default_factory=list)
     max_open_leads: int | None = Field(default=None, ge=0)
     max_leads_per_day: int | None = Field(default=None, ge=0)
+    notify: str | None = None  # an http(s) webhook told of each lead routed (or reassigned) to this rep ([notifications])
 
 
 class PoolConfig(_Section):
@@ -116,6 +117,10 @@ class RoutingConfig(_Section):
 
     keep_existing_owner: bool = True
     unassigned_owner_ids: list[str] = Field(default_factory=list)
+    # Queues (names or ids) that are a deliberate parking place: their leads are kept. Other queues are routed.
+    keep_queue_owners: list[str] = Field(default_factory=list)
+    # Owners deactivated since the last run: route again "all" their open leads, only those the connector "routed", or "none".
+    reassign_from_inactive: Literal["all", "routed", "none"] = "all"
     account_matching: bool = True
     account_owner: Literal["account", "parent"] = "account"
     contact_matching: bool = True

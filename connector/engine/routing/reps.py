@@ -101,6 +101,27 @@ def build_reps(cfg: RoutingConfig | CompiledRouting, owners_by_crm: Mapping[str,
     return reps, warnings
 
 
+def kept_queues(cfg: RoutingConfig, owners: Sequence[Owner]) -> tuple[frozenset[str], list[ConfigProblem]]:
+    """The ids of the queues `keep_queue_owners` names (by id, name or email, case-insensitive) among one CRM's owners.
+
+    An entry that names no queue here is a warning, unless it names no owner at all in a CRM (an id from the
+    other CRM); ids of queues the owners read did not list (Salesforce `00G…`) are trusted.
+    """
+    queues = [o for o in owners if o.is_queue]
+    ids: set[str] = set()
+    unknown: list[ConfigProblem] = []
+    for i, entry in enumerate(cfg.keep_queue_owners):
+        key = entry.strip().casefold()
+        found = [q.id for q in queues if key in (q.id.casefold(), q.name.strip().casefold(), (q.email or "").strip().casefold())]
+        if found:
+            ids.update(found)
+        elif entry.startswith("00G"):
+            ids.add(entry.strip())
+        elif any(o.id == entry.strip() for o in owners):
+            unknown.append(ConfigProblem(f"routing.keep_queue_owners[{i}]", f"{entry!r} is a user, not a queue; ignored"))
+    return frozenset(ids), unknown
+
+
 def is_full(count: int, cap: int | None) -> bool:
     """A capped count at or over its cap: the rep takes no more (plan.capacity_entry applies the same test to a row of caps)."""
     return cap is not None and count >= cap

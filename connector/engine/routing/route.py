@@ -141,12 +141,26 @@ def _owner_problem(
     return None, rep
 
 
+# Salesforce's Group key prefix: an OwnerId starting with it is a queue, whether or not the owners read listed it.
+QUEUE_KEY_PREFIX: dict[str, str] = {"salesforce": "00G"}
+
+
+def is_queue_owner(crm: str, owner_id: str, ctx: RoutingContext) -> bool:
+    """The owner is a queue (the CRM's owners say so, or Salesforce's queue key prefix)."""
+    prefix = QUEUE_KEY_PREFIX.get(crm)
+    return owner_id in ctx.queue_owner_ids or (prefix is not None and owner_id.startswith(prefix))
+
+
 def _matched(
     lead: Lead, ctx: RoutingContext, snap: AvailabilitySnapshot, state: RoutingState, compiled: CompiledRouting, reasons: list[str],
 ) -> tuple[RoutingDecision, StateChange] | None:
     """Pre-routing: keep the owner, then account match, then duplicate-contact match."""
     crm = lead.crm
-    if compiled.keep_existing_owner and lead.owner_id and lead.owner_id not in compiled.unassigned_owner_ids:
+    if lead.owner_id and is_queue_owner(crm, lead.owner_id, ctx) and lead.owner_id not in ctx.kept_queue_ids:
+        # A queue is where a lead waits for a person, not an owner a person chose [crm-behaviour: Salesforce lead owners: users and queues].
+        if lead.owner_id not in compiled.unassigned_owner_ids:
+            reasons.append(f"owner {lead.owner_id} is a queue: routed like an unowned lead")
+    elif compiled.keep_existing_owner and lead.owner_id and lead.owner_id not in compiled.unassigned_owner_ids:
         why, rep = _owner_problem(lead.owner_id, crm, ctx, snap, state, check_availability=False)
         if why is None:
             # The owner already counts in the load counters (or is not a configured rep): no change.

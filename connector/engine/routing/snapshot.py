@@ -208,6 +208,8 @@ class RoutingContext:
     is_free_mail: bool = False
     conversion_rates: Mapping[str, float] | None = None  # rep email -> past conversion rate (pools with weight_by_conversion)
     known_owner_ids: Collection[str] | None = None  # active owner ids of the lead's CRM; None = not known
+    queue_owner_ids: Collection[str] = ()  # owner ids of the lead's CRM that are queues, not people
+    kept_queue_ids: Collection[str] = ()  # of those, the queues [routing] keep_queue_owners keeps
     is_competitor: bool = False
     availability: AvailabilitySnapshot | None = None
 

@@ -26,7 +26,7 @@ from connector.runners.service.http import BodyLimit, CorrelationFilter, correla
 from connector.runners.service.intake import EventsAccepted, Intake, IntakeQueue, WebhookAccepted
 from connector.runners.service.intake_config import unconfigured_intakes
 from connector.runners.service.supervision import Supervisor
-from connector.runners.service.worker import INTAKE_THREAD, Worker, poll_thread
+from connector.runners.service.worker import INTAKE_THREAD, NOTIFY_THREAD, Worker, poll_thread
 from connector.state.store import Store
 
 if TYPE_CHECKING:  # the subscriber (and grpc) is imported only when CDC is on
@@ -157,6 +157,9 @@ class Service:
             for crm in self.adapters:
                 self._spawn(partial(self.worker.poll, crm), poll_thread(crm),
                             self.settings.sync.poll_interval_seconds + POLL_STUCK_SECONDS)
+        if self.settings.notifications.enabled:
+            # Sent after the writes, never in their way: a slow channel delays only this loop.
+            self._spawn(self.worker.notify, NOTIFY_THREAD, INTAKE_STUCK_SECONDS)
         if self.settings.salesforce.cdc_enabled and "salesforce" in self.adapters:
             # Salesforce Change Data Capture (issue 10): events route leads within seconds; the poll loop stays the safety net.
             from connector.runners.cdc_subscriber import run_subscriber

@@ -18,7 +18,9 @@ from connector.core.retrying import wait_after
 from connector.observability.metrics import Metrics
 from connector.pipeline.batch import BatchResult, run_batch
 from connector.pipeline.runtime import CrmRuntime, EngineConfig
-from connector.runners.jobs import prepare, sync_once
+from connector.engine.notifications import rep_channels
+from connector.runners.jobs import prepare, rep_urls, sync_once
+from connector.runners.notify import deliver
 from connector.runners.service.intake import FindsLeadsByEmail, IntakeQueue
 from connector.state.erasure import forget
 from connector.state.store import IntakeItem, Store
@@ -40,6 +42,10 @@ INTAKE_RETENTION = timedelta(days=7)
 
 
 INTAKE_THREAD = "connector-intake-worker"
+
+
+NOTIFY_THREAD = "connector-notify"
+NOTIFY_INTERVAL_SECONDS = 1.0
 
 
 def poll_thread(crm: str) -> str:
@@ -320,6 +326,15 @@ class Worker:
         if removed:
             log.info("purged finished intake rows and delivery ids", extra={"rows": removed})
 
+    def notify(self) -> None:
+        """The notification loop: send what routing queued (webhook- and poll-driven alike) about once a second."""
+        extra = rep_channels(rep_urls(self.settings))
+        while not self.stop.is_set():
+            deliver(self.store, self.settings.notifications, self.clock, drain_seconds=0, extra_channels=extra,
+                    observe=lambda channel, event, outcome: self.metrics.notifications.labels(channel, event, outcome).inc())
+            self.on_turn(NOTIFY_THREAD)
+            self.stop.wait(NOTIFY_INTERVAL_SECONDS)
+
     def poll(self, crm: str) -> None:
         """One CRM's poll loop: an incremental sync every [sync] poll_interval_seconds until stopped."""
         interval = self.settings.sync.poll_interval_seconds
@@ -329,6 +344,7 @@ class Worker:
                     summary = sync_once(
                         self.settings, self.store, {crm: self.adapters[crm]}, self.clock,
                         on_batch=lambda c, batch, _s: self._observe_poll_batch(c, batch),
+                        on_notification=lambda channel, event, outcome: self.metrics.notifications.labels(channel, event, outcome).inc(),
                     )
                 if summary.aborted:
                     self.metrics.polls.labels(crm, "aborted").inc()

@@ -13,12 +13,13 @@ from connector.sandbox.seed import SeedRep
 OWNER_ID_START = 70_000_001
 USER_ID_START = 9_100_001
 QUEUE_OWNER_ID = "70000100"
+EMEA_QUEUE_OWNER_ID = "70000101"  # a second queue: assignment parks some inbound leads here
 OWNERS_CREATED = datetime(2023, 1, 16, 9, 0, tzinfo=UTC)
 TEAMS = {"SMB": "4001", "Enterprise": "4002"}
 
 
 def seed_owners(reps: Sequence[SeedRep]) -> dict[str, dict[str, Any]]:
-    """Owner id → the owner as the owners API shapes it: one per rep (inactive reps archived), plus the inbound queue."""
+    """Owner id → the owner as the owners API shapes it: one per rep (inactive reps archived), plus the inbound and EMEA queues."""
     owners: dict[str, dict[str, Any]] = {}
     created_ms = to_ms(OWNERS_CREATED)
     for i, rep in enumerate(reps):
@@ -34,6 +35,9 @@ def seed_owners(reps: Sequence[SeedRep]) -> dict[str, dict[str, Any]]:
         "id": QUEUE_OWNER_ID, "email": None, "firstName": "Inbound", "lastName": "Queue", "userId": None,
         "userIdIncludingInactive": None, "type": "QUEUE", "teams": [], "archived": False,
         "createdAt": iso(created_ms), "updatedAt": iso(created_ms),
+    }
+    owners[EMEA_QUEUE_OWNER_ID] = {
+        **owners[QUEUE_OWNER_ID], "id": EMEA_QUEUE_OWNER_ID, "firstName": "EMEA Lead", "lastName": "Queue",
     }
     return owners
 

@@ -141,6 +141,10 @@ def _contact_activity_properties() -> list[PropertyDef]:
         _p("hs_email_click", "Marketing emails clicked", "number", "number", "emailinformation", read_only=True),
         _p("notes_last_updated", "Last Activity Date", "datetime", "date", "sales_properties", read_only=True),
         _p("hs_last_sales_activity_timestamp", "Last Engagement Date", "datetime", "date", "sales_properties", read_only=True),
+        _p("hs_analytics_last_visit_timestamp", "Time of Last Session", "datetime", "date", "analyticsinformation", read_only=True),
+        _p("hs_email_last_open_date", "Last marketing email open date", "datetime", "date", "emailinformation", read_only=True),
+        _p("hs_email_last_click_date", "Last marketing email click date", "datetime", "date", "emailinformation", read_only=True),
+        _p("recent_conversion_date", "Recent Conversion Date", "datetime", "date", "conversioninformation", read_only=True),
     ]
 
 

@@ -14,7 +14,7 @@ from connector.sandbox.hubspot.objects import (
     ASSOC_LEAD_CONTACT,
     ASSOC_PARENT_TO_CHILD,
 )
-from connector.sandbox.hubspot.owners import OWNER_ID_START, seed_owners
+from connector.sandbox.hubspot.owners import EMEA_QUEUE_OWNER_ID, OWNER_ID_START, QUEUE_OWNER_ID, seed_owners
 from connector.sandbox.hubspot.properties import LEAD_PIPELINE_STAGES
 from connector.sandbox.hubspot.records import RecordStore
 from connector.sandbox.hubspot.wire import iso, to_ms
@@ -115,4 +115,8 @@ def _person_properties(person: SeedPerson, rng: random.Random, active: Sequence[
         props["hubspot_owner_id"] = rng.choice(list(active))
     elif roll < 0.14 and inactive:
         props["hubspot_owner_id"] = rng.choice(list(inactive))  # owned by a since-deactivated rep
+    elif roll < 0.24:
+        props["hubspot_owner_id"] = QUEUE_OWNER_ID  # parked in a queue by a form or workflow: nobody's choice yet
+    elif roll < 0.30:
+        props["hubspot_owner_id"] = EMEA_QUEUE_OWNER_ID
     return {k: v for k, v in props.items() if v != ""}

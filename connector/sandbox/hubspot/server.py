@@ -26,6 +26,9 @@ UNAUTHENTICATED = ("Authentication credentials not found. This API supports OAut
                    "details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")
 
 
+PORTAL_ID = 24_681_357  # the sandbox account's portal (hub) id, in record links
+
+
 class HubSpotSandbox(SandboxServer[LogEntry, tuple[str, str]]):
     """A loopback HubSpot account: real v3/v4 paths and shapes, limits, per-record errors and fault knobs.
 
@@ -290,6 +293,9 @@ class HubSpotSandbox(SandboxServer[LogEntry, tuple[str, str]]):
                 return "owners.list", lambda q, b: owners.list_owners(store.owners, q), False
             if n == 4:
                 return "owners.get", lambda q, b: owners.get_owner(store.owners, parts[3], q), False
+        if parts == ["account-info", "v3", "details"] and method == "GET":
+            return "account.details", lambda q, b: Reply(200, {"portalId": PORTAL_ID, "timeZone": "US/Eastern",
+                                                               "companyCurrency": "USD", "uiDomain": "app.hubspot.com"}), False
         if n == 7 and parts[:3] == ["crm", "v4", "associations"] and parts[5:] == ["batch", "read"] and method == "POST":
             return "associations.batch_read", lambda q, b: associations.batch_read(store, parts[3], parts[4], b), False
         if n == 7 and parts[:3] == ["crm", "v4", "objects"] and parts[5] == "associations" and method == "GET":

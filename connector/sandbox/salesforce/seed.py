@@ -17,7 +17,8 @@ def seed_org(org: Org, seed: int, n_leads: int, admin_username: str) -> None:
     rep_ids = _seed_users(org, admin_username)
     active_rep_ids = [u for u in rep_ids if org.tables["User"][u]["IsActive"]]
     groups = org.tables["Group"]
-    for name, dev in (("Inbound Lead Queue", "Inbound_Lead_Queue"), ("Enterprise Queue", "Enterprise_Queue")):
+    queues = (("Inbound Lead Queue", "Inbound_Lead_Queue"), ("Enterprise Queue", "Enterprise_Queue"), ("EMEA Lead Queue", "EMEA_Lead_Queue"))
+    for name, dev in queues:
         gid = org.next_id("Group")
         groups[gid] = {"Id": gid, "Name": name, "DeveloperName": dev, "Type": "Queue", "Email": f"{dev.lower()}@example-corp.test"}
     org.default_queue_id = next(iter(groups))
@@ -72,7 +73,9 @@ def _seed_accounts(org: Org, companies: list[SeedCompany], rep_ids: list[str]) -
 
 def _lead_fields(org: Org, person: SeedPerson, rng: random.Random, active_rep_ids: list[str]) -> dict[str, Any]:
     roll = rng.random()
-    owner = org.default_queue_id if roll < 0.6 else org.integration_user_id if roll < 0.85 else rng.choice(active_rep_ids)
+    # Web-to-lead and assignment rules park most new leads in a queue (the default one, some in EMEA's).
+    emea = next((g for g, row in org.tables["Group"].items() if row["Name"] == "EMEA Lead Queue"), org.default_queue_id)
+    owner = emea if roll < 0.1 else org.default_queue_id if roll < 0.6 else org.integration_user_id if roll < 0.85 else rng.choice(active_rep_ids)
     status_roll = rng.random()
     status = LEAD_STATUSES[0][0] if status_roll < 0.75 else LEAD_STATUSES[1][0] if status_roll < 0.95 else LEAD_STATUSES[3][0]
     lead: dict[str, Any] = {

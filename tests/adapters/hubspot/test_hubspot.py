@@ -83,6 +83,19 @@ def test_normalize_maps_contact_properties_to_the_common_model() -> None:
     assert lead.is_archived is False
 
 
+def test_last_activity_is_the_latest_engagement_timestamp_not_the_first_present() -> None:
+    adapter = offline_adapter()
+    lead = adapter.normalize({"id": "102", "properties": {
+        "recent_conversion_date": "2023-01-05T00:00:00Z", "notes_last_updated": "2023-02-01T00:00:00Z",
+        "hs_analytics_last_visit_timestamp": "2024-05-30T09:00:00Z", "hs_email_last_open_date": "1704067200000",
+    }})
+    assert lead.last_activity_at == datetime(2024, 5, 30, 9, tzinfo=UTC)
+    requested = adapter.fields.record_properties()
+    for prop in ("hs_analytics_last_visit_timestamp", "hs_email_last_open_date", "hs_email_last_click_date",
+                 "recent_conversion_date", "hs_last_sales_activity_timestamp", "notes_last_updated"):
+        assert prop in requested
+
+
 def test_malformed_values_become_none_with_a_warning_and_never_fail_the_record(caplog: pytest.LogCaptureFixture) -> None:
     adapter = offline_adapter()
     with caplog.at_level(logging.WARNING, logger="connector.adapters.hubspot"):
@@ -297,7 +310,7 @@ def test_owners_flag_archived_and_queues(sb: HubSpotSandbox, clock: FrozenClock)
     assert set(owners) == {o["id"] for o in sb.owners()}
     assert owners[active[-1]].is_active is False
     assert all(owners[i].is_active for i in active[:-1])
-    assert [o.id for o in owners.values() if o.is_queue] == ["70000100"]
+    assert [o.id for o in owners.values() if o.is_queue] == ["70000100", "70000101"]  # the inbound and EMEA queues
     assert adapter.calls.snapshot() == {"owners.list": 2}  # archived=false, archived=true
 
 

@@ -72,6 +72,15 @@ def test_normalize_maps_lead_fields_to_the_common_model(sb: SalesforceSandbox, c
     assert lead.extra == {"seniority_raw": "vp"} and lead.seniority == "vp"
 
 
+def test_last_activity_is_the_latest_of_last_activity_date_and_the_mapped_activity_fields(sb: SalesforceSandbox, clock: FrozenClock) -> None:
+    adapter = make(sb, clock, activity_fields=["Last_Visit__c", "Last_Form__c"])
+    lead = adapter.normalize({
+        "attributes": {"type": "Lead"}, "Id": "00QC", "LastName": "Old", "Company": "Old Co", "LastActivityDate": "2023-01-05",
+        "Last_Visit__c": "2024-05-30T09:00:00.000+0000", "Last_Form__c": "2022-01-01T00:00:00.000+0000",
+    })
+    assert lead.last_activity_at == datetime(2024, 5, 30, 9, tzinfo=UTC)
+
+
 def test_normalize_leaves_bad_values_empty_with_a_warning(sb: SalesforceSandbox, clock: FrozenClock, caplog: pytest.LogCaptureFixture) -> None:
     lead = make(sb, clock).normalize({"Id": "00QA", "NumberOfEmployees": "lots", "Budget_Confirmed__c": "maybe", "CreatedDate": "yesterday"})
     assert (lead.employees, lead.budget, lead.created_at) == (None, None, None)
@@ -216,7 +225,7 @@ def test_owners_are_users_and_queues(sb: SalesforceSandbox, clock: FrozenClock) 
     by_email = {o.email: o for o in owners}
     assert by_email["hal.former@example-corp.test"].is_active is False
     queues = [o for o in owners if o.is_queue]
-    assert len(queues) == 2 and all(o.id.startswith("00G") for o in queues)
+    assert len(queues) == 3 and all(o.id.startswith("00G") for o in queues)
 
 
 def test_queue_owned_leads_keep_the_queue_id(sb: SalesforceSandbox, clock: FrozenClock) -> None:
