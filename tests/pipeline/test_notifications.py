@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from connector.core.clock import FrozenClock
+from connector.core.clock import FrozenClock, PinnedClock
 from connector.observability.metrics import Metrics
 from connector.runners.jobs import backfill, sync_once
 from connector.sandbox.hubspot import HubSpotSandbox
@@ -22,6 +22,14 @@ from .conftest import Env
 
 T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 SECRET = "s3cret"
+
+@pytest.fixture
+def hubspot() -> Iterator[HubSpotSandbox]:
+    """The sandbox on a clock running from T0, like the connector here: its records and events have the same
+    age against the connector's `now` whatever hour the suite runs at (the conftest's sandbox reads the wall clock)."""
+    with HubSpotSandbox(seed=42, contacts=240, clock=PinnedClock(T0)) as sb:
+        yield sb
+
 
 
 class Receiver:

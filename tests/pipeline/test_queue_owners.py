@@ -6,10 +6,13 @@ fallback queue) and "EMEA Lead Queue"; HubSpot forms in the QUEUE owners "Inboun
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from connector.core.clock import FrozenClock
+import pytest
+
+from connector.core.clock import FrozenClock, PinnedClock
 from connector.runners.jobs import backfill, make_adapters, sync_once
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.hubspot.owners import EMEA_QUEUE_OWNER_ID
@@ -23,6 +26,14 @@ from .test_sync_salesforce import open_leads, sf_settings
 T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 # A Sunday night: nobody works, every lead goes to the fallback queue.
 SUNDAY_NIGHT = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+
+@pytest.fixture
+def hubspot() -> Iterator[HubSpotSandbox]:
+    """The sandbox on a clock running from T0, like the connector here: its records and events have the same
+    age against the connector's `now` whatever hour the suite runs at (the conftest's sandbox reads the wall clock)."""
+    with HubSpotSandbox(seed=42, contacts=240, clock=PinnedClock(T0)) as sb:
+        yield sb
+
 
 
 def _emea_queue(sf: SalesforceSandbox) -> str:
