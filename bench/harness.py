@@ -97,13 +97,21 @@ def pass_mark(ok: bool) -> str:
 
 
 @contextmanager
-def sandbox_process(crm: str, leads: int, *, requests_per_10s: int | None = None, search_per_second: int | None = None) -> Iterator[SandboxProcess]:
-    """A sandbox CRM in its own Python process (its memory and CPU are not the connector's)."""
+def sandbox_process(
+    crm: str, leads: int, *, requests_per_10s: int | None = None, search_per_second: int | None = None,
+    latency_ms: float = 0.0, jitter_ms: float = 0.0,
+) -> Iterator[SandboxProcess]:
+    """A sandbox CRM in its own Python process (its memory and CPU are not the connector's).
+
+    `latency_ms` ± `jitter_ms` (uniform): the simulated network time of every request, served concurrently
+    like a real API's (the sandbox's server is threaded; its rate limits stay exact)."""
     args = [sys.executable, "-m", "bench.harness", "serve", crm, str(leads)]
     if requests_per_10s is not None:
         args += ["--rate", str(requests_per_10s)]
     if search_per_second is not None:
         args += ["--search-rate", str(search_per_second)]
+    if latency_ms or jitter_ms:
+        args += ["--latency-ms", str(latency_ms), "--jitter-ms", str(jitter_ms)]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=_root())
     try:
         assert proc.stdout is not None
@@ -119,6 +127,8 @@ def sandbox_process(crm: str, leads: int, *, requests_per_10s: int | None = None
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 class SandboxProcess:
@@ -153,6 +163,8 @@ def serve(argv: list[str]) -> int:
     parser.add_argument("leads", type=int)
     parser.add_argument("--rate", type=int, default=None, help="HubSpot burst limit, requests per 10 s")
     parser.add_argument("--search-rate", type=int, default=None, help="HubSpot search limit, requests per second")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="simulated network latency of every request")
+    parser.add_argument("--jitter-ms", type=float, default=0.0, help="± uniform jitter on the latency")
     args = parser.parse_args(argv)
     if args.crm == "hubspot":
         from connector.sandbox.hubspot import HubSpotSandbox
@@ -171,6 +183,8 @@ def serve(argv: list[str]) -> int:
         sf.start()
         info = {"instance_url": sf.instance_url, "client_id": sf.client_id, "client_secret": sf.client_secret, "ca_file": sf.ca_file}
         sandbox = sf
+    sandbox.latency_seconds = args.latency_ms / 1000
+    sandbox.latency_jitter_seconds = args.jitter_ms / 1000
     print(json.dumps(info), flush=True)
     try:
         for line in sys.stdin:

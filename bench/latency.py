@@ -353,11 +353,14 @@ def run(argv: list[str]) -> dict[str, float]:
     parser.add_argument("--micro-batch-ms", type=int, default=None, help="[service] micro_batch_ms (default: the example config's)")
     parser.add_argument("--cdc-leads", type=int, default=200, help="leads for bench.cdc_latency (default 200; 0 skips)")
     parser.add_argument("--store", default=None, help="state store URL (default: a temporary SQLite file)")
+    parser.add_argument("--latency-ms", type=float, default=80.0, help="network latency of every CRM request (default 80)")
+    parser.add_argument("--jitter-ms", type=float, default=20.0, help="± uniform jitter on the latency (default 20)")
     args = parser.parse_args(argv)
     if args.leads < 2 or args.rate <= 0:
         parser.error("--leads must be at least 2 and --rate positive")
     info = machine()
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp, HubSpotSandbox(seed=5, contacts=50) as sb:
+        sb.latency_seconds, sb.latency_jitter_seconds = args.latency_ms / 1000, args.jitter_ms / 1000
         settings = settings_for(sb, args.store or f"sqlite:///{Path(tmp) / 'state.db'}", args.micro_batch_ms)
         trace = Trace()
         with connector_serve(settings, Path(tmp) / "serve.log") as (service, url):
@@ -412,7 +415,8 @@ def _print(args: argparse.Namespace, info: dict[str, str], f: dict[str, float], 
     ok = f["webhook_p95_ms"] <= TARGET_P95_MS and not f["webhook_missing"]
     leads = int(f["webhook_leads"] + f["webhook_missing"])
     print_table(
-        f"HubSpot webhook → owner written: {leads} leads at {args.rate:g}/s ({seconds:.1f} s), one event per delivery",
+        f"HubSpot webhook → owner written: {leads} leads at {args.rate:g}/s ({seconds:.1f} s), one event per delivery, "
+        f"{args.latency_ms:g} ± {args.jitter_ms:g} ms per CRM request",
         [
             ("p50", f"{f['webhook_p50_ms']:.1f} ms", ""),
             ("p95", f"{f['webhook_p95_ms']:.1f} ms", f"target ≤ {TARGET_P95_MS:.0f} ms: {pass_mark(ok)}"),

@@ -17,6 +17,17 @@ from bench.harness import bench_settings, connection_overrides, machine, pass_ma
 TARGET_RATIO = 1.2
 
 
+def current_rss_kb() -> int:
+    """This process's resident set now (VmRSS), in kilobytes; 0 where /proc is missing."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def child(argv: list[str]) -> int:
     """In a fresh process: one backfill against the sandbox described by --info; print its peak RSS as JSON."""
     parser = argparse.ArgumentParser(prog="python -m bench.memory child")
@@ -41,7 +52,7 @@ def child(argv: list[str]) -> int:
         summary = backfill(settings, store, adapters, clock)
     seconds = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
-    print(json.dumps({"peak_kb": peak_kb, "baseline_kb": baseline_kb, "fetched": summary.fetched,
+    print(json.dumps({"peak_kb": peak_kb, "baseline_kb": baseline_kb, "end_kb": current_rss_kb(), "fetched": summary.fetched,
                       "written": summary.written, "seconds": seconds}), flush=True)
     return 0
 
@@ -71,7 +82,12 @@ def run(argv: list[str]) -> dict[str, float]:
     small = measure(args.crm, args.small, args.store_url)
     large = measure(args.crm, args.large, args.store_url)
     ratio = large["peak_kb"] / small["peak_kb"]
+    # What each lead beyond the small run left in memory at the peak: 0 when the backfill streams.
+    per_lead = (large["peak_kb"] - small["peak_kb"]) * 1024 / max(1, args.large - args.small)
     figures = {
+        "bytes_per_lead": per_lead,
+        "small_end_mb": small.get("end_kb", 0) / 1024,
+        "large_end_mb": large.get("end_kb", 0) / 1024,
         "small_leads": float(args.small),
         "large_leads": float(args.large),
         "small_peak_mb": small["peak_kb"] / 1024,
@@ -89,6 +105,8 @@ def run(argv: list[str]) -> dict[str, float]:
         (f"{args.large} leads: peak RSS", f"{figures['large_peak_mb']:.1f} MB",
          f"baseline {figures['large_baseline_mb']:.1f} MB, {large['fetched']:.0f} fetched in {large['seconds']:.0f} s"),
         ("ratio large / small", f"{ratio:.3f}", f"≤ {TARGET_RATIO}: {pass_mark(ratio <= TARGET_RATIO)}"),
+        ("kept per extra lead", f"{per_lead:.0f} B", f"(peak large − peak small) / {args.large - args.small:,} leads"),
+        ("RSS after the run", f"{figures['small_end_mb']:.1f} / {figures['large_end_mb']:.1f} MB", "small / large (peak is the figure)"),
     ]
     print_table(f"memory: {args.crm} backfill, each in a fresh process (sandbox in its own process)", rows)
     m = machine()

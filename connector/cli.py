@@ -192,11 +192,15 @@ def backfill(dry_run: bool, limit: int | None, out: str | None, notify: bool, co
 @click.option("--port", type=int, default=0, help="0 picks a free port.")
 @click.option("--contacts", type=click.IntRange(min=0), default=500, show_default=True, help="Seeded HubSpot contacts.")
 @click.option("--leads", "sf_leads", type=click.IntRange(min=0), default=500, show_default=True, help="Seeded Salesforce leads.")
-def sandbox(host: str, port: int, contacts: int, sf_leads: int) -> None:
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Simulated network latency of every request (both sandboxes).")
+@click.option("--jitter-ms", type=click.FloatRange(min=0), default=0.0, show_default=True, help="± uniform jitter on --latency-ms.")
+def sandbox(host: str, port: int, contacts: int, sf_leads: int, latency_ms: float, jitter_ms: float) -> None:
     """Run the built-in HubSpot (and Salesforce) compatible sandbox until Ctrl-C or SIGTERM."""
     from connector.ops.sandbox_run import run_sandbox
 
-    run_sandbox(host=host, port=port, contacts=contacts, sf_leads=sf_leads, echo=lambda line: click.echo(line))
+    run_sandbox(host=host, port=port, contacts=contacts, sf_leads=sf_leads, echo=lambda line: click.echo(line),
+                latency_ms=latency_ms, jitter_ms=jitter_ms)
 
 
 @main.command()
@@ -236,6 +240,32 @@ def explain(lead_ref: str, config_path: str | None, as_json: bool) -> None:
         click.echo(json.dumps(report, default=str))
     else:
         render_explanation(report)
+
+
+@main.command()
+@click.option("--crm", type=click.Choice(["hubspot", "salesforce"]), default=None, help="Check this CRM only (default: every enabled one).")
+@click.option("--sample", type=click.IntRange(min=1), default=500, show_default=True, help="Read at least N leads (whole pages of a full read).")
+@config_option
+@json_option
+@handle_errors
+def doctor(crm: str | None, sample: int, config_path: str | None, as_json: bool) -> None:
+    """Check the CRM's fields and a sample of leads against the rules (reads only): exit 0 healthy, 1 a rule can't work."""
+    import shutil
+
+    from connector.ops.doctor import doctor_json, open_adapters, run_doctor, throwaway_store
+    from connector.ops.doctor_view import doctor_lines
+
+    settings = load(config_path)
+    clock = command_clock()
+    with throwaway_store() as store, open_adapters(settings, store, clock, crm) as adapters:  # a temporary store, removed after
+        checks = run_doctor(settings, store, adapters, clock, sample=sample)
+    data = doctor_json(checks)
+    if as_json:
+        click.echo(json.dumps(data))
+    else:
+        for line in doctor_lines(checks, width=min(shutil.get_terminal_size().columns, 100)):
+            click.echo(line)
+    sys.exit(EXIT_OK if data["healthy"] else EXIT_ABORTED)
 
 
 @main.group()
@@ -313,11 +343,13 @@ def notify() -> None:
 @config_option
 @handle_errors
 def notify_test(channel: str, config_path: str | None) -> None:
-    """Send a sample message to CHANNEL (a [[notifications.channels]] name); exit 1 with the error if it fails."""
+    """Send a sample message to CHANNEL (a [[notifications.channels]] name, or rep:EMAIL / manager:EMAIL for a rep's
+    notify / manager); exit 1 with the error if it fails."""
+    from connector.engine.notifications import rep_channels, rep_targets
     from connector.runners.notify import send_test
 
     settings = load(config_path)
-    attempt = send_test(settings.notifications, channel, command_clock().now())
+    attempt = send_test(settings.notifications, channel, command_clock().now(), rep_channels(rep_targets(settings.routing)))
     if attempt.outcome != "sent":
         click.echo(f"notify test {channel}: {attempt.error}", err=True)
         sys.exit(1)

@@ -8,12 +8,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connector.engine.routing import RoutingConfig, check_routing
 from connector.engine.scoring import ScoringConfig, check_scoring
-from connector.engine.notifications import NotificationsConfig
+from connector.engine.notifications import NotificationsConfig, check_notifications
+from connector.canonical.checks import canonical_value_problems
+from connector.canonical.reader import Canonical
+from connector.canonical.settings import CanonicalSettings, FieldSpec, check_field_specs
 from connector.core.errors import ConfigError, ConfigProblem
 from connector.core.keys import CallLimits, account_key
 from connector.core.spelling import closest
@@ -44,6 +47,14 @@ def _read_secret_file(path: str | None, key: str) -> SecretStr | None:
         return SecretStr(Path(path).read_text(encoding="utf-8").strip())
     except OSError as exc:
         raise ValueError(f"{key}_file {path!r} cannot be read: {exc.strerror}") from exc
+
+
+def _check_fields(fields: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
+    """A field mapping naming an unknown lead field or a parse that does not fit it fails, naming the key under `fields`."""
+    problems = check_field_specs(fields)
+    if problems:
+        raise ValueError("; ".join(f"{key}: {message}" for key, message in problems))
+    return fields
 
 
 class HubSpotSettings(Section):
@@ -78,6 +89,16 @@ class HubSpotSettings(Section):
     search_page_size: int = Field(default=200, ge=1, le=200)
     timeout_seconds: float = Field(default=30, gt=0)
     extra_properties: dict[str, str] = Field(default_factory=dict)  # alias -> property name, exposed as extra.ALIAS
+    # Where each lead field comes from and how it is parsed, over the standard contact properties:
+    # `[hubspot.fields.budget] property = "budget_range", parse = "value_map", values = { "over_250k" = true }`.
+    # parse: text | number | number_band | boolean | value_map | multi | date | datetime. BANT, seniority and
+    # product_interest have no default property: unmapped means unknown. See docs/industries.md for industry.
+    fields: dict[str, FieldSpec] = Field(default_factory=dict)
+
+    @field_validator("fields")
+    @classmethod
+    def _fields_fit(cls, fields: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
+        return _check_fields(fields)
 
     @model_validator(mode="after")
     def _secrets(self) -> HubSpotSettings:
@@ -167,6 +188,12 @@ class SalesforceSettings(Section):
     ca_bundle: str | None = None  # CA bundle that replaces the default trust store (the sandbox's loopback certificate)
     extra_fields: dict[str, str] = Field(default_factory=dict)  # alias -> field API name, exposed as extra.ALIAS
     activity_fields: list[str] = Field(default_factory=list)  # date/datetime Lead fields that also count as activity
+    # Where each lead field comes from and how it is parsed, over the standard Lead fields:
+    # `[salesforce.fields.budget] property = "Budget__c", parse = "value_map", values = { "Approved" = true }`.
+    # parse: text | number | number_band | boolean | value_map | multi | date | datetime. BANT, seniority and
+    # product_interest have no default field: unmapped means unknown. CountryCode / StateCode are read first
+    # when the org has state and country picklists.
+    fields: dict[str, FieldSpec] = Field(default_factory=dict)
     # Change Data Capture over the Pub/Sub API (gRPC): `connector serve` subscribes beside its poll loop.
     cdc_enabled: bool = False
     pubsub_target: str = "api.pubsub.salesforce.com:7443"
@@ -174,6 +201,11 @@ class SalesforceSettings(Section):
     cdc_topic: str = "/data/LeadChangeEvent"
     # FetchRequest.num_requested (flow control); the server caps a stream's outstanding requests at 100.
     cdc_batch_size: int = Field(default=100, ge=1, le=100)
+
+    @field_validator("fields")
+    @classmethod
+    def _fields_fit(cls, fields: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
+        return _check_fields(fields)
 
     @model_validator(mode="after")
     def _secrets(self) -> SalesforceSettings:
@@ -236,6 +268,12 @@ class SyncSettings(Section):
     # A value a person set in the CRM after the connector's last write is kept for these fields
     # ("stage" covers HubSpot's lifecycle stage / lead status and Salesforce's Status). The score is always ours.
     person_wins: list[PersonField] = Field(default_factory=_every_person_field)
+    # Pages read ahead by a reader thread while the current page is scored and routed (sync and backfill);
+    # 0 reads each page only when the previous one is done. Network latency then overlaps the work.
+    read_ahead_pages: int = Field(default=2, ge=0, le=8)
+    # Write calls (batches of 100 HubSpot / 200 Salesforce records) sent at once by writer threads, all
+    # paced by the one shared rate limiter; 0 writes each page's batches in turn before the next page.
+    writes_in_flight: int = Field(default=3, ge=0, le=16)
 
 
 class LoggingSettings(Section):
@@ -329,6 +367,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    canonical: CanonicalSettings = Field(default_factory=CanonicalSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -470,6 +509,16 @@ def load_settings(path: str | os.PathLike[str] | None = None, overrides: dict[st
         broken = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
         raise ConfigError(problems_from_validation(exc) + _engine_problems(data, broken), source) from None
     problems = check_scoring(settings.scoring, "scoring") + check_routing(settings.routing, settings.scoring, "routing")
+    problems += check_notifications(settings.notifications, settings.routing)
+    problems += _canonical_problems(settings)
     if problems:
         raise ConfigError(problems, source)
     return settings
+
+
+def _canonical_problems(settings: Settings) -> list[ConfigProblem]:
+    """Rule values leads can never hold once canonical (`country in ["USA"]`: leads hold "US"), with the value to write."""
+    mappings = [*settings.hubspot.fields.items(), *settings.salesforce.fields.items()]
+    sections = {"scoring": settings.scoring, "routing": settings.routing, "notifications": settings.notifications}
+    found = canonical_value_problems(sections, Canonical(settings.canonical), mappings)
+    return [ConfigProblem(path, message) for path, message in found]

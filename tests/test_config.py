@@ -126,5 +126,6 @@ def test_an_unknown_name_without_a_near_miss_says_where_names_come_from(tmp_path
     message = next(line for line in result.output.splitlines() if "'zzz'" in line)
     assert message.strip() == (
         "- scoring.models.core.rules[0].when.field: unknown field 'zzz'; use a lead attribute (country, state, "
-        "email_domain, employees, industry, title, lead_source, ...), extra.NAME (a mapped CRM property) or engagement.NAME"
+        "email_domain, employees, industry, title, lead_source, ...), extra.NAME (a mapped CRM property), "
+        "raw.NAME (a field's CRM text, e.g. raw.country) or engagement.NAME"
     )

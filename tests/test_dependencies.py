@@ -6,8 +6,10 @@ alike (parsed with `ast`, nothing is imported). Bottom to top:
 
     core           nothing from connector outside core
     engine         core; the standard library and the pure libraries it uses (holidays, pydantic); no I/O
-    config         core, engine (config embeds the engine's config models)
-    adapters       core, config; one CRM's subpackage never imports the other's; base imports only core
+    canonical      core; the data libraries it loads (pycountry, phonenumbers, e-mail domain lists): CRM values → the
+                   common model's vocabulary (ISO places, industry taxonomy, typed parsers), kept out of the engine
+    config         core, engine, canonical (config embeds the engine's and field mapping's config models)
+    adapters       core, config, canonical; one CRM's subpackage never imports the other's; base imports only core
     state          core, config
     pipeline       core, config, engine, state, adapters.base (the protocol, never a concrete adapter)
     observability  core, config, adapters.base, pipeline (it wraps the call guard and counts batch results)
@@ -34,14 +36,15 @@ ENGINE = PACKAGE / "engine"
 
 # --- the package graph -------------------------------------------------------------------------------------
 
-BELOW_RUNNERS = ("connector.core", "connector.engine", "connector.config", "connector.adapters", "connector.state",
+BELOW_RUNNERS = ("connector.core", "connector.canonical", "connector.engine", "connector.config", "connector.adapters", "connector.state",
                  "connector.pipeline", "connector.observability")
 # layer (a module prefix) -> the prefixes its modules may import besides their own layer
 LAYERS: dict[str, tuple[str, ...]] = {
     "connector.core": (),
     "connector.engine": ("connector.core",),
-    "connector.config": ("connector.core", "connector.engine"),
-    "connector.adapters": ("connector.core", "connector.config"),
+    "connector.canonical": ("connector.core",),
+    "connector.config": ("connector.core", "connector.engine", "connector.canonical"),
+    "connector.adapters": ("connector.core", "connector.config", "connector.canonical"),
     "connector.state": ("connector.core", "connector.config"),
     "connector.pipeline": ("connector.core", "connector.config", "connector.engine", "connector.state", "connector.adapters.base"),
     "connector.observability": ("connector.core", "connector.config", "connector.adapters.base", "connector.pipeline"),

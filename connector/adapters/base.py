@@ -7,6 +7,7 @@ import json
 import logging
 import socket
 import ssl
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,9 +30,12 @@ class ApiCallCounter:
     """Counts API calls made by one adapter, by endpoint label (e.g. 'contacts.search')."""
 
     by_endpoint: dict[str, int] = field(default_factory=dict)
+    # The reader and writer threads of one run count through one adapter (pipeline/overlap.py).
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, endpoint: str, n: int = 1) -> None:
-        self.by_endpoint[endpoint] = self.by_endpoint.get(endpoint, 0) + n
+        with self._lock:
+            self.by_endpoint[endpoint] = self.by_endpoint.get(endpoint, 0) + n
 
     @property
     def total(self) -> int:
@@ -109,6 +113,32 @@ class FindsLeadsByOwner(Protocol):
     def find_leads_by_owner(self, owner_ids: Sequence[str]) -> list[Lead]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class IndexRead(Generic[T]):
+    """A whole look-up table read from the CRM (`entries`), or None when it needs more than the pages allowed.
+
+    `pages`: the calls the whole table takes (known from the first page's total), so the caller can
+    weigh it against key-by-key look-ups; `calls`: what this read spent.
+    """
+
+    entries: Mapping[str, T] | None
+    pages: int
+    calls: int
+
+
+@runtime_checkable
+class ReadsLookupIndexes(Protocol):
+    """Optional capability: read every account by domain / every owned contact by email in a few pages.
+
+    The answers equal find_accounts / find_contacts_by_email for every key; a run reads the index
+    once instead of one look-up per batch when counting says it is cheaper.
+    """
+
+    def account_index(self, max_pages: int) -> IndexRead[Account]: ...
+
+    def contact_index(self, max_pages: int) -> IndexRead[str]: ...
+
+
 @runtime_checkable
 class Closeable(Protocol):
     """Optional capability: release connection pools."""
@@ -145,7 +175,7 @@ class AdapterClass(Protocol[SectionIn]):
     """An adapter's constructor, as a descriptor calls it: the CRM's section plus the shared call machinery."""
 
     def __call__(self, settings: SectionIn, *, guard: CallGuard, clock: Clock,
-                 sleep: Callable[[float], None], grade_options: Sequence[str]) -> CrmAdapter: ...
+                 sleep: Callable[[float], None], grade_options: Sequence[str], canonical: Any = None) -> CrmAdapter: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +201,9 @@ class CrmDescriptor(Generic[SettingsT, SectionT]):
 
     def open(self, settings: SettingsT, *, guard: CallGuard, clock: Clock, sleep: Callable[[float], None],
              grade_options: Sequence[str]) -> CrmAdapter:
-        """This CRM's adapter for `settings`."""
-        return self.adapter()(self.section(settings), guard=guard, clock=clock, sleep=sleep, grade_options=grade_options)
+        """This CRM's adapter for `settings` (with its `[canonical]` section: how values become canonical)."""
+        return self.adapter()(self.section(settings), guard=guard, clock=clock, sleep=sleep, grade_options=grade_options,
+                              canonical=getattr(settings, "canonical", None))
 
 
 # (the patches one request is about to carry, now) -> for each, whether it may still be sent

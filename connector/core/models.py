@@ -42,13 +42,15 @@ class Lead:
     company_name: str | None = None
     company_domain: str | None = None
     company_id: str | None = None
-    industry: str | None = None
-    employees: int | None = None
+    industry: str | None = None  # a slug of the canonical taxonomy (docs/industries.md)
+    employees: int | None = None  # a band's lower bound ("100-500" → 100)
+    employees_band: str | None = None  # the band as the CRM holds it ("100-500", "1000+"); None for a plain number
     annual_revenue: float | None = None
     parent_company: str | None = None
-    # location
+    # location: ISO 3166-1 alpha-2 country, ISO 3166-2 subdivision code without its country prefix ("CA")
     country: str | None = None
     state: str | None = None
+    country_inferred: bool = False  # the country came from the phone number (the country field was empty)
     city: str | None = None
     postal_code: str | None = None
     # marketing / sales
@@ -78,6 +80,8 @@ class Lead:
     engagement: Mapping[str, float] = field(default_factory=dict)
     # any other CRM fields the config asked for, by their configured alias
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # the CRM's own text of each mapped field that had a value, by lead field name (rules: raw.country)
+    raw: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -104,7 +108,7 @@ def lead_field_types() -> dict[str, str]:
     kinds: dict[str, str] = {}
     for f in dataclasses.fields(Lead):
         t = str(f.type)
-        if f.name in ("engagement", "extra"):
+        if f.name in ("engagement", "extra", "raw"):
             continue
         if "tuple" in t:
             kinds[f.name] = "list"

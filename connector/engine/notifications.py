@@ -6,6 +6,7 @@ event, not the run, so a re-sync, a retry or another replica deciding it again a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,8 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from connector.core.errors import ConfigProblem
 from connector.core.models import Lead, RoutingDecision, ScoreResult
 from connector.engine.conditions import Condition, Predicate, check_condition, compile_condition
+from connector.engine.routing.config import RoutingConfig
 
 NotificationEvent = Literal["routed", "reassigned", "sla_breach", "waiting", "dead_letter"]
 NOTIFICATION_EVENTS: tuple[str, ...] = ("routed", "reassigned", "sla_breach", "waiting", "dead_letter")
@@ -30,9 +33,11 @@ class NotificationChannel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
-    url: str | None = None  # http(s):// (generic JSON webhook) or a service URL
+    # Any apprise URL (slack://…, https://hooks.slack.com/services/…, a Teams workflow URL, mailto://…, mailtos://…,
+    # discord://…, json://…): sent through apprise; a plain http(s):// URL no service claims: the generic JSON POST.
+    url: str | None = None
     url_file: str | None = None  # a file holding the URL (e.g. a Slack webhook is a secret)
-    secret: str | None = None  # signs the JSON body: X-Connector-Signature: sha256=<hex HMAC-SHA256>
+    secret: str | None = None  # generic webhooks: signs the JSON body, X-Connector-Signature: sha256=<hex HMAC-SHA256>
     secret_file: str | None = None
     on: list[NotificationEvent] = Field(default_factory=_routed_only)
     when: Condition | None = None  # the rules' condition syntax, over the lead and score, grade, ...
@@ -65,6 +70,9 @@ class NotificationsConfig(BaseModel):
     # leads graded one of urgent_grades go at once. "off": everything goes at once.
     quiet_hours: Literal["off", "working_hours"] = "off"
     urgent_grades: list[str] = Field(default_factory=lambda: ["hot"])
+    # The channel (by name) whose Slack bot URL (slack://xoxb-…) carries direct messages to reps whose `notify` or
+    # `manager` is a Slack member id ("@U0123ABCD"); give it `on = []` if it should hear nothing itself.
+    slack_dm_channel: str | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> NotificationsConfig:
@@ -72,6 +80,8 @@ class NotificationsConfig(BaseModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"channel names must be unique: {', '.join(dupes)}")
+        if self.slack_dm_channel is not None and self.slack_dm_channel not in names:
+            raise ValueError(f"slack_dm_channel: no channel named {self.slack_dm_channel!r} in [[notifications.channels]]")
         return self
 
 
@@ -83,17 +93,67 @@ class CompiledChannel:
     owner: str | None = None  # a rep's own channel: only the leads routed to this rep
 
 
-def rep_channels(reps: Sequence[tuple[str, str | None]]) -> list[NotificationChannel]:
-    """Each rep's `notify` URL ((email, url) pairs) as a channel "rep:EMAIL" told of the leads routed or reassigned to them."""
-    return [NotificationChannel(name=f"rep:{email}", url=url, on=["routed", "reassigned"]) for email, url in reps if url]
+SLACK_MEMBER = re.compile(r"^@[UW][A-Z0-9]{2,}$")
 
 
-def compile_channels(config: NotificationsConfig, reps: Sequence[tuple[str, str | None]] = ()) -> tuple[CompiledChannel, ...]:
-    """The channels with their `when` compiled, and the reps' own; none when notifications are off."""
+@dataclass(frozen=True)
+class RepTarget:
+    """Where a rep hears of their own leads (`notify`) and where their SLA breaches escalate (`manager`, resolved)."""
+
+    email: str
+    notify: str | None = None
+    manager: str | None = None
+
+
+def rep_targets(routing: RoutingConfig) -> list[RepTarget]:
+    """Each configured rep's notify target and manager target: the rep's own manager, else the first pool's listing
+    them; a manager that is a rep's email stands for that rep's notify."""
+    notify = {rep.email: rep.notify for rep in routing.reps}
+    out = []
+    for rep in routing.reps:
+        manager = rep.manager or next((p.manager for p in routing.pools.values() if p.manager and rep.email in p.reps), None)
+        out.append(RepTarget(rep.email, rep.notify, notify.get(manager) if manager in notify else manager))
+    return out
+
+
+def rep_channels(reps: Sequence[RepTarget]) -> list[NotificationChannel]:
+    """Each rep's `notify` as a channel "rep:EMAIL" told of the leads routed or reassigned to them, and each rep's
+    manager as a channel "manager:EMAIL" told of that rep's SLA breaches."""
+    own = [NotificationChannel(name=f"rep:{r.email}", url=r.notify, on=["routed", "reassigned"]) for r in reps if r.notify]
+    return own + [NotificationChannel(name=f"manager:{r.email}", url=r.manager, on=["sla_breach"]) for r in reps if r.manager]
+
+
+def compile_channels(config: NotificationsConfig, reps: Sequence[RepTarget] = ()) -> tuple[CompiledChannel, ...]:
+    """The channels with their `when` compiled, and the reps' and managers' own; none when notifications are off."""
     if not config.enabled:
         return ()
-    own = [CompiledChannel(c.name, frozenset(c.on), compile_condition(None), owner=c.name.removeprefix("rep:")) for c in rep_channels(reps)]
+    own = [CompiledChannel(c.name, frozenset(c.on), compile_condition(None), owner=c.name.split(":", 1)[1]) for c in rep_channels(reps)]
     return (*(CompiledChannel(c.name, frozenset(c.on), compile_condition(c.when)) for c in config.channels), *own)
+
+
+def check_notifications(config: NotificationsConfig, routing: RoutingConfig) -> list[ConfigProblem]:
+    """Each rep's and pool's notify / manager target is a URL or a Slack member id (which needs slack_dm_channel)."""
+    reps = {rep.email for rep in routing.reps}
+    spots = [(f"routing.reps[{i}].notify", rep.notify, False) for i, rep in enumerate(routing.reps)]
+    spots += [(f"routing.reps[{i}].manager", rep.manager, True) for i, rep in enumerate(routing.reps)]
+    spots += [(f"routing.pools.{name}.manager", pool.manager, True) for name, pool in routing.pools.items()]
+    problems = []
+    for path, target, may_be_rep in spots:
+        if target is None or (may_be_rep and target in reps):
+            continue
+        if SLACK_MEMBER.match(target):
+            if config.slack_dm_channel is None:
+                problems.append(ConfigProblem(path, "a Slack member id needs [notifications] slack_dm_channel: the channel whose "
+                                                    "Slack bot URL (slack://xoxb-…) sends the direct message"))
+        elif "://" not in target:
+            what = "a rep's email, " if may_be_rep else ""
+            hint = f"; to e-mail it, write an apprise URL: mailtos://USER:PASSWORD@SMTP-HOST?to={target}" if "@" in target else ""
+            problems.append(ConfigProblem(path, f"{target!r} is not {what}a URL (mailto://…, slack://…, https://…) or a Slack "
+                                                f"member id (@U0123ABCD){hint}"))
+    no_notify = {rep.email for rep in routing.reps if not rep.notify}
+    problems += [ConfigProblem(path, f"rep {target} has no notify to be told through")
+                 for path, target, may_be_rep in spots if may_be_rep and target in no_notify]
+    return problems
 
 
 @dataclass(frozen=True)

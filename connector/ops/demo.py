@@ -16,12 +16,14 @@ from connector.config import Settings, example_config_path, load_settings
 from connector.runners.jobs import RunSummary, backfill, make_adapters, sync_once
 from connector.pipeline.outcomes import DECISION_KINDS, ROUTED_BY, LeadOutcome, OutcomeTally, merged, positive, tally
 from connector.state.ratelimit import guard_factory
+from connector.ops.notified import delivery_figures, story_lines, with_demo_channels
 from connector.ops.summary import waiting_line
 from connector.ops.words import hanging
 from connector.state.store import Store
 
 if TYPE_CHECKING:
     from connector.sandbox.hubspot import HubSpotSandbox
+    from connector.sandbox.receivers import HttpReceiver, SmtpReceiver
     from connector.sandbox.salesforce import SalesforceSandbox
 
 Echo = Callable[[str], None]
@@ -41,6 +43,8 @@ class _Stage:
     store: Store
     adapters: dict[str, CrmAdapter]
     clock: PinnedClock
+    smtp: SmtpReceiver  # the reps' e-mail arrives here (loopback SMTP)
+    http: HttpReceiver  # the team webhook's POSTs arrive here
 
 
 def demo_settings(state_dir: Path, hubspot: HubSpotSandbox, salesforce: SalesforceSandbox | None) -> Settings:
@@ -101,6 +105,9 @@ def run_demo(contacts: int = 400, echo: Echo | None = None, at: datetime | None 
         reassigned, person_owner = _live_arrivals(hs)
         live = sync_once(settings, store, adapters, clock)
         say(_line(live))
+        received = {"e-mails": len(stage.smtp.mails), "webhook POSTs": len(stage.http.posts)}
+        for line in story_lines(store.list_notifications(), received):
+            say(line)
 
         say("3/3 re-sync with nothing new: it must write nothing …")
         again = sync_once(settings, store, adapters, clock)
@@ -108,6 +115,7 @@ def run_demo(contacts: int = 400, echo: Echo | None = None, at: datetime | None 
 
         kept = reassigned is None or (hs.get_record("contacts", reassigned) or {}).get("hubspot_owner_id") == person_owner
         result = _figures(full, live, again, kept=kept, dead=store.count_dead_letters())
+        result["notifications"] = delivery_figures(store.list_notifications())
         _tell_figures(say, result)
         return result
 
@@ -115,16 +123,18 @@ def run_demo(contacts: int = 400, echo: Echo | None = None, at: datetime | None 
 def _set_stage(stack: ExitStack, contacts: int, clock: PinnedClock) -> _Stage:
     """Start the sandbox CRMs and open a throwaway store; `stack` closes them all."""
     from connector.sandbox.hubspot import HubSpotSandbox
+    from connector.sandbox.receivers import HttpReceiver, SmtpReceiver
 
     state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="connector-demo-")))
     hs = stack.enter_context(HubSpotSandbox(contacts=contacts, clock=clock))
     sf = _salesforce_sandbox(contacts, clock)
     if sf is not None:
         stack.enter_context(sf)
-    settings = demo_settings(state_dir, hs, sf)
+    smtp, http = stack.enter_context(SmtpReceiver()), stack.enter_context(HttpReceiver())
+    settings = with_demo_channels(demo_settings(state_dir, hs, sf), smtp.mailto_url, f"{http.url}/hooks/hot-leads")
     store = stack.enter_context(Store.open(settings.store.url))
     adapters = make_adapters(settings, guard_for=guard_factory(store, settings, clock), clock=clock)
-    return _Stage(hs, sf, settings, store, adapters, clock)
+    return _Stage(hs, sf, settings, store, adapters, clock, smtp, http)
 
 
 def _announce(say: Echo, stage: _Stage, contacts: int, *, pinned: bool) -> None:

@@ -15,6 +15,7 @@ from connector.engine.routing.experiments import experiment_report
 from connector.engine.routing import build_reps, compile_routing
 from connector.ops.status import waiting_figures
 from connector.state.store import DecisionRecord, Store
+from connector.ops.notified import notification_figures
 
 # Routing a lead created long before is a backfill, not a response to a new lead: leave it out of speed-to-lead.
 SPEED_TO_LEAD_HORIZON = timedelta(days=30)
@@ -240,4 +241,5 @@ def collect_report(settings: Settings, store: Store, now: datetime, adapters: Ma
         "dead_letters": dead_letter_figures(store),
         "experiments": experiment_figures(settings, decisions, converted),
         "waiting": waiting_figures(store, now),
+        "notifications": notification_figures(store),
     }

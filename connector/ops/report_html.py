@@ -289,6 +289,26 @@ def _waiting_section(waiting: Mapping[str, Any] | None) -> str:
     return head + note + f'<div class="pair"><figure><figcaption>Waiting leads by cause</figcaption>{chart}</figure>{table}</div>'
 
 
+def _notifications_section(figures: Mapping[str, Any] | None) -> str:
+    """Time from routing to notification sent per channel (p50 / p95 / max), and what is pending or failed."""
+    head = '<h2 id="notifications">Notifications (speed to lead)</h2>'
+    if not figures or not (figures["sent"] or figures["pending"] or figures["failed"]):
+        return head + '<p class="empty">No notification queued yet ([notifications] enabled = false, or nothing routed since).</p>'
+    failed = "; ".join(f"{c} {n}" for c, n in figures["failed_by_channel"].items())
+    note = (f'<p class="note">Sent <b id="notifications-sent">{figures["sent"]}</b>, pending <b id="notifications-pending">'
+            f'{figures["pending"]}</b> (held for quiet hours, or retrying), failed <b id="notifications-failed">{figures["failed"]}</b>'
+            + (f" ({escape(failed)})" if failed else "") + '. Time from the routing that decided a message to its sending.</p>')
+    rows = figures["channels"]
+    if not rows:
+        return head + note
+    chart = bar_chart("chart-notifications", [("p50", "p50"), ("p95", "p95"), ("max", "max")], [r["channel"] for r in rows],
+                      [[r["p50_seconds"] for r in rows], [r["p95_seconds"] for r in rows], [r["max_seconds"] for r in rows]],
+                      y_label="seconds to sent", colours=("#10b981", "#f59e0b", "#ef4444"), x_label="channel")
+    table = _table(["channel", "sent", "p50 (s)", "p95 (s)", "max (s)"],
+                   [[r["channel"], r["sent"], r["p50_seconds"], r["p95_seconds"], r["max_seconds"]] for r in rows], "table-notifications")
+    return head + note + _legend([("p50", "#10b981"), ("p95", "#f59e0b"), ("max", "#ef4444")]) + chart + table
+
+
 def render_html(report: Mapping[str, Any]) -> str:
     """The whole report page; every chart is inline SVG, so it opens offline and prints as it shows."""
     body = "".join([
@@ -301,6 +321,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         _dead_letter_section(report["dead_letters"]),
         _experiments_section(report["experiments"]),
         _waiting_section(report.get("waiting")),
+        _notifications_section(report.get("notifications")),
     ])
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Lead connector report</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head><body>{body}</body></html>\n')

@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from connector.canonical.domains import shipped_free_mail_domains
 from connector.config import Settings
 from connector.engine.routing import (
     RoutingContext,
@@ -186,7 +187,7 @@ def run_samples(settings: Settings, path: Path, now: datetime) -> tuple[list[Out
     """Score and route every sample lead as a sync at `now` would (counters evolve in memory only; nothing is stored)."""
     if not path.exists():
         raise UsageError(f"sample file {path} does not exist")
-    scoring = compile_scoring(settings.scoring)
+    scoring = compile_scoring(settings.scoring, shipped_free_mail_domains())
     routing = compile_routing(settings.routing)
     leads: list[tuple[int, Lead]] = []
     problems: list[RowProblem] = []

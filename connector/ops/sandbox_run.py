@@ -17,9 +17,13 @@ if TYPE_CHECKING:
 SANDBOX_APP_ID = "sandbox-app"
 
 
-def run_sandbox(*, host: str, port: int, contacts: int, sf_leads: int, echo: Callable[[str], None]) -> None:
-    """Start, announce and wait; SIGTERM stops it like Ctrl-C (a `kill %1` or a container stop leaves no server behind)."""
+def run_sandbox(*, host: str, port: int, contacts: int, sf_leads: int, echo: Callable[[str], None],
+                latency_ms: float = 0.0, jitter_ms: float = 0.0) -> None:
+    """Start, announce and wait; SIGTERM stops it like Ctrl-C (a `kill %1` or a container stop leaves no server behind).
+
+    `latency_ms` ± `jitter_ms`: simulated network time of every request, on both sandboxes (served concurrently)."""
     hs = HubSpotSandbox(contacts=contacts, host=host, port=port)
+    hs.latency_seconds, hs.latency_jitter_seconds = latency_ms / 1000, jitter_ms / 1000
     hs.start()
     sf: SalesforceSandbox | None = None
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -27,7 +31,7 @@ def run_sandbox(*, host: str, port: int, contacts: int, sf_leads: int, echo: Cal
         ids = hs.records_ids("contacts")
         echo(f"HubSpot sandbox:    {hs.base_url}   token: {hs.token}" + (f"   contacts {ids[0]}…{ids[-1]}" if ids else ""))
         echo(f"  export CONNECTOR_HUBSPOT__ENABLED=true CONNECTOR_HUBSPOT__BASE_URL={hs.base_url} CONNECTOR_HUBSPOT__ACCESS_TOKEN={hs.token}")
-        sf = start_salesforce_sandbox(sf_leads, echo)
+        sf = start_salesforce_sandbox(sf_leads, echo, latency_seconds=latency_ms / 1000, jitter_seconds=jitter_ms / 1000)
         # `connector serve` answers POST /webhooks/hubspot and POST /events only when their secrets are set:
         # fresh ones per sandbox, to sign test deliveries with.
         echo("  export CONNECTOR_HUBSPOT__APP_ID=" + SANDBOX_APP_ID
@@ -48,13 +52,15 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def start_salesforce_sandbox(leads: int, echo: Callable[[str], None]) -> SalesforceSandbox | None:
+def start_salesforce_sandbox(leads: int, echo: Callable[[str], None], *, latency_seconds: float = 0.0,
+                             jitter_seconds: float = 0.0) -> SalesforceSandbox | None:
     """The Salesforce sandbox with its Pub/Sub API, started and announced (None: its extra is not installed)."""
     try:
         from connector.sandbox.salesforce import SalesforceSandbox
     except ImportError:
         return None
     sf = SalesforceSandbox(leads=leads, pubsub=True, pubsub_tls=False)
+    sf.latency_seconds, sf.latency_jitter_seconds = latency_seconds, jitter_seconds
     sf.start()
     echo(f"Salesforce sandbox: {sf.instance_url}   CA file: {sf.ca_file}   Pub/Sub API: {sf.pubsub_target}")
     echo(f"  e.g. lead ids: {', '.join(sf.lead_ids()[:3])}")

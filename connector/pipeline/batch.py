@@ -60,11 +60,13 @@ def run_batch(
     lease_seconds: float = OUTBOX_LEASE_SECONDS,
     whole_batches: bool = False,
     clock: Clock | None = None,
+    write_now: bool = True,
 ) -> BatchResult:
     """One page through normalize → score → route → diff → write. Decisions, counters and the outbox commit together.
 
     `worker` / `lease_seconds`: whose claim the page's writes are sent under, and for how long a killed
     worker's claim keeps them from other replicas. `clock`: the claims' clock (see stages.write).
+    `write_now=False`: the page's writes stay queued in the outbox for writer threads (pipeline/overlap.py).
     """
     result = BatchResult(fetched=len(page.leads) + len(page.rejected), dead_lettered=len(page.rejected))
     if not dry_run:
@@ -89,7 +91,7 @@ def run_batch(
         accounts, contact_owners, now, dry_run=dry_run,
     )
     _tally(result, leads, scores, decisions, patches)
-    if dry_run:
+    if dry_run or not write_now:
         return result
     results = write(store, runtime.adapter, now, worker=worker, lease_seconds=lease_seconds, whole_batches=whole_batches,
                     person_wins=runtime.rules.person_wins, clock=clock)

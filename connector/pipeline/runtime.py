@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from connector.adapters.base import CrmAdapter
-from connector.core.models import Account, Rep
+from connector.core.models import Rep
 from connector.engine.diff import DiffRules
 from connector.engine.notifications import CompiledChannel
 from connector.engine.routing import CompiledRouting
 from connector.engine.scoring import CompiledScoring
+from connector.pipeline.lookups import LookupCache
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,10 @@ class CrmRuntime:
     active_owner_ids: frozenset[str]
     queue_owner_ids: frozenset[str] = frozenset()  # owners that are queues (routed like no owner)
     kept_queue_ids: frozenset[str] = frozenset()  # queues [routing] keep_queue_owners keeps
-    # domain -> (valid until, account or None): account matching re-used across batches. HubSpot allows
-    # 5 searches a second per account, so a search per batch would bound speed-to-lead
+    # Account and contact answers re-used across batches (key by key, or the whole table once when counting says
+    # so). HubSpot allows 5 searches a second per account, so a search per batch would bound speed-to-lead
     # [crm-behaviour: HubSpot search has its own rate limit].
-    account_cache: dict[str, tuple[datetime, Account | None]] = field(default_factory=dict, compare=False)
+    account_cache: LookupCache = field(default_factory=LookupCache, compare=False)
     # The record's page in the CRM, "{id}" standing for the record id ("" when unknown): notifications link it.
     record_url: str = ""
 

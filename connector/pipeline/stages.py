@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from connector.adapters.base import CLAIM_LOST, CrmAdapter
@@ -38,9 +38,6 @@ from connector.pipeline.outbox import OUTBOX_LEASE_SECONDS, claim_fence, send, w
 from connector.pipeline.runtime import CrmRuntime, EngineConfig
 from connector.pipeline.waiting import clear_waiting, mark_waiting
 from connector.state.store import AggregateFold, LeadState, RoutingTxn, Store
-
-# Accounts found (or not) by email domain are re-used this long across batches.
-ACCOUNT_CACHE_TTL = timedelta(minutes=10)
 
 
 def fetch(adapter: CrmAdapter, cursor: str | None, *, full: bool) -> Iterator[FetchPage]:
@@ -146,25 +143,20 @@ def _stored_aggregates(store: Store, keys: list[str], scoring: CompiledScoring, 
 def lookup_context(
     runtime: CrmRuntime, leads: Sequence[Lead], engine: EngineConfig, now: datetime
 ) -> tuple[Mapping[str, Account], Mapping[str, str]]:
-    """Accounts by email domain (free-mail domains never match) and existing contacts' owners, one call set per batch.
+    """Accounts by email domain (free-mail domains never looked up) and existing contacts' owners, for these leads.
 
-    Only the leads still to be routed are looked up; accounts found (or not) are remembered for
-    ACCOUNT_CACHE_TTL, so a stream of webhook micro-batches does not spend a search on each.
+    Only the leads still to be routed are looked up. The runtime's LookupCache answers across batches: key by
+    key (each answer re-used for LOOKUP_MAX_AGE), or from the whole account / contact table read once when
+    that costs fewer calls — the same answers either way.
     """
     adapter, cache = runtime.adapter, runtime.account_cache
     if not engine.account_matching or not leads:
         return {}, {}
     domains = {d for lead in leads if (d := lead.email_domain) and d not in engine.free_mail_domains}
-    missing = sorted(d for d in domains if d not in cache or cache[d][0] <= now)
-    if missing:
-        found = adapter.find_accounts(missing)
-        for domain in missing:
-            cache[domain] = (now + ACCOUNT_CACHE_TTL, found.get(domain))
-    accounts = {d: account for d in domains if (account := cache[d][1]) is not None}
+    accounts = cache.accounts(adapter, domains, now) if domains else {}
     contact_owners: Mapping[str, str] = {}
     if adapter.object_type != "contacts":
-        emails = sorted({lead.email.lower() for lead in leads if lead.email})
-        contact_owners = adapter.find_contacts_by_email(emails) if emails else {}
+        contact_owners = cache.contact_owners(adapter, {lead.email.lower() for lead in leads if lead.email}, now)
     return accounts, contact_owners
 
 

@@ -5,29 +5,33 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from connector.adapters.base import CallGuard, CrmAdapter, NoGuard
 from connector.adapters.crms import DESCRIPTORS, descriptor_for
+from connector.canonical import HasFieldReport, report_parse_stats
+from connector.canonical.domains import shipped_free_mail_domains
 from connector.core.clock import Clock, SystemClock
-from connector.config import Settings
+from connector.config import Settings, SyncSettings
 from connector.engine.diff import DiffRules, person_fields
 from connector.engine.routing import build_reps, compile_routing, kept_queues
 from connector.engine.scoring import compile_scoring
 from connector.core.errors import AuthError, BudgetExhaustedError, ConnectorError, CrmApiError, TransientError
 from connector.core.models import FetchPage, Patch
 from connector.state.erasure import purge_expired_events
+from connector.state.ratelimit import budget_remaining
 from connector.pipeline.batch import BatchResult, run_batch
+from connector.pipeline.overlap import WritePool, read_ahead
 from connector.pipeline.runtime import CrmRuntime, EngineConfig
 from connector.pipeline.deactivated import reroute_deactivated
 from connector.pipeline.sla import sla_sweep
 from connector.pipeline.stages import fetch, write
 from connector.pipeline.waiting import waiting_leads
 from connector.pipeline.outcomes import DECISION_KINDS, ROUTED_BY, OutcomeTally, outcome_of, positive
-from connector.engine.notifications import compile_channels, rep_channels
+from connector.engine.notifications import RepTarget, compile_channels, rep_channels, rep_targets
 from connector.runners.notify import deliver
 from connector.runners.leases import Replica, keep_leases, poll_lease_name, take_poll_lease
 from connector.state.store import Store
@@ -37,6 +41,9 @@ log = logging.getLogger("connector.jobs")
 STREAM_CHANGED = "changed"
 STREAM_ALL = "all"
 STREAM_ARCHIVED = "archived"
+# Reads ahead and writes in flight spend a few calls before they are needed; below this many calls left in the
+# day's budget a run goes page by page instead.
+OVERLAP_MIN_BUDGET = 1000
 @dataclass
 class RunSummary:
     """The JSON summary a run prints with --json (public interface: keep the key names)."""
@@ -72,13 +79,17 @@ class RunSummary:
         if self.tally.remember is None:
             # A backfill reads each lead once: it counts them without remembering each one (its memory stays flat).
             self.tally.remember = self.mode != "backfill"
-    # lead key -> (wait cause, next available) of each lead whose latest decision in this run is a wait
+    # lead key -> (wait cause, next available) of each lead whose latest decision in this run is a wait; a run that
+    # reads each lead once (a backfill, tally.remember off) keeps only their count and earliest instant instead
     waits: dict[str, tuple[str | None, datetime | None]] = field(default_factory=dict, repr=False)
+    waited_once: int = field(default=0, repr=False)
+    waited_once_next: datetime | None = field(default=None, repr=False)
 
     @property
     def next_available_at(self) -> datetime | None:
         """The earliest instant someone becomes available for a lead still waiting (None: none known)."""
-        return min((at for _, at in self.waits.values() if at is not None), default=None)
+        known = [at for _, at in self.waits.values() if at is not None]
+        return min([*known, self.waited_once_next] if self.waited_once_next is not None else known, default=None)
 
     def absorb(self, batch: BatchResult, *, keep_patches: bool) -> None:
         for name in ("fetched", "written", "unchanged", "dead_lettered", "skipped"):
@@ -94,10 +105,16 @@ class RunSummary:
             if before is not None and before[0] is not None:
                 reasons[before[0]] -= 1
             if decision.kind == "wait":
-                self.waits[key] = (decision.wait_cause, decision.next_available_at)
+                if self.tally.remember:
+                    self.waits[key] = (decision.wait_cause, decision.next_available_at)
+                else:  # read once: nothing to correct later, so nothing kept per lead (flat memory)
+                    self.waited_once += 1
+                    at = decision.next_available_at
+                    if at is not None and (self.waited_once_next is None or at < self.waited_once_next):
+                        self.waited_once_next = at
                 if decision.wait_cause is not None:
                     reasons[decision.wait_cause] += 1
-        self.waiting = len(self.waits)
+        self.waiting = len(self.waits) + self.waited_once
         self.waiting_reasons = {cause: n for cause, n in reasons.items() if n > 0}
         self.grades = positive(self.tally.grades)
         self.leads_per_rep = positive(self.tally.leads_per_rep)
@@ -146,8 +163,8 @@ def abort_reason(exc: BaseException) -> str:
 
 
 def compile_engine(settings: Settings) -> EngineConfig:
-    """Compile scoring and routing once per process."""
-    scoring = compile_scoring(settings.scoring)
+    """Compile scoring and routing once per process (free-mail domains from their maintained packages)."""
+    scoring = compile_scoring(settings.scoring, shipped_free_mail_domains())
     return EngineConfig(
         scoring=scoring,
         routing=compile_routing(settings.routing),
@@ -161,9 +178,9 @@ def compile_engine(settings: Settings) -> EngineConfig:
     )
 
 
-def rep_urls(settings: Settings) -> list[tuple[str, str | None]]:
-    """(email, notify URL) of each configured rep: the owner is told directly."""
-    return [(rep.email, rep.notify) for rep in settings.routing.reps]
+def rep_urls(settings: Settings) -> list[RepTarget]:
+    """Each configured rep's notify target (the owner is told directly) and manager target (told of SLA breaches)."""
+    return rep_targets(settings.routing)
 
 
 def diff_rules(settings: Settings, crm: str) -> DiffRules:
@@ -238,18 +255,42 @@ def retry_waiting(store: Store, runtime: CrmRuntime, engine: EngineConfig, clock
 def _stream(
     store: Store, runtime: CrmRuntime, engine: EngineConfig, clock: Clock, summary: RunSummary, stream: str, *,
     full: bool, dry_run: bool, limit: int | None, replica: Replica,
-    on_batch: Callable[[str, BatchResult, RunSummary], None] | None,
+    on_batch: Callable[[str, BatchResult, RunSummary], None] | None, read_ahead_pages: int = 0, pool: WritePool | None = None,
 ) -> bool:
-    """One CRM object's pages since its cursor; True when the stream was read to its end (or to `limit`)."""
+    """One CRM object's pages since its cursor; True when the stream was read to its end (or to `limit`).
+
+    `read_ahead_pages`: a reader thread fetches that many pages ahead (not with `limit`: no page is read in
+    vain); `pool`: writer threads send the queued writes while the next pages are routed (pipeline/overlap.py).
+    """
     crm, adapter = runtime.crm, runtime.adapter
-    lease = poll_lease_name(crm, adapter.object_type, stream)
     cursor = store.get_cursor(crm, adapter.object_type, stream)
     if full and cursor == "":
         cursor = None  # the previous backfill completed: start a new one
+    pages, reader = read_ahead(fetch(adapter, cursor, full=full), read_ahead_pages if limit is None else 0)
+    try:
+        return _pages(store, runtime, engine, clock, summary, stream, pages, full=full, dry_run=dry_run, limit=limit,
+                      replica=replica, on_batch=on_batch, pool=pool)
+    finally:
+        if reader is not None:
+            reader.close()
+
+
+def _pages(
+    store: Store, runtime: CrmRuntime, engine: EngineConfig, clock: Clock, summary: RunSummary, stream: str,
+    pages: Iterable[FetchPage], *, full: bool, dry_run: bool, limit: int | None, replica: Replica,
+    on_batch: Callable[[str, BatchResult, RunSummary], None] | None, pool: WritePool | None,
+) -> bool:
+    """_stream's loop: each page routed, its writes sent (or handed to `pool`), then its cursor saved."""
+    crm, adapter = runtime.crm, runtime.adapter
+    lease = poll_lease_name(crm, adapter.object_type, stream)
     seen = 0
-    for page in fetch(adapter, cursor, full=full):
+    for page in pages:
         batch = run_batch(store, runtime, engine, page, clock.now(), dry_run=dry_run, worker=replica.worker,
-                          lease_seconds=replica.lease_seconds, whole_batches=True, clock=clock)
+                          lease_seconds=replica.lease_seconds, whole_batches=True, clock=clock, write_now=pool is None)
+        if pool is not None:
+            pool.remember(page.leads, batch)
+            pool.nudge(len(batch.patches))
+            _take_writes(pool, batch)
         summary.absorb(batch, keep_patches=dry_run)
         if on_batch:
             on_batch(crm, batch, summary)
@@ -270,12 +311,33 @@ def _stream(
     return True
 
 
+def _overlap(settings: Settings, store: Store, crm: str, clock: Clock) -> SyncSettings | None:
+    """[sync]'s read-ahead and writes in flight, unless the day's API budget is nearly used up: then no call is
+    made ahead of need, and the last calls go to the writes of pages already routed (as in a sequential run)."""
+    if budget_remaining(store, settings, crm, clock) < OVERLAP_MIN_BUDGET:
+        log.info("%s: under %d API calls left today; reading and writing one page at a time", crm, OVERLAP_MIN_BUDGET)
+        return None
+    return settings.sync
+
+
+def _take_writes(pool: WritePool, batch: BatchResult, *, check: bool = True) -> None:
+    """The writer threads' results since the last page, counted with this page (a writer's error is raised here)."""
+    if check:
+        pool.check()
+    results, notified = pool.take_results()
+    batch.written += sum(1 for res in results if res.ok)
+    batch.dead_lettered += sum(1 for res in results if not res.ok and not res.retryable)
+    batch.notifications += notified
+
+
 def _poll_streams(
     store: Store, runtime: CrmRuntime, engine: EngineConfig, clock: Clock, summary: RunSummary, *,
     full: bool, dry_run: bool, limit: int | None, replica: Replica,
-    on_batch: Callable[[str, BatchResult, RunSummary], None] | None,
+    on_batch: Callable[[str, BatchResult, RunSummary], None] | None, settings: Settings | None = None,
 ) -> None:
-    """Waiting leads, the changed (or all) stream, then archived leads and the SLA sweep (incremental runs)."""
+    """Waiting leads, the changed (or all) stream, then archived leads and the SLA sweep (incremental runs).
+
+    `settings`: [sync] read_ahead_pages / writes_in_flight overlap the stream's reads and writes with its work."""
     crm, adapter = runtime.crm, runtime.adapter
     if not dry_run:
         # A rep who left since the last run: their open leads are routed again now (pipeline/deactivated.py).
@@ -286,9 +348,24 @@ def _poll_streams(
     if not full:
         retry_waiting(store, runtime, engine, clock, summary, dry_run=dry_run)
     stream = STREAM_ALL if full else STREAM_CHANGED
-    done = _stream(store, runtime, engine, clock, summary, stream, full=full, dry_run=dry_run, limit=limit,
-                   replica=replica, on_batch=on_batch)
-    if not dry_run:
+    sync = _overlap(settings, store, crm, clock) if settings is not None and not dry_run else None
+    writers = sync.writes_in_flight if sync is not None else 0
+    pool = WritePool(store, runtime, engine, clock, threads=writers, worker=replica.worker,
+                     lease_seconds=replica.lease_seconds) if writers > 0 else None
+    try:
+        done = _stream(store, runtime, engine, clock, summary, stream, full=full, dry_run=dry_run, limit=limit,
+                       replica=replica, on_batch=on_batch, read_ahead_pages=sync.read_ahead_pages if sync else 0, pool=pool)
+        if pool is not None:
+            pool.finish()  # what the pages left (partial batches too), like the sequential flush below
+    finally:
+        if pool is not None:
+            pool.close()
+            # Counted even when the run stops on an error: what was written was written.
+            last = BatchResult()
+            _take_writes(pool, last, check=False)
+            summary.written, summary.dead_lettered = summary.written + last.written, summary.dead_lettered + last.dead_lettered
+            summary.notifications["queued"] += last.notifications
+    if not dry_run and pool is None:
         # Pages wrote whole batches only; the remainder goes now, in one last (possibly partial) call.
         for res in write(store, adapter, clock.now(), worker=replica.worker, lease_seconds=replica.lease_seconds,
                          person_wins=runtime.rules.person_wins, clock=clock):
@@ -347,7 +424,7 @@ def _run(
                 purge_expired_events(store, settings, clock.now())  # [privacy] event_retention_days
             for runtime in runtimes.values():
                 _poll_streams(store, runtime, engine, clock, summary, full=full, dry_run=dry_run, limit=limit,
-                              replica=replica, on_batch=on_batch)
+                              replica=replica, on_batch=on_batch, settings=settings)
     except BudgetExhaustedError as exc:
         # The CRM's own daily-limit 429 does not say when it resets; the shared budget's error does.
         summary.abort(exc, str(exc) if exc.resumes_at else f"{exc}; resumes when the CRM's daily limit resets")
@@ -359,12 +436,20 @@ def _run(
         for lease in leases.values():
             store.release_lease(lease, replica.worker)
         summary.api_calls = {f"{crm}.{endpoint}": n for crm, a in adapters.items() for endpoint, n in a.calls.snapshot().items()}
+        _report_parsing(adapters)
         summary.seconds = time.monotonic() - started
         if not dry_run and settings.notifications.enabled:
             _drain_notifications(settings, store, clock, summary, on_notification)
         if not dry_run:
             store.record_run(mode, summary.as_json(), clock.now())
     return summary
+
+
+def _report_parsing(adapters: Mapping[str, CrmAdapter]) -> None:
+    """Values that did not parse this run: one aggregated warning per CRM (never a line per lead)."""
+    for crm, adapter in adapters.items():
+        if isinstance(adapter, HasFieldReport):
+            report_parse_stats(crm, adapter.parse_stats, log)
 
 
 def _drain_notifications(

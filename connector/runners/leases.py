@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from connector.adapters.base import CrmAdapter
 from connector.core.clock import Clock
+from connector.engine.diff import PERSON_FIELDS
 from connector.pipeline.outbox import worker_identity
+from connector.pipeline.stages import write
 from connector.state.store import Store
 
 log = logging.getLogger("connector.jobs")
@@ -17,6 +20,9 @@ log = logging.getLogger("connector.jobs")
 # A poller renews its lease after every page; one killed (kill -9) stops renewing, and another replica
 # takes the CRM object over this long after its last renewal.
 POLL_LEASE_SECONDS = 120.0
+# A replica helping the poller looks for queued writes this often when it finds none, backing off to the longest
+# (which is also how late it notices that the poller finished).
+HELP_IDLE_SECONDS = (0.05, 1.0)
 
 
 @dataclass(frozen=True)
@@ -82,3 +88,41 @@ def keep_leases(store: Store, names: list[str], replica: Replica, clock: Clock) 
     finally:
         stop.set()
         keeper.join()
+
+
+def help_while_held(
+    store: Store, adapter: CrmAdapter, name: str, replica: Replica, clock: Clock, *, done: Callable[[], bool],
+    person_wins: frozenset[str] = PERSON_FIELDS,
+) -> int:
+    """While another replica holds the poll lease `name`, send the writes it queues; returns how many were sent.
+
+    A replica that does not poll splits the work instead of contending for it: the poller reads, scores and
+    routes, and queues each page's writes in the outbox; when its writers fall behind (two or more whole batches
+    nobody has claimed), helpers claim all but the newest batch (claims keep every write to one sender
+    [architecture: Nothing lost]) and send them through the same shared limiter. Idle, a helper
+    looks again after 50 ms, backing off to a second: two store reads per look (the lease, the claimable
+    outbox count), no API call. Returns at once when `done()` (the stream is complete), else when the lease is released
+    (the poller finished) or ran out (the caller takes it over). `person_wins` ([sync] person_wins, as the
+    poller's `DiffRules`) is re-checked on replayed writes.
+    """
+    sent, idle = 0, HELP_IDLE_SECONDS[0]
+    shared = store.shared_clock(clock)
+    if done():
+        return sent
+    while True:
+        held = store.get_lease(name)
+        if held is None or held.holder == replica.worker or held.expires_at <= shared.now():
+            return sent
+        # Only a backlog, in whole batches of rows nobody holds: the poller's own writers claim each page's batch
+        # as it commits, and a helper racing them for it would leave one of the two with a batch's tail (one more
+        # API call than the writes need). So the newest whole batch is left to the poller.
+        size = adapter.write_batch_size
+        backlog = store.count_claimable_outbox(adapter.crm, shared.now()) // size - 1
+        results = write(store, adapter, clock.now(), limit=backlog * size, worker=replica.worker,
+                        lease_seconds=replica.lease_seconds, person_wins=person_wins, clock=clock) if backlog > 0 else []
+        sent += len(results)
+        if results:
+            idle = HELP_IDLE_SECONDS[0]
+            continue
+        clock.sleep(idle)
+        idle = min(idle * 2, HELP_IDLE_SECONDS[1])

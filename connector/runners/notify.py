@@ -14,39 +14,22 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from connector.core.clock import Clock
 from connector.engine.notifications import NotificationChannel, NotificationsConfig
+from connector.runners.channels import Attempt, default_rate_per_second, is_generic_webhook, is_slack_member, send_apprise
 from connector.state.store import NotificationRow, Store
 
 log = logging.getLogger("connector.notify")
 
 CLAIM_SECONDS = 60.0
+CLAIM_BATCH = 10  # rows claimed at once: at Slack's 1 message/s a batch is sent well within its claim
 TIMEOUT_SECONDS = 10.0
 MAX_BACKOFF_SECONDS = 300.0
-# Hosts whose incoming webhooks take about one message a second (Slack's documented limit; Teams' connectors).
-_SLOW_HOSTS = ("hooks.slack.com", "outlook.office.com", "outlook.office365.com", ".webhook.office.com")
-
-
-def default_rate_per_second(url: str) -> float | None:
-    """1 message/s for Slack and Teams incoming webhooks; None (unlimited) for generic webhooks and email."""
-    host = (urlsplit(url).hostname or "").lower()
-    return 1.0 if any(host == h or (h.startswith(".") and host.endswith(h)) for h in _SLOW_HOSTS) else None
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One delivery attempt: sent, retry (after `retry_after` seconds, None: back off), or failed (permanent)."""
-
-    outcome: str
-    error: str | None = None
-    retry_after: float | None = None
 
 
 def _secret(value: str | None, path: str | None) -> str | None:
@@ -58,13 +41,8 @@ def channel_url(channel: NotificationChannel) -> str:
     return url or ""
 
 
-def body_for(url: str, payload: Mapping[str, Any]) -> bytes:
-    """The JSON body: the documented payload for a generic webhook; Slack's incoming webhooks take {"text"}."""
-    if (urlsplit(url).hostname or "").lower() == "hooks.slack.com":
-        lead, owner = payload.get("lead", {}), payload.get("owner", {})
-        text = (f"{payload['event']}: {lead.get('name')} ({lead.get('company') or '-'}), {payload.get('grade')} "
-                f"{payload.get('score')} → {owner.get('name') or owner.get('email')} <{lead.get('url')}>")
-        return json.dumps({"text": text}).encode()
+def body_for(payload: Mapping[str, Any]) -> bytes:
+    """A generic webhook's body: the documented payload as compact JSON (what X-Connector-Signature signs)."""
     return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -73,12 +51,22 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def post(channel: NotificationChannel, payload: Mapping[str, Any], now: datetime) -> Attempt:
-    """POST one message; 2xx sent, 429 / 5xx / network retry (Retry-After honoured), other 4xx failed."""
+def post(channel: NotificationChannel, payload: Mapping[str, Any], now: datetime, dm_url: str | None = None) -> Attempt:
+    """Send one message: a generic http(s) webhook gets the signed JSON POST; any other URL goes through apprise;
+    a Slack member id is a DM through `dm_url` (the slack_dm_channel's bot URL)."""
     url = channel_url(channel)
-    if urlsplit(url).scheme not in ("http", "https"):
-        return Attempt("failed", f"unsupported channel URL scheme {urlsplit(url).scheme!r}: use an http(s) webhook")
-    body = body_for(url, payload)
+    if is_slack_member(url):
+        if not dm_url:
+            return Attempt("failed", "a Slack member id needs [notifications] slack_dm_channel (a Slack bot URL, slack://xoxb-…)")
+        return send_apprise(dm_url, payload, slack_target=url)
+    if not is_generic_webhook(url):
+        return send_apprise(url, payload)
+    return post_json(channel, url, payload, now)
+
+
+def post_json(channel: NotificationChannel, url: str, payload: Mapping[str, Any], now: datetime) -> Attempt:
+    """POST the documented JSON; 2xx sent, 429 / 5xx / network retry (Retry-After honoured), other 4xx failed."""
+    body = body_for(payload)
     headers = {"Content-Type": "application/json", "User-Agent": "crm-lead-connector"}
     secret = _secret(channel.secret, channel.secret_file)
     if secret:
@@ -118,20 +106,28 @@ def deliver(
     Returns counts by outcome: sent, retried, failed; `observe(channel, event, outcome)` hears each attempt (metrics).
     """
     channels = {c.name: c for c in (*config.channels, *extra_channels)}
+    dm = channels.get(config.slack_dm_channel or "")
+    dm_url = channel_url(dm) if dm is not None else None
     deadline = clock.monotonic() + (config.drain_seconds if drain_seconds is None else drain_seconds)
     counts: Counter[str] = Counter()
     last_sent: dict[str, float] = {}
     while True:  # one claim at least, however short the drain
-        rows = store.claim_notifications(clock.now(), lease_seconds=CLAIM_SECONDS)
+        rows = store.claim_notifications(clock.now(), lease_seconds=CLAIM_SECONDS, limit=CLAIM_BATCH)
         if not rows:
             wait = _next_due_in(store, clock.now())
             if wait is None or clock.monotonic() + wait > deadline:
                 return counts
             clock.sleep(wait)
             continue
-        for row in rows:
+        claimed_at = clock.monotonic()
+        while rows:
+            # The row whose channel is ready first (ties: oldest first): a slow channel does not hold up the others.
+            row = min(rows, key=lambda r: _ready_at(channels.get(r.channel), last_sent))
+            rows.remove(row)
             _pace(channels.get(row.channel), last_sent, clock)
-            outcome = _deliver_one(store, channels.get(row.channel), row, config.max_attempts, clock)
+            if clock.monotonic() - claimed_at > CLAIM_SECONDS - TIMEOUT_SECONDS - 1:
+                break  # the claim is about to lapse (a slow channel): the rest is claimed again, here or by another sender
+            outcome = _deliver_one(store, channels.get(row.channel), row, config.max_attempts, clock, dm_url)
             counts[outcome] += 1
             if observe is not None:
                 observe(row.channel, row.event, outcome)
@@ -140,18 +136,30 @@ def deliver(
             return counts
 
 
-def _pace(channel: NotificationChannel | None, last_sent: Mapping[str, float], clock: Clock) -> None:
-    """Wait out the channel's rate (rate_per_second; 1/s by default for Slack and Teams)."""
+def _ready_at(channel: NotificationChannel | None, last_sent: Mapping[str, float]) -> float:
+    """The monotonic time the channel may take its next message (its rate_per_second; 1/s by default for Slack
+    and Teams); -inf when it may now."""
     if channel is None or channel.name not in last_sent:
-        return
+        return float("-inf")
     rate = channel.rate_per_second or default_rate_per_second(channel_url(channel))
-    if rate:
-        clock.sleep(last_sent[channel.name] + 1.0 / rate - clock.monotonic())
+    return last_sent[channel.name] + 1.0 / rate if rate else float("-inf")
 
 
-def _deliver_one(store: Store, channel: NotificationChannel | None, row: NotificationRow, max_attempts: int, clock: Clock) -> str:
+def _pace(channel: NotificationChannel | None, last_sent: Mapping[str, float], clock: Clock) -> None:
+    """Wait out the channel's rate."""
+    ready = _ready_at(channel, last_sent)
+    if ready > clock.monotonic():
+        clock.sleep(ready - clock.monotonic())
+
+
+def _deliver_one(
+    store: Store, channel: NotificationChannel | None, row: NotificationRow, max_attempts: int, clock: Clock, dm_url: str | None,
+) -> str:
     now = clock.now()
-    attempt = Attempt("failed", f"channel {row.channel!r} is no longer configured") if channel is None else post(channel, row.payload, now)
+    if channel is None:
+        attempt = Attempt("failed", f"channel {row.channel!r} is no longer configured")
+    else:
+        attempt = post(channel, row.payload, now, dm_url)
     if attempt.outcome == "retry" and row.attempts + 1 < max_attempts:
         delay = attempt.retry_after if attempt.retry_after is not None else min(MAX_BACKOFF_SECONDS, 2.0 ** row.attempts)
         store.settle_notification(row.id, now, status="pending", error=attempt.error, retry_at=now + timedelta(seconds=delay))
@@ -167,8 +175,9 @@ def _deliver_one(store: Store, channel: NotificationChannel | None, row: Notific
 
 
 def _next_due_in(store: Store, now: datetime) -> float | None:
-    """Seconds until the next pending notification is due (None: nothing pending)."""
-    pending = [r["next_attempt_at"] for r in store.list_notifications("pending")]
+    """Seconds until a pending notification can be claimed: due, and not held by another sender's live claim
+    (None: nothing pending)."""
+    pending = [max(r["next_attempt_at"], r["claimed_until"] or r["next_attempt_at"]) for r in store.list_notifications("pending")]
     return max(0.0, (min(pending) - now).total_seconds()) if pending else None
 
 
@@ -183,10 +192,13 @@ def sample_payload(now: datetime) -> dict[str, Any]:
     }
 
 
-def send_test(config: NotificationsConfig, name: str, now: datetime) -> Attempt:
-    """Send the sample message to one channel, once (no retry): sent, or why not."""
-    channel = next((c for c in config.channels if c.name == name), None)
+def send_test(config: NotificationsConfig, name: str, now: datetime, extra_channels: Sequence[NotificationChannel] = ()) -> Attempt:
+    """Send the sample message to one channel (a [[notifications.channels]] name, or a rep's "rep:EMAIL" /
+    "manager:EMAIL"), once (no retry): sent, or why not."""
+    channels = [*config.channels, *extra_channels]
+    channel = next((c for c in channels if c.name == name), None)
     if channel is None:
-        known = ", ".join(c.name for c in config.channels) or "none configured"
+        known = ", ".join(c.name for c in channels) or "none configured"
         return Attempt("failed", f"no channel named {name!r} in [[notifications.channels]] ({known})")
-    return post(channel, sample_payload(now), now)
+    dm = next((c for c in config.channels if c.name == config.slack_dm_channel), None)
+    return post(channel, sample_payload(now), now, channel_url(dm) if dm is not None else None)

@@ -7,8 +7,9 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -21,6 +22,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+from connector.core.clock import SystemClock
 from connector.core.errors import ConfigError, ConfigProblem, StoreLockedError, StoreUnwritableError
 
 T = TypeVar("T")
@@ -116,10 +118,42 @@ def create_engine(url_text: str, *, busy_timeout_seconds: float = SQLITE_BUSY_TI
             sa.event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_seconds))
             sa.event.listen(engine, "begin", _sqlite_on_begin)
         else:
-            engine = sa.create_engine(url, json_serializer=_dumps, pool_pre_ping=True, hide_parameters=True)
+            engine = sa.create_engine(url, json_serializer=_dumps, hide_parameters=True)
+            _ping_when_idle(engine)
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise store_problem(f"cannot use {url.drivername}: {exc}") from exc
     return engine
+
+
+# A pooled PostgreSQL connection back in use within this long is not pinged first (issue 18: the ping was one
+# round trip in four); one idle longer is, so a restarted server or a dropped connection is found before use.
+PING_AFTER_IDLE_SECONDS = 1.0
+_MONOTONIC = SystemClock()
+
+
+def _ping_when_idle(engine: sa.Engine) -> None:
+    """Like `pool_pre_ping`, but only for a connection that sat in the pool PING_AFTER_IDLE_SECONDS or longer.
+
+    A failed ping makes the pool discard the connection and connect afresh (DisconnectionError). A connection
+    that breaks within the second after its last use fails its next statement instead; SQLAlchemy then
+    invalidates it and every pooled connection older than it, so the one after that reconnects.
+    """
+
+    def checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = _MONOTONIC.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        record.info["pinged"] = since is not None and _MONOTONIC.monotonic() - since >= PING_AFTER_IDLE_SECONDS
+        if not record.info["pinged"]:
+            return  # new, or used a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)  # what pool_pre_ping runs: SELECT 1 outside a transaction
+        except Exception as exc:  # the driver's error for a dead connection: let the pool replace it
+            raise sa.exc.DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
+
+    sa.event.listen(engine.pool, "checkin", checkin)
+    sa.event.listen(engine.pool, "checkout", checkout)
 
 
 def _sqlite_file(engine: sa.Engine) -> str | None:
@@ -207,6 +241,9 @@ class Database:
         self.url: str = engine.url.render_as_string(hide_password=True)
         self.busy_timeout_seconds = busy_timeout_seconds
         self._process_lock: str | None = None
+        # SQLite: this process's threads (a run's reader and writers, pipeline/overlap.py) take the file's write
+        # lock in turn here; left to SQLite's busy handler they would poll for it in sleeps of up to 100 ms.
+        self._write_turn = threading.RLock()
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True, busy_timeout_seconds: float = SQLITE_BUSY_TIMEOUT_SECONDS) -> Database:
@@ -291,7 +328,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[sa.Connection]:
         """A write transaction (SQLite: BEGIN IMMEDIATE, so it waits for the file's write lock up front)."""
-        with self._translate_errors(), self.engine.connect() as conn:
+        with self._write_turn if self.dialect == "sqlite" else nullcontext(), self._translate_errors(), self.engine.connect() as conn:
             if self.dialect == "sqlite":
                 conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():

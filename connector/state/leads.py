@@ -80,21 +80,25 @@ class LeadStates:
 
     def save_routed(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Upsert routing outcomes (rows sorted by lead key); reassignments add up, a known initial status stays."""
-        for chunk in chunks(list(rows), 200):
-            stmt = self._db.insert(lead_states_t).values(list(chunk))
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["lead_key"],
-                    set_={
-                        "routed_owner_id": stmt.excluded.routed_owner_id,
-                        "routed_rep": stmt.excluded.routed_rep,
-                        "routed_at": stmt.excluded.routed_at,
-                        "reassignments": lead_states_t.c.reassignments + stmt.excluded.reassignments,
-                        "sla_due_at": stmt.excluded.sla_due_at,
-                        "initial_status": sa.func.coalesce(stmt.excluded.initial_status, lead_states_t.c.initial_status),
-                    },
-                )
-            )
+        if not rows:
+            return
+        # One cached statement run as executemany: a multi-row VALUES list is compiled afresh for every
+        # batch, which cost more than the SQL itself (issue 18 profile).
+        stmt = self._db.insert(lead_states_t)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["lead_key"],
+                set_={
+                    "routed_owner_id": stmt.excluded.routed_owner_id,
+                    "routed_rep": stmt.excluded.routed_rep,
+                    "routed_at": stmt.excluded.routed_at,
+                    "reassignments": lead_states_t.c.reassignments + stmt.excluded.reassignments,
+                    "sla_due_at": stmt.excluded.sla_due_at,
+                    "initial_status": sa.func.coalesce(stmt.excluded.initial_status, lead_states_t.c.initial_status),
+                },
+            ),
+            [dict(row) for row in rows],
+        )
 
     def merge_written(self, conn: sa.Connection, entries: Sequence[tuple[str, Mapping[str, Any], datetime]]) -> None:
         """Merge (lead key, values, now) into LeadState.written in order: one read and one upsert per chunk of leads."""
@@ -110,11 +114,12 @@ class LeadStates:
                 {"lead_key": k, "written": {**(current.get(k) or {}), **merged[k][0]}, "written_at": merged[k][1], "reassignments": 0}
                 for k in chunk
             ]
-            stmt = self._db.insert(lead_states_t).values(rows)
+            stmt = self._db.insert(lead_states_t)
             conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["lead_key"], set_={"written": stmt.excluded.written, "written_at": stmt.excluded.written_at}
-                )
+                ),
+                rows,
             )
 
     def owner_counts(self) -> dict[str, int]:

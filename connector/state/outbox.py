@@ -243,6 +243,13 @@ class Outbox:
             result = conn.execute(sa.delete(outbox_t).where(outbox_t.c.status == "done", outbox_t.c.updated_at < before))
             return int(result.rowcount)
 
+    def count_claimable(self, crm: str, now: datetime) -> int:
+        """Pending writes of one CRM that no worker holds a live claim on (a helper sizes its claim to whole batches)."""
+        available = sa.or_(outbox_t.c.claimed_until.is_(None), outbox_t.c.claimed_until <= now)
+        with self._db.read() as conn:
+            query = sa.select(sa.func.count()).where(outbox_t.c.crm == crm, outbox_t.c.status == "pending", available)
+            return int(conn.execute(query).scalar_one())
+
     def count_pending(self) -> dict[str, int]:
         """Writes still to do, per CRM."""
         with self._db.read() as conn:

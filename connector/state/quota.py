@@ -43,12 +43,17 @@ class Quota:
         `fn` is pure and quick: it runs inside the lock and must not sleep.
         """
         with self._db.write() as conn:
-            conn.execute(
-                self._db.insert(rate_limits_t).values(account=account, recent_calls=[], blocked_until_us=0).on_conflict_do_nothing()
-            )
-            row = conn.execute(sa.select(rate_limits_t).where(rate_limits_t.c.account == account).with_for_update()).one()
+            locked = sa.select(rate_limits_t).where(rate_limits_t.c.account == account).with_for_update()
+            row = conn.execute(locked).first()
+            if row is None:  # the account's first call: insert-then-lock, so two processes cannot both create it
+                conn.execute(
+                    self._db.insert(rate_limits_t).values(account=account, recent_calls=[], blocked_until_us=0).on_conflict_do_nothing()
+                )
+                row = conn.execute(locked).one()
             state = LimiterState(tuple((int(t), int(n)) for t, n in row.recent_calls), int(row.blocked_until_us))
             new, out = fn(state)
+            if new == state:
+                return out  # nothing to record (a peek, a correction that found nothing missing): no UPDATE
             conn.execute(
                 sa.update(rate_limits_t)
                 .where(rate_limits_t.c.account == account)
@@ -62,10 +67,16 @@ class Quota:
         `fn` is pure and quick: it runs inside the lock.
         """
         with self._db.write() as conn:
-            # Insert-then-lock, so two processes starting a fresh account cannot both count from zero.
-            conn.execute(self._db.insert(daily_budgets_t).values(account=account, day="", used=0).on_conflict_do_nothing())
-            row = conn.execute(sa.select(daily_budgets_t).where(daily_budgets_t.c.account == account).with_for_update()).one()
-            new, out = fn(BudgetState(row.day, int(row.used), None if row.observed_limit is None else int(row.observed_limit)))
+            locked = sa.select(daily_budgets_t).where(daily_budgets_t.c.account == account).with_for_update()
+            row = conn.execute(locked).first()
+            if row is None:
+                # Insert-then-lock, so two processes starting a fresh account cannot both count from zero.
+                conn.execute(self._db.insert(daily_budgets_t).values(account=account, day="", used=0).on_conflict_do_nothing())
+                row = conn.execute(locked).one()
+            state = BudgetState(row.day, int(row.used), None if row.observed_limit is None else int(row.observed_limit))
+            new, out = fn(state)
+            if new == state:
+                return out
             conn.execute(
                 sa.update(daily_budgets_t)
                 .where(daily_budgets_t.c.account == account)

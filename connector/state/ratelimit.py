@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta, tzinfo
@@ -60,6 +61,11 @@ class RateLimiter:
         self._store = store
         self._clock = clock
         self._window_us = max(1, round(per_seconds * 1_000_000))
+        # The CRM's own count seen in the latest response headers, not yet merged into the shared window:
+        # (epoch µs when seen, calls used in this limiter's units). The next acquire merges it in the same
+        # row update, so a response costs no extra store round trip. Threads share this limiter.
+        self._observed: tuple[int, int] | None = None
+        self._lock = threading.Lock()
 
     def acquire(self, n: int = 1) -> float:
         """Block (via clock.sleep) until n calls are allowed for the account; returns the seconds waited."""
@@ -67,11 +73,18 @@ class RateLimiter:
             raise ValueError(f"rate limiter {self.account}: cannot acquire {n} calls at once (capacity {self.capacity})")
         waited = 0.0
         while True:
-            now_us = epoch_us(self._clock.now())
-            wait_us = self._store.update_limiter(
-                self.account,
-                lambda state: take(state, n=n, now_us=now_us, capacity=self.capacity, window_us=self._window_us),
-            )
+            with self._lock:
+                observed, self._observed = self._observed, None
+
+            def step(state: LimiterState) -> tuple[LimiterState, int]:
+                if observed is not None:
+                    state = _with_observed(state, *observed, window_us=self._window_us)
+                # The time is read under the row lock: a stamp read before waiting for the lock could be older
+                # than calls another thread or process stamped meanwhile, and leave the window too early.
+                now_us = epoch_us(self._clock.now())
+                return take(state, n=n, now_us=now_us, capacity=self.capacity, window_us=self._window_us)
+
+            wait_us = self._store.update_limiter(self.account, step)
             if wait_us <= 0:
                 return waited
             # Sleep outside the row lock; another process may take the slot first, so try again.
@@ -100,16 +113,19 @@ class RateLimiter:
         # In this limiter's units: capacity may be configured below the CRM's max (a safety share).
         equivalent = math.ceil(server_used * self.capacity / max_)
         now_us = epoch_us(self._clock.now())
+        with self._lock:
+            # Kept for the next acquire (same row update); the highest count seen meanwhile is the tightest.
+            if self._observed is None or equivalent >= self._observed[1]:
+                self._observed = (now_us, equivalent)
 
-        def correct(state: LimiterState) -> tuple[LimiterState, None]:
-            horizon = now_us - self._window_us
-            calls = tuple((t, k) for t, k in state.recent_calls if t > horizon)
-            missing = equivalent - sum(k for _, k in calls)
-            if missing > 0:
-                calls = (*calls, (now_us, missing))
-            return LimiterState(calls, state.blocked_until_us), None
 
-        self._store.update_limiter(self.account, correct)
+def _with_observed(state: LimiterState, seen_us: int, equivalent: int, *, window_us: int) -> LimiterState:
+    """The window with the calls the CRM counted (as of `seen_us`) but this store never saw, recorded as made then."""
+    horizon = seen_us - window_us
+    missing = equivalent - sum(k for t, k in state.recent_calls if t > horizon)
+    if missing <= 0:
+        return state
+    return LimiterState((*state.recent_calls, (seen_us, missing)), state.blocked_until_us)
 
 
 class DailyBudget:
@@ -154,17 +170,24 @@ class DailyBudget:
 
     def spend(self, n: int = 1) -> None:
         """Count n calls, or raise BudgetExhaustedError (nothing counted) if they would pass the allowance."""
+        self.reserve(n, at_least=n)
 
-        def charge(state: BudgetState) -> tuple[BudgetState, tuple[bool, int, int]]:
+    def reserve(self, up_to: int, *, at_least: int = 1) -> int:
+        """Count up to `up_to` calls about to be made (as many as the allowance leaves, at least `at_least`);
+        how many were counted. BudgetExhaustedError (nothing counted) when not even `at_least` fit."""
+
+        def charge(state: BudgetState) -> tuple[BudgetState, tuple[int, int, int]]:
             state = self._roll(state)
             allowance = self._allowance(state)
-            if state.used + n > allowance:
-                return state, (False, state.used, allowance)
-            return replace(state, used=state.used + n), (True, state.used + n, allowance)
+            n = min(up_to, allowance - state.used)
+            if n < at_least:
+                return state, (0, state.used, allowance)
+            return replace(state, used=state.used + n), (n, state.used + n, allowance)
 
-        ok, used, allowance = self._store.update_budget(self.account, charge)
-        if not ok:
-            raise BudgetExhaustedError(
+        counted, used, allowance = self._store.update_budget(self.account, charge)
+        if counted:
+            return counted
+        raise BudgetExhaustedError(
                 f"{self.account}: daily API budget used up ({used} of {allowance} calls, "
                 f"{self.share:.0%} of the daily limit); writing stops and the cursor stays",
                 crm=self.account.split(":", 1)[0],
@@ -193,6 +216,9 @@ class DailyBudget:
 
 
 WINDOW_MARGIN_SECONDS = 0.25
+SEARCH_WINDOW_MARGIN_SECONDS = 0.06
+USAGE_EVERY_SECONDS = 1.0  # the CRM's daily-usage header is written to the shared budget at most this often
+BUDGET_BLOCK = 10  # daily-budget calls counted per store round trip by one guard (see StoreGuard._spend)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -219,17 +245,50 @@ class StoreGuard:
     [crm-behaviour: Salesforce API allocation: rolling 24 hours]; a 429's Retry-After blocks every process.
     """
 
-    def __init__(self, *, limiter: RateLimiter | None, budget: DailyBudget, search_limiter: RateLimiter | None = None) -> None:
+    def __init__(self, *, limiter: RateLimiter | None, budget: DailyBudget, search_limiter: RateLimiter | None = None,
+                 monotonic: Callable[[], float] | None = None) -> None:
         self.limiter = limiter
         self.search_limiter = search_limiter
         self.budget = budget
         self.waited_seconds = 0.0
+        # Reader and writer threads share one guard (pipeline/concurrency.py): counters change under a lock.
+        self._lock = threading.Lock()
+        self._monotonic = monotonic
+        self._usage_seen_at: float | None = None
+        self._prepaid = 0  # calls counted in the shared budget ahead of being made (see _spend)
 
     def before(self, endpoint: str, kind: str) -> None:
-        self.budget.spend(1)
+        self._spend()
         limiter = self.search_limiter if kind == "search" and self.search_limiter is not None else self.limiter
         if limiter is not None:
-            self.waited_seconds += limiter.acquire(1)
+            waited = limiter.acquire(1)
+            with self._lock:
+                self.waited_seconds += waited
+
+    def _spend(self) -> None:
+        """Count one call in the daily budget: BUDGET_BLOCK calls are counted in one store round trip and
+        used up in turn, never more than the allowance leaves (near the end, one at a time). A block not
+        used up by the end of the process stays counted: the budget errs on the side of calls not made."""
+        with self._lock:
+            if self._prepaid > 0:
+                self._prepaid -= 1
+                return
+        counted = self.budget.reserve(BUDGET_BLOCK)
+        with self._lock:
+            self._prepaid += counted - 1
+
+    def _usage_due(self, status: int) -> bool:
+        """Whether the CRM's daily count is written to the shared budget now: an error answer, the first
+        one, or USAGE_EVERY_SECONDS since the last. The budget counts each call itself in between; the CRM's
+        figure only corrects it, so one correction a second keeps it honest at a store round trip a second."""
+        if status >= 400 or self._monotonic is None:
+            return True
+        now = self._monotonic()
+        with self._lock:
+            if self._usage_seen_at is not None and now - self._usage_seen_at < USAGE_EVERY_SECONDS:
+                return False
+            self._usage_seen_at = now
+            return True
 
     def after(self, endpoint: str, status: int, headers: Mapping[str, str]) -> None:
         retry_after = _header(headers, "Retry-After")
@@ -248,9 +307,14 @@ class StoreGuard:
             self.limiter.observe_remaining(remaining, max_, interval)
         daily = _int(_header(headers, "X-HubSpot-RateLimit-Daily"))
         daily_left = _int(_header(headers, "X-HubSpot-RateLimit-Daily-Remaining"))
+        usage = _header(headers, "Sforce-Limit-Info")
+        if (usage or (daily is not None and daily_left is not None)) and not self._usage_due(status):
+            return
+        with self._lock:
+            # The CRM's count replaces ours: calls counted ahead and not made yet are not in it, so count again.
+            self._prepaid = 0
         if daily is not None and daily_left is not None:
             self.budget.observe_usage(daily - daily_left, daily)
-        usage = _header(headers, "Sforce-Limit-Info")
         if usage:
             for part in usage.split(","):
                 name, _, value = part.strip().partition("=")
@@ -258,6 +322,13 @@ class StoreGuard:
                     used, limit = (_int(v) for v in value.split("/", 1))
                     if used is not None and limit:
                         self.budget.observe_usage(used, limit)
+
+
+def budget_remaining(store: Store, settings: Settings, crm: str, clock: Clock) -> int:
+    """Calls left today in `crm`'s shared daily budget ([hubspot] / [salesforce] daily limit × share)."""
+    limits = settings.crm(crm).call_limits()
+    return DailyBudget(store, limits.account, daily_limit=limits.daily_limit, share=limits.daily_share,
+                       clock=store.shared_clock(clock)).remaining()
 
 
 def guard_factory(store: Store, settings: Settings, clock: Clock) -> Callable[[str], StoreGuard]:
@@ -278,8 +349,11 @@ def guard_factory(store: Store, settings: Settings, clock: Clock) -> Callable[[s
                 store, limits.account, capacity=limits.requests_per_window, per_seconds=limits.window_seconds + WINDOW_MARGIN_SECONDS, clock=clock,
             )
         if limits.search_per_second is not None:
-            search = RateLimiter(store, limits.account + ":search", capacity=limits.search_per_second, per_seconds=1, clock=clock)
+            # The same margin for the 1 s search window, scaled to what network jitter spreads: ±20 ms of
+            # jitter reorders arrivals by up to 40 ms, and a sixth search landing inside the CRM's second is a 429.
+            search = RateLimiter(store, limits.account + ":search", capacity=limits.search_per_second,
+                                 per_seconds=1 + SEARCH_WINDOW_MARGIN_SECONDS, clock=clock)
         budget = DailyBudget(store, limits.account, daily_limit=limits.daily_limit, share=limits.daily_share, clock=clock)
-        return StoreGuard(limiter=burst, search_limiter=search, budget=budget)
+        return StoreGuard(limiter=burst, search_limiter=search, budget=budget, monotonic=clock.monotonic)
 
     return for_crm

@@ -23,6 +23,7 @@ from connector.state.notifications import NotificationRow, Notifications
 from connector.state.outbox import Outbox, OutboxItem, patch_from_json, patch_to_json
 from connector.state.quota import BudgetState, LimiterState, Quota
 from connector.state.routing import Routing, RoutingTxn
+from connector.state.roundtrips import RoundTrips
 from connector.state.runs import Runs
 from connector.state.schema import metadata
 from connector.state.waiting import WaitingLead, WaitingLeads
@@ -30,7 +31,7 @@ from connector.state.waiting import WaitingLead, WaitingLeads
 __all__ = [
     "DEAD_LETTER_STATUSES", "DECISION_KINDS", "SQLITE_BUSY_TIMEOUT_SECONDS", "AggregateFold", "BudgetState", "CursorRow",
     "DeadLetter", "DeadLetterStatus", "DecisionKind", "DecisionRecord", "IntakeItem", "IntakeRequest", "LeadState", "Lease",
-    "LimiterState", "NotificationRow", "OutboxItem", "RoutingTxn", "Store", "WaitingLead", "metadata", "patch_from_json", "patch_to_json",
+    "LimiterState", "NotificationRow", "OutboxItem", "RoundTrips", "RoutingTxn", "Store", "WaitingLead", "metadata", "patch_from_json", "patch_to_json",
 ]
 
 T = TypeVar("T")
@@ -84,6 +85,10 @@ class Store:
     def claim_process(self, purpose: str, now: datetime) -> None:
         """SQLite: make this the only connector process on the file until close() (see Database.claim_process)."""
         self._db.claim_process(purpose, now)
+
+    def round_trips(self) -> RoundTrips:
+        """A counter of the statements, transactions and checkouts this store sends, from `attach()` (or `with`) on."""
+        return RoundTrips(self._engine)
 
     def tables_with_rows(self) -> set[str]:
         """The tables holding at least one row (see Database.tables_with_rows)."""
@@ -183,6 +188,10 @@ class Store:
     def count_pending_outbox(self) -> dict[str, int]:
         """Writes still to do, per CRM."""
         return self._outbox.count_pending()
+
+    def count_claimable_outbox(self, crm: str, now: datetime) -> int:
+        """Writes of one CRM still to do that no worker holds a live claim on at `now`."""
+        return self._outbox.count_claimable(crm, now)
 
     # notifications
 

@@ -26,6 +26,8 @@ def test_calls_reports_every_figure(figures: dict[str, float], crm: str) -> None
         "backfill_total_calls_per_1000", "changed_leads", "write_calls_per_1000_changed", "sync_read_calls_per_1000_changed",
         "resync_write_calls", "resync_leads_written", "owners_reads_per_run", "naive_calls_per_1000", "naive_seconds_per_1000",
         "write_calls_vs_naive", "total_calls_vs_naive", "write_seconds_vs_naive", "backfill_seconds_vs_naive",
+        "backfill_lookup_min_per_1000", "backfill_lookup_vs_min", "backfill_total_min_per_1000", "backfill_total_vs_min",
+        "backfill_per_run_calls", "lead_domains", "accounts", "matched_domains", "lead_emails", "contacts",
     }
     assert {k.split(".", 1)[1] for k in figures if k.startswith(f"{crm}.")} == expected
     assert all(isinstance(v, float) and math.isfinite(v) for v in figures.values())
@@ -68,3 +70,13 @@ def test_ceiling_minimum_and_burst_log() -> None:
            (0.7, "POST", "/crm/v3/objects/contacts/batch/update", 429)]
     assert burst_times(log) == ([0.5, 0.7], 1)
     assert burst_times(log, accepted_only=True) == ([0.5], 1)
+
+
+@pytest.mark.parametrize(("crm", "tables"), [("hubspot", 1), ("salesforce", 2)])
+def test_lookups_are_at_their_minimum_one_call_per_table(figures: dict[str, float], crm: str, tables: int) -> None:
+    # The seed's 60 accounts (and few contacts) fit one page: one call per table, however many lead domains.
+    assert figures[f"{crm}.backfill_lookup_calls_per_1000"] * LEADS / 1000 == pytest.approx(tables)
+    assert figures[f"{crm}.backfill_lookup_vs_min"] == 1.0
+    assert figures[f"{crm}.lead_domains"] > figures[f"{crm}.matched_domains"] > 0
+    assert figures[f"{crm}.backfill_total_vs_min"] * figures[f"{crm}.backfill_total_min_per_1000"] == pytest.approx(
+        figures[f"{crm}.backfill_total_calls_per_1000"])

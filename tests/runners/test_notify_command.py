@@ -38,3 +38,17 @@ def test_notify_test_exits_1_with_the_error_when_the_channel_fails(tmp_path: Pat
         assert unknown.exit_code == 1 and "no channel named 'nope'" in unknown.output
     finally:
         receiver.close()
+
+
+def test_notify_test_reaches_a_reps_email_through_smtp(tmp_path: Path) -> None:
+    from connector.sandbox.receivers import SmtpReceiver
+
+    with SmtpReceiver(user="connector", password="pw") as smtp:
+        path = tmp_path / "connector.toml"
+        path.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/state.db"\n\n[notifications]\nenabled = true\n\n'
+                        f'[[routing.reps]]\nemail = "ava@example.com"\nnotify = "{smtp.mailto_url("ava@example.com")}"\n')
+        result = CliRunner().invoke(main, ["notify", "test", "rep:ava@example.com", "--config", str(path)])
+        assert result.exit_code == 0, result.output
+        [mail] = smtp.mails
+        assert mail.rcpt_tos == ["ava@example.com"] and mail.subject == "Test message from the CRM lead connector"
+        assert "Test Lead — Head of Testing, Example Inc." in mail.text and "Score 80 (hot)" in mail.text

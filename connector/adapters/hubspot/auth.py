@@ -32,6 +32,7 @@ log = logging.getLogger("connector.adapters.hubspot")
 RENEW_MARGIN_MAX_SECONDS = 300.0
 RENEW_MARGIN_SHARE = 0.2
 TOKEN_PATH = "/oauth/v1/token"
+HTTP_POOL_SIZE = 16  # kept-alive connections per SDK api object: more than a run's reader and writer threads together
 
 
 @dataclass
@@ -255,7 +256,10 @@ def _connect_retries() -> urllib3.Retry:
 
 def open_apis(settings: HubSpotSettings) -> Apis:
     """The api objects of one account. The token is sent per request (`bearer`), so they serve every renewal."""
-    client = hubspot.Client.create(host=settings.base_url.rstrip("/"), retry=_connect_retries())
+    # urllib3 keeps cpu_count × 5 connections per pool by default; the reader and writer threads of a run
+    # (pipeline/overlap.py) each hold one while a request is out, so the pool is sized for them.
+    client = hubspot.Client.create(host=settings.base_url.rstrip("/"), retry=_connect_retries(),
+                                   connection_pool_maxsize=HTTP_POOL_SIZE)
     return Apis(
         objects_basic=client.crm.objects.basic_api,
         objects_batch=client.crm.objects.batch_api,

@@ -1,4 +1,5 @@
-"""HubSpot start-up check: the score, grade and stage properties exist with usable types (created when allowed)."""
+"""HubSpot start-up check: the score, grade and stage properties exist with usable types (created when allowed),
+and the properties the field mapping reads have types their parsers fit (warned, not fatal)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 from hubspot.crm.properties.models import OptionInput, PropertyCreate
 
 from connector.adapters.hubspot.client import HubSpotClient
+from connector.canonical import FieldSource, FieldSpec
+from connector.canonical.schema import field_source
 from connector.config import HubSpotSettings
 from connector.core.errors import ConfigError, ConfigProblem
 
@@ -18,11 +21,18 @@ Properties = Mapping[str, Mapping[str, Any]]
 Create = Callable[[Any], None]  # PropertyCreate -> None (the SDK model is untyped)
 
 
-def bootstrap(client: HubSpotClient, settings: HubSpotSettings, grade_options: Sequence[str]) -> None:
-    """Check the score, grade and stage properties; create missing ones when allowed; ConfigError otherwise."""
-    object_type = settings.object_type
+def read_properties(client: HubSpotClient, object_type: str) -> dict[str, Mapping[str, Any]]:
+    """GET /crm/v3/properties/{object_type}: every property by name, with its type and options."""
     response = client.call("properties.list", "read", client.apis.properties.get_all, object_type)
-    existing = {p["name"]: p for p in response.body.get("results") or [] if "name" in p}
+    return {p["name"]: p for p in response.body.get("results") or [] if "name" in p}
+
+
+def bootstrap(client: HubSpotClient, settings: HubSpotSettings, grade_options: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+    """Check the score, grade and stage properties; create missing ones when allowed; ConfigError otherwise.
+
+    Returns the object's properties (the field mapping's types are checked against them)."""
+    object_type = settings.object_type
+    existing = read_properties(client, object_type)
     group = _property_group(existing.values(), object_type)
 
     def create(prop: PropertyCreate) -> None:
@@ -36,6 +46,24 @@ def bootstrap(client: HubSpotClient, settings: HubSpotSettings, grade_options: S
     ]
     if problems:
         raise ConfigError(problems)
+    return existing
+
+
+def field_sources(properties: Properties, specs: Mapping[str, FieldSpec]) -> list[FieldSource]:
+    """Each mapped field's contact property, its real type and whether its parser fits it."""
+    return [
+        field_source(name, spec, properties.get(spec.property),
+                     [str(o.get("value")) for o in (properties.get(spec.property) or {}).get("options") or []])
+        for name, spec in specs.items()
+    ]
+
+
+def warn_mismatches(sources: Iterable[FieldSource], configured: Mapping[str, FieldSpec]) -> None:
+    """One start-up warning per mapped property whose type disagrees with its parser (a missing standard property
+    is normal on a trimmed portal and only warned when the config names it)."""
+    for source in sources:
+        if source.problem and (source.crm_type is not None or source.field in configured):
+            log.warning("hubspot: field %s: %s (hubspot.fields.%s)", source.field, source.problem, source.field)
 
 
 def _check_score(existing: Properties, settings: HubSpotSettings, group: str, create: Create) -> list[ConfigProblem]:

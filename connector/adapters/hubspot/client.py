@@ -41,6 +41,10 @@ BATCH_SIZE = 100
 # IN filters and v4 association reads: keep ≤100 values per request
 # [crm-behaviour: HubSpot search filters and sorting] [crm-behaviour: HubSpot associations].
 IN_VALUES_MAX = 100
+# Filter groups are OR'd, at most 5 per search: one `IN` of 100 values in each covers 500 values a request
+# [crm-behaviour: HubSpot search filters and sorting].
+FILTER_GROUPS_MAX = 5
+IN_VALUES_PER_SEARCH = FILTER_GROUPS_MAX * IN_VALUES_MAX
 API_EXCEPTIONS: tuple[type[Exception], ...] = (
     hs_objects.ApiException,
     hs_owners.ApiException,
@@ -152,18 +156,40 @@ class HubSpotClient:
         return self.call(f"{object_type}.search", "search", self.apis.objects_search.do_search, object_type, request)
 
     def search_in(self, object_type: str, prop: str, values: list[str], properties: list[str]) -> Iterator[dict[str, Any]]:
-        """Records whose `prop` is one of `values` (≤100), id-ordered, every page up to the search cap."""
+        """Records whose `prop` is one of `values` (≤500: an `IN` of ≤100 per filter group), id-ordered, every page
+        up to the search cap."""
+        if len(values) > IN_VALUES_PER_SEARCH:
+            raise ValueError(f"search_in takes at most {IN_VALUES_PER_SEARCH} values, got {len(values)}")
+        groups = [FilterGroup(filters=[Filter(property_name=prop, operator="IN", values=part)])
+                  for part in chunks(values, IN_VALUES_MAX)]
         after: str | None = None
         while True:
             request = PublicObjectSearchRequest(
-                filter_groups=[FilterGroup(filters=[Filter(property_name=prop, operator="IN", values=values)])],
-                sorts=id_order(), properties=properties, limit=SEARCH_LIMIT_MAX, after=after,
+                filter_groups=groups, sorts=id_order(), properties=properties, limit=SEARCH_LIMIT_MAX, after=after,
             )
             response = self.search(object_type, request)
             yield from response.body.get("results") or []
             after = next_after(response.body)
             if not after or int(after) >= SEARCH_RESULT_CAP:
                 return
+
+    def search_pages(self, object_type: str, present: Sequence[str], properties: list[str]) -> Iterator[tuple[list[dict[str, Any]], int]]:
+        """Every record that has all the `present` properties, id-ordered, a page of 200 per request, with the first
+        page's `total`. Keyset paging (`hs_object_id GT` the last id) restarts the query each page, so the
+        10,000-result cap never applies [crm-behaviour: HubSpot incremental polling by keyset]."""
+        last = "0"
+        while True:
+            filters = [Filter(property_name=name, operator="HAS_PROPERTY") for name in present]
+            filters.append(Filter(property_name=OBJECT_ID_PROPERTY, operator="GT", value=last))
+            request = PublicObjectSearchRequest(
+                filter_groups=[FilterGroup(filters=filters)], sorts=id_order(), properties=properties, limit=SEARCH_LIMIT_MAX,
+            )
+            body = self.search(object_type, request).body
+            results = body.get("results") or []
+            yield results, int(body.get("total") or len(results))
+            if not results or next_after(body) is None:
+                return
+            last = str(results[-1]["id"])
 
     def associations(self, from_type: str, to_type: str, ids: Sequence[str]) -> Iterator[dict[str, Any]]:
         """v4 association rows `{"from": {"id"}, "to": [{"toObjectId"}]}`, ≤100 ids per call.

@@ -3,42 +3,38 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connector.adapters.base import FieldWarning
+from connector.canonical import FieldReader, FieldSpec
+from connector.canonical.parsers import parse_number
+from connector.canonical.reader import parse_counted
 from connector.core.models import Lead
 
-# Standard contact properties → Lead attributes. Property values are strings in every v3
-# response (numbers, booleans and dates included) [crm-behaviour: HubSpot property values are strings].
-TEXT_PROPERTIES: dict[str, str] = {
-    "email": "email",
-    "firstname": "first_name",
-    "lastname": "last_name",
-    "jobtitle": "title",
-    "phone": "phone",
-    "company": "company_name",
-    "industry": "industry",
-    "country": "country",
-    "state": "state",
-    "city": "city",
-    "zip": "postal_code",
-    "hs_analytics_source": "lead_source",
-    "hs_lead_status": "lead_status",
-    "hubspot_owner_id": "owner_id",
+# Standard contact properties → Lead attributes, each with its parser (values are strings in every v3 response,
+# numbers, booleans and dates included) [crm-behaviour: HubSpot property values are strings]. `numemployees` is an
+# enumeration of bands and `annualrevenue` free text on contacts; country, state and industry are free text
+# [crm-behaviour: HubSpot contact field shapes]. BANT, seniority and product interest have no standard property: they
+# are read only when `[hubspot.fields.<field>]` maps them. `[hubspot.fields]` entries replace these one by one.
+DEFAULT_FIELDS: dict[str, FieldSpec] = {
+    "email": FieldSpec(property="email"),
+    "first_name": FieldSpec(property="firstname"),
+    "last_name": FieldSpec(property="lastname"),
+    "title": FieldSpec(property="jobtitle"),
+    "phone": FieldSpec(property="phone"),
+    "company_name": FieldSpec(property="company"),
+    "industry": FieldSpec(property="industry"),
+    "employees": FieldSpec(property="numemployees", parse="number_band"),
+    "annual_revenue": FieldSpec(property="annualrevenue", parse="number"),
+    "country": FieldSpec(property="country"),
+    "state": FieldSpec(property="state"),
+    "city": FieldSpec(property="city"),
+    "postal_code": FieldSpec(property="zip"),
+    "lead_source": FieldSpec(property="hs_analytics_source"),
 }
-INT_PROPERTIES: dict[str, str] = {"numemployees": "employees"}
-FLOAT_PROPERTIES: dict[str, str] = {"annualrevenue": "annual_revenue"}
-BOOL_PROPERTIES: dict[str, str] = {
-    "bant_budget": "budget",
-    "bant_authority": "authority",
-    "bant_need": "need",
-    "bant_timeframe": "timeframe",
-}
-# Multi-checkbox values arrive as one ';'-separated string.
-MULTI_PROPERTIES: dict[str, str] = {"product_interest": "product_interest"}
+DEFAULT_LEAD_STATUS_PROPERTY = "hs_lead_status"
 # Engagement counters the scoring rules read as lead.engagement[KEY].
 ENGAGEMENT_PROPERTIES: dict[str, str] = {
     "hs_analytics_num_page_views": "page_views",
@@ -83,6 +79,12 @@ class FieldMap:
     stage_property: str
     lead_status_property: str | None
     extra_properties: Mapping[str, str]
+    specs: Mapping[str, FieldSpec] = field(default_factory=lambda: dict(DEFAULT_FIELDS))
+
+    @staticmethod
+    def merged_specs(configured: Mapping[str, FieldSpec]) -> dict[str, FieldSpec]:
+        """The standard contact properties with `[hubspot.fields]` over them, field by field."""
+        return {**DEFAULT_FIELDS, **configured}
 
     @property
     def writable(self) -> dict[str, str]:
@@ -100,7 +102,7 @@ class FieldMap:
     def contact_properties(self) -> list[str]:
         """Every contact property normalize reads (requested explicitly: search returns only a few by default)."""
         names = [
-            *TEXT_PROPERTIES, *INT_PROPERTIES, *FLOAT_PROPERTIES, *BOOL_PROPERTIES, *MULTI_PROPERTIES,
+            *(spec.property for spec in self.specs.values()), OWNER_PROPERTY, DEFAULT_LEAD_STATUS_PROPERTY,
             *ENGAGEMENT_PROPERTIES, *CREATED_PROPERTIES, *LAST_ACTIVITY_PROPERTIES,
             modified_property("contacts"), EMAIL_DOMAIN_PROPERTY, OBJECT_ID_PROPERTY, MERGED_IDS_PROPERTY,
             LIFECYCLE_STAGE_PROPERTY,
@@ -159,54 +161,40 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-# (property, parse, expected kind) -> the parsed value, or None (a warning is noted) when it does not parse
-Parser = Callable[[str, Callable[[str], Any], str], Any]
+def lead_from_record(record: Mapping[str, Any], fields: FieldMap, reader: FieldReader) -> Lead:
+    """A HubSpot object (`{"id", "properties", "archived"}`) → Lead.
 
-
-def lead_from_record(record: Mapping[str, Any], fields: FieldMap) -> tuple[Lead, list[FieldWarning]]:
-    """A HubSpot object (`{"id", "properties", "archived"}`) → Lead, plus the values that did not parse.
-
-    A malformed value never fails the record: the attribute becomes None and a FieldWarning says which
-    property held what kind of bad value (the value itself is not repeated: it may be personal data).
+    A malformed value never fails the record: the attribute becomes None and the reader's ParseStats count it
+    (reported once per run, never a log line per lead).
     """
     props: Mapping[str, Any] = record.get("properties") or {}
-    warnings: list[FieldWarning] = []
-    values: dict[str, Any] = {}
-
-    def parsed(prop: str, parse: Callable[[str], Any], expected: str) -> Any:
-        raw = props.get(prop)
-        if raw is None or str(raw).strip() == "":
-            return None
-        try:
-            return parse(str(raw).strip())
-        except ValueError:
-            warnings.append(FieldWarning(prop, expected))
-            return None
-
-    values.update(_typed_values(props, parsed))
-    values["stage"] = parsed(fields.stage_property, str, "text")
-    if fields.lead_status_property:
-        values["lead_status"] = parsed(fields.lead_status_property, str, "text")
-    values["score"] = parsed(fields.score_property, float, "number")
-    values["grade"] = parsed(fields.grade_property, str, "text")
+    stats = reader.stats
+    values = reader.read(props.get)
+    values["owner_id"] = _text(props.get(OWNER_PROPERTY))
+    values["lead_status"] = _text(props.get(fields.lead_status_property or DEFAULT_LEAD_STATUS_PROPERTY))
+    values["stage"] = _text(props.get(fields.stage_property))
+    values["score"] = parse_counted(stats, "score", props.get(fields.score_property), parse_number)
+    values["grade"] = _text(props.get(fields.grade_property))
     # A Leads record carries its contact's properties too: the object's own timestamps win.
     own_first = fields.object_type != "contacts"
     created = ("hs_createdate", "createdate") if own_first else CREATED_PROPERTIES
     modified = ("hs_lastmodifieddate", "lastmodifieddate") if own_first else ("lastmodifieddate", "hs_lastmodifieddate")
-    values["created_at"] = _first_datetime(props, created, parsed)
-    values["modified_at"] = _first_datetime(props, modified, parsed)
-    values["last_activity_at"] = _latest_datetime(props, LAST_ACTIVITY_PROPERTIES, parsed)
+    values["created_at"] = parse_counted(stats, "created_at", _first_present(props, created), parse_datetime)
+    values["modified_at"] = parse_counted(stats, "modified_at", _first_present(props, modified), parse_datetime)
+    stamps = [parse_counted(stats, "last_activity_at", props.get(name), parse_datetime, count_empty=False)
+              for name in LAST_ACTIVITY_PROPERTIES]
+    values["last_activity_at"] = max((stamp for stamp in stamps if stamp is not None), default=None)
 
     engagement: dict[str, float] = {}
     for prop, key in ENGAGEMENT_PROPERTIES.items():
-        count = parsed(prop, float, "number")
+        count = parse_counted(stats, f"engagement.{key}", props.get(prop), parse_number, count_empty=False)
         if count is not None:
             engagement[key] = count
     extra = {alias: props.get(prop) for alias, prop in fields.extra_properties.items()}
 
     email = values["email"]
     domain = props.get(EMAIL_DOMAIN_PROPERTY) or (email.rsplit("@", 1)[1] if email and "@" in email else None)
-    lead = Lead(
+    return Lead(
         crm="hubspot",
         object_type=fields.object_type,
         id=str(record["id"]),
@@ -216,54 +204,17 @@ def lead_from_record(record: Mapping[str, Any], fields: FieldMap) -> tuple[Lead,
         extra=extra,
         **values,
     )
-    return lead, warnings
 
 
-def _typed_values(props: Mapping[str, Any], parsed: Parser) -> dict[str, Any]:
-    """The standard properties, each parsed as its kind (text, integer, number, true/false, multi-checkbox)."""
-    values: dict[str, Any] = {}
-    for prop, attr in TEXT_PROPERTIES.items():
-        values[attr] = parsed(prop, str, "text")
-    for prop, attr in INT_PROPERTIES.items():
-        values[attr] = parsed(prop, _parse_int, "integer")
-    for prop, attr in FLOAT_PROPERTIES.items():
-        values[attr] = parsed(prop, float, "number")
-    for prop, attr in BOOL_PROPERTIES.items():
-        values[attr] = parsed(prop, _parse_bool, "true/false")
-    for prop, attr in MULTI_PROPERTIES.items():
-        raw = props.get(prop) or ""
-        values[attr] = tuple(v.strip() for v in str(raw).split(";") if v.strip())
-    return values
+def _first_present(props: Mapping[str, Any], names: Iterable[str]) -> Any:
+    """The value of the first of `names` that is set (the first present wins, even when it does not parse)."""
+    return next((props[name] for name in names if props.get(name)), None)
 
 
-def _first_datetime(props: Mapping[str, Any], names: Iterable[str], parsed: Parser) -> datetime | None:
-    for name in names:
-        if props.get(name):
-            return parsed(name, parse_datetime, "datetime")  # type: ignore[no-any-return]
-    return None
-
-
-def _latest_datetime(props: Mapping[str, Any], names: Iterable[str], parsed: Parser) -> datetime | None:
-    """The latest of the named timestamps that parse (each bad one noted), None when none is set."""
-    stamps = [parsed(name, parse_datetime, "datetime") for name in names if props.get(name)]
-    return max((stamp for stamp in stamps if stamp is not None), default=None)
-
-
-def _parse_int(raw: str) -> int:
-    # "1,200" or "250.0" are common hand-typed forms of a number property.
-    number = float(raw.replace(",", ""))
-    if not number.is_integer():
-        raise ValueError(raw)
-    return int(number)
-
-
-def _parse_bool(raw: str) -> bool:
-    low = raw.lower()
-    if low in ("true", "yes", "1"):
-        return True
-    if low in ("false", "no", "0"):
-        return False
-    raise ValueError(raw)
+def _text(raw: Any) -> str | None:
+    if raw is None or not str(raw).strip():
+        return None
+    return str(raw).strip()
 
 
 _EPOCH_MS = re.compile(r"^-?\d{9,}$")

@@ -1,14 +1,20 @@
-"""Salesforce start-up check: the Lead fields the connector writes exist, are editable and hold our values."""
+"""Salesforce start-up check: the Lead fields the connector writes exist, are editable and hold our values; the fields
+the field mapping reads have types their parsers fit (warned, not fatal)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from connector.adapters.salesforce.client import SalesforceClient
-from connector.adapters.salesforce.fields import NUMBER_TYPES, OBJECT, TEXT_TYPES, Described, active_values
+from connector.adapters.salesforce.fields import CODE_FIELDS, NUMBER_TYPES, OBJECT, TEXT_TYPES, Described, active_values
+from connector.canonical import FieldSource, FieldSpec
+from connector.canonical.schema import field_source
 from connector.config import SalesforceSettings
 from connector.core.errors import ConfigError, ConfigProblem, CrmApiError
+
+log = logging.getLogger("connector.adapters.salesforce")
 
 
 def bootstrap(client: SalesforceClient, settings: SalesforceSettings, grade_options: Sequence[str]) -> None:
@@ -48,6 +54,28 @@ def bootstrap(client: SalesforceClient, settings: SalesforceSettings, grade_opti
             problems.append(ConfigProblem("salesforce.lead_filter", f"Salesforce rejects this filter ({exc.code}): {exc}"))
     if problems:
         raise ConfigError(problems)
+
+
+def field_sources(described: Described, specs: Mapping[str, FieldSpec]) -> list[FieldSource]:
+    """Each mapped field's Lead field (CountryCode / StateCode when the org has them), its describe type and
+    whether its parser fits it."""
+    sources = []
+    for name, spec in specs.items():
+        code = CODE_FIELDS.get(spec.property)
+        if code and code in described:
+            sources.append(FieldSource(name, code, spec.parse, str(described[code].get("type") or ""), None))
+            continue
+        entry = described.get(spec.property)
+        sources.append(field_source(name, spec, entry, active_values(entry) if entry else ()))
+    return sources
+
+
+def warn_mismatches(sources: Iterable[FieldSource], configured: Mapping[str, FieldSpec]) -> None:
+    """One start-up warning per mapped field whose type disagrees with its parser (a missing standard field only
+    when the config names it)."""
+    for source in sources:
+        if source.problem and (source.crm_type is not None or source.field in configured):
+            log.warning("salesforce: field %s: %s (salesforce.fields.%s)", source.field, source.problem, source.field)
 
 
 def _check(fields: Described, problems: list[ConfigProblem], key: str, name: str, types: frozenset[str],

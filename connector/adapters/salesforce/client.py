@@ -9,10 +9,12 @@ a 401 INVALID_SESSION_ID refreshes the token once per failing call, then the cal
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
+import requests.adapters
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
@@ -25,6 +27,7 @@ from connector.core.clock import Clock
 from connector.core.errors import AuthError, ConfigError, ConfigProblem, ConnectorError
 
 log = logging.getLogger("connector.adapters.salesforce")
+HTTP_POOL_SIZE = 16  # kept-alive connections to the org: more than a run's reader and writer threads together
 
 
 class ApiSession(requests.Session):
@@ -38,6 +41,10 @@ class ApiSession(requests.Session):
         super().__init__()
         self._timeout = timeout
         self._ca_bundle = ca_bundle
+        # requests keeps 10 connections per host by default; the reader and writer threads of a run
+        # (pipeline/overlap.py) each hold one while a request is out, so the pool is sized for them.
+        for prefix in ("https://", "http://"):
+            self.mount(prefix, requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=HTTP_POOL_SIZE))
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("timeout", self._timeout)
@@ -66,7 +73,8 @@ class SalesforceClient:
         self._auth = SalesforceAuth(settings, ApiSession(timeout=settings.timeout_seconds, ca_bundle=settings.ca_bundle), clock)
         self._sf: Salesforce | None = None
         self._token: SalesforceToken | None = None
-        self._endpoint = ""
+        # The endpoint label of the request in flight, per thread: reader and writer threads share this client.
+        self._local = threading.local()
         self._described: Described | None = None
 
     def close(self) -> None:
@@ -84,8 +92,9 @@ class SalesforceClient:
     def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         # Every REST answer carries Sforce-Limit-Info: api-usage=used/limit; the guard keeps the daily budget
         # honest with it, errors included [crm-behaviour: Salesforce API allocation: rolling 24 hours].
-        self._policy.calls.add(self._endpoint)
-        self._policy.guard.after(self._endpoint, response.status_code, {k.lower(): v for k, v in response.headers.items()})
+        endpoint = getattr(self._local, "endpoint", "")
+        self._policy.calls.add(endpoint)
+        self._policy.guard.after(endpoint, response.status_code, {k.lower(): v for k, v in response.headers.items()})
 
     def _client(self) -> Salesforce:
         if self._sf is None:
@@ -99,7 +108,7 @@ class SalesforceClient:
         for first_try in (True, False):
             client = self._client()
             self._policy.guard.before(endpoint, kind)
-            self._endpoint = endpoint
+            self._local.endpoint = endpoint
             try:
                 return fn(client)
             except SalesforceError as exc:
@@ -132,6 +141,12 @@ class SalesforceClient:
 
     def stream(self, query: str, *, include_deleted: bool) -> Iterator[tuple[list[dict[str, Any]], bool]]:
         """Pages of one query: (records, done), following nextRecordsUrl one page at a time (never query_all)."""
+        for records, done, _ in self.pages(query, include_deleted=include_deleted):
+            yield records, done
+
+    def pages(self, query: str, *, include_deleted: bool = False) -> Iterator[tuple[list[dict[str, Any]], bool, int]]:
+        """`stream` with each page's totalSize (the rows the whole query returns): a look-up index can tell from
+        the first page how many calls the rest would take."""
         endpoint = "queryAll" if include_deleted else "query"
         headers = dict(self.query_headers)
         result = self.call(endpoint, "read", lambda sf: sf.query(query, include_deleted=include_deleted, headers=headers))
@@ -139,7 +154,7 @@ class SalesforceClient:
             records = [dict(r) for r in result.get("records", [])]
             next_url = result.get("nextRecordsUrl")
             done = bool(result.get("done", True)) or not next_url
-            yield records, done
+            yield records, done, int(result.get("totalSize") or len(records))
             if done:
                 return
 

@@ -2,38 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from connector.adapters.base import FieldWarning
+from connector.canonical import FieldReader, FieldSpec
+from connector.canonical.parsers import parse_number
+from connector.canonical.reader import parse_counted
 from connector.config import SalesforceSettings
 from connector.core.models import Crm, Lead, Patch
 
 CRM: Crm = "salesforce"
 OBJECT = "Lead"
-# Lead field → Lead attribute, copied as text.
-TEXT_FIELDS: dict[str, str] = {
-    "Email": "email", "FirstName": "first_name", "LastName": "last_name", "Title": "title", "Phone": "phone",
-    "Company": "company_name", "Industry": "industry", "Country": "country", "State": "state", "City": "city",
-    "PostalCode": "postal_code", "LeadSource": "lead_source", "OwnerId": "owner_id", "Seniority__c": "seniority",
+# Standard Lead fields → Lead attributes, each with its parser: NumberOfEmployees is an integer, AnnualRevenue a
+# currency, Country / State free text, Industry a picklist [crm-behaviour: Salesforce Lead field shapes]. BANT,
+# seniority and product interest are custom fields named per org: read only when `[salesforce.fields.<field>]`
+# maps them. `[salesforce.fields]` entries replace these one by one.
+DEFAULT_FIELDS: dict[str, FieldSpec] = {
+    "email": FieldSpec(property="Email"),
+    "first_name": FieldSpec(property="FirstName"),
+    "last_name": FieldSpec(property="LastName"),
+    "title": FieldSpec(property="Title"),
+    "phone": FieldSpec(property="Phone"),
+    "company_name": FieldSpec(property="Company"),
+    "industry": FieldSpec(property="Industry"),
+    "employees": FieldSpec(property="NumberOfEmployees", parse="number"),
+    "annual_revenue": FieldSpec(property="AnnualRevenue", parse="number"),
+    "country": FieldSpec(property="Country"),
+    "state": FieldSpec(property="State"),
+    "city": FieldSpec(property="City"),
+    "postal_code": FieldSpec(property="PostalCode"),
+    "lead_source": FieldSpec(property="LeadSource"),
 }
-# BANT custom picklists (Yes/No; checkboxes are read too) → Lead.budget/authority/need/timeframe.
-BANT_FIELDS: dict[str, str] = {
-    "Budget_Confirmed__c": "budget", "Decision_Maker__c": "authority",
-    "Need_Confirmed__c": "need", "Timeframe_Confirmed__c": "timeframe",
-}
-PRODUCT_INTEREST_FIELD = "Product_Interest__c"  # multi-select picklist, values joined with ";"
+# With State and Country/Territory Picklists the org also holds ISO codes beside the text: read them first.
+CODE_FIELDS: dict[str, str] = {"Country": "CountryCode", "State": "StateCode"}
 STATUS_FIELD = "Status"
 OWNER_FIELD = "OwnerId"
 STAMP_FIELD = "SystemModstamp"
 # Always selected: identity, cursor and lifecycle flags (standard on every org's Lead).
 SYSTEM_FIELDS = ("Id", "IsDeleted", "MasterRecordId", "IsConverted", STAMP_FIELD)
-OPTIONAL_FIELDS = (
-    *TEXT_FIELDS, *BANT_FIELDS, PRODUCT_INTEREST_FIELD, "Website", "NumberOfEmployees", "AnnualRevenue",
-    STATUS_FIELD, "CreatedDate", "LastModifiedDate", "LastActivityDate",
-)
+OPTIONAL_FIELDS = (*CODE_FIELDS.values(), OWNER_FIELD, "Website", STATUS_FIELD, "CreatedDate", "LastModifiedDate", "LastActivityDate")
 NUMBER_TYPES = frozenset({"double", "int", "currency", "percent"})
 TEXT_TYPES = frozenset({"picklist", "string"})
 
@@ -43,57 +52,60 @@ Described = Mapping[str, Mapping[str, Any]]  # Lead field name -> its describe e
 def select_fields(described: Described, settings: SalesforceSettings) -> list[str]:
     """The Lead fields every read selects: the system fields, then those of the others this org has."""
     wanted = [*SYSTEM_FIELDS]
-    for name in (*OPTIONAL_FIELDS, settings.score_field, settings.grade_field, settings.stage_field, *settings.extra_fields.values(), *settings.activity_fields):
+    mapped = (spec.property for spec in merged_specs(settings.fields).values())
+    for name in (*mapped, *OPTIONAL_FIELDS, settings.score_field, settings.grade_field, settings.stage_field, *settings.extra_fields.values(), *settings.activity_fields):
         if name in described and name not in wanted:
             wanted.append(name)
     return wanted
 
 
-def lead_from_record(record: Mapping[str, Any], settings: SalesforceSettings) -> tuple[Lead, list[FieldWarning]]:
-    """A Lead record from SOQL or Collections retrieve → Lead, plus the fields whose values did not parse."""
+def merged_specs(configured: Mapping[str, FieldSpec]) -> dict[str, FieldSpec]:
+    """The standard Lead fields with `[salesforce.fields]` over them, field by field."""
+    return {**DEFAULT_FIELDS, **configured}
+
+
+def lead_from_record(record: Mapping[str, Any], settings: SalesforceSettings, reader: FieldReader) -> Lead:
+    """A Lead record from SOQL or Collections retrieve → Lead; values that do not parse are counted in the
+    reader's ParseStats (reported once per run) and leave their attribute empty."""
     s = settings
-    warnings: list[FieldWarning] = []
-    lead_id = str(record["Id"])
+    stats = reader.stats
 
-    def parsed(name: str, convert: Callable[[Any], Any], expected: str) -> Any:
-        raw = record.get(name)
-        if raw in (None, ""):
-            return None
-        try:
-            return convert(raw)
-        except (TypeError, ValueError):
-            warnings.append(FieldWarning(name, expected))
-            return None
+    def get(name: str) -> Any:
+        code_field = CODE_FIELDS.get(name)
+        return (record.get(code_field) if code_field else None) or record.get(name)
 
-    values: dict[str, Any] = {attr: _text(record.get(name), strip=True) for name, attr in TEXT_FIELDS.items()}
-    for name, attr in BANT_FIELDS.items():
-        values[attr] = parsed(name, _yes_no, "yes/no value")
-    interest = record.get(PRODUCT_INTEREST_FIELD)
-    values["product_interest"] = tuple(p.strip() for p in str(interest).split(";") if p.strip()) if interest else ()
-    values["employees"] = parsed("NumberOfEmployees", _whole_number, "whole number")
-    values["annual_revenue"] = parsed("AnnualRevenue", float, "number")
-    values["score"] = parsed(s.score_field, float, "number")
+    values = reader.read(get)
+    values["owner_id"] = _text(record.get(OWNER_FIELD), strip=True)
+    values["score"] = parse_counted(stats, "score", record.get(s.score_field), parse_number)
     values["grade"] = _text(record.get(s.grade_field))
     values["stage"] = _text(record.get(s.stage_field))
     values["lead_status"] = _text(record.get(STATUS_FIELD))
     values["company_domain"] = website_domain(record.get("Website"))
-    values["created_at"] = parsed("CreatedDate", parse_datetime, "datetime")
-    values["modified_at"] = parsed("LastModifiedDate", parse_datetime, "datetime") or parsed(STAMP_FIELD, parse_datetime, "datetime")
+    values["created_at"] = parse_counted(stats, "created_at", record.get("CreatedDate"), _datetime)
+    values["modified_at"] = (parse_counted(stats, "modified_at", record.get("LastModifiedDate"), _datetime)
+                             or parse_counted(stats, "modified_at", record.get(STAMP_FIELD), _datetime, count_empty=False))
     # The latest of LastActivityDate (a date) and the org's own activity fields [crm-behaviour: HubSpot engagement timestamps].
-    stamps = [parsed(name, parse_datetime, "date or datetime") for name in ("LastActivityDate", *s.activity_fields)]
+    stamps = [parse_counted(stats, "last_activity_at", record.get(name), _datetime, count_empty=False)
+              for name in ("LastActivityDate", *s.activity_fields)]
     values["last_activity_at"] = max((stamp for stamp in stamps if stamp is not None), default=None)
     master = record.get("MasterRecordId")
-    lead = Lead(
+    return Lead(
         crm=CRM,
         object_type=OBJECT,
-        id=lead_id,
+        id=str(record["Id"]),
         is_converted=bool(record.get("IsConverted")),
         is_archived=bool(record.get("IsDeleted")),
         merged_into=str(master) if master else None,
         extra={alias: record.get(name) for alias, name in s.extra_fields.items()},
         **values,
     )
-    return lead, warnings
+
+
+def _datetime(value: Any) -> datetime:
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise ValueError(value)
+    return parsed
 
 
 def record_for(patch: Patch, described: Described, settings: SalesforceSettings) -> dict[str, Any]:
@@ -159,21 +171,3 @@ def _text(raw: Any, *, strip: bool = False) -> str | None:
     if raw in (None, ""):
         return None
     return str(raw).strip() if strip else str(raw)
-
-
-def _yes_no(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("yes", "true", "1"):
-        return True
-    if text in ("no", "false", "0"):
-        return False
-    raise ValueError(value)
-
-
-def _whole_number(value: Any) -> int:
-    number = float(value)
-    if number != int(number):
-        raise ValueError(value)
-    return int(number)

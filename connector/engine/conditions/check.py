@@ -12,7 +12,7 @@ from connector.engine.conditions.model import CONTEXT_FIELD_KINDS, OPS_BY_KIND, 
 # Without a near miss, an unknown field's message points at the kinds of fields, not at a list of 50 names.
 LEAD_FIELDS_HINT = (
     "use a lead attribute (country, state, email_domain, employees, industry, title, lead_source, ...), "
-    "extra.NAME (a mapped CRM property) or engagement.NAME"
+    "extra.NAME (a mapped CRM property), raw.NAME (a field's CRM text, e.g. raw.country) or engagement.NAME"
 )
 
 

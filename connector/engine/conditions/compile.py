@@ -19,6 +19,9 @@ def _getter(name: str) -> Callable[[Lead, Mapping[str, Any]], Any]:
     if name.startswith("engagement."):
         key = name[len("engagement."):]
         return lambda lead, ctx: lead.engagement.get(key)
+    if name.startswith("raw."):
+        key = name[len("raw."):]
+        return lambda lead, ctx: lead.raw.get(key)
     if name in ("email_domain", "full_name"):
         return lambda lead, ctx: getattr(lead, name)
     return lambda lead, ctx: ctx[name] if name in ctx else getattr(lead, name)

@@ -42,8 +42,9 @@ class Condition(BaseModel):
 
     TOML: `{ field = "country", op = "in", value = ["US", "CA"] }`,
     `{ all = [ {...}, {...} ] }`, `{ not = {...} }`. String comparisons ignore case.
-    Fields: any Lead attribute, `extra.NAME`, `engagement.NAME`, or a context field
-    (score, grade, model, bant, is_mql, region, is_free_mail, is_competitor).
+    Fields: any Lead attribute, `extra.NAME`, `engagement.NAME`, `raw.NAME` (the CRM's own text of a mapped
+    field, e.g. raw.country), or a context field (score, grade, model, bant, is_mql, region, is_free_mail,
+    is_competitor). A state may be written with its country prefix ("US-CA"): it compares as "CA".
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -54,6 +55,15 @@ class Condition(BaseModel):
     all: list[Condition] | None = None
     any: list[Condition] | None = None
     not_: Condition | None = Field(default=None, alias="not")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _state_codes(cls, data: Any) -> Any:
+        """`state in ["US-CA"]` as `state in ["CA"]`: lead states are ISO 3166-2 codes without the country prefix."""
+        if isinstance(data, dict) and data.get("field") == "state" and data.get("value") is not None:
+            value = data["value"]
+            data = {**data, "value": [_bare_state(v) for v in value] if isinstance(value, list) else _bare_state(value)}
+        return data
 
     @model_validator(mode="after")
     def _one_form(self) -> Condition:
@@ -67,6 +77,12 @@ class Condition(BaseModel):
         if self.any is not None and not self.any:
             raise ValueError("'any' needs at least one condition")
         return self
+
+
+def _bare_state(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > 3 and value[2] == "-" and value[:2].isalpha():
+        return value[3:]
+    return value
 
 
 def _check_field_test(cond: Condition) -> None:
@@ -124,6 +140,8 @@ def field_kind(name: str, extra_kinds: Mapping[str, str] | None = None) -> str |
         return "any"
     if name.startswith("engagement."):
         return "number"
+    if name.startswith("raw."):
+        return "str"
     return lead_field_types().get(name)
 
 

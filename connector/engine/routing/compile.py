@@ -148,6 +148,9 @@ def _generate_matcher(rules: Sequence[RuleConfig]) -> Matcher:
         elif name.startswith("engagement."):
             constants[f"_f{local}"] = name[len("engagement."):]
             lines.append(f"    {local} = lead.engagement.get(_f{local})")
+        elif name.startswith("raw."):
+            constants[f"_f{local}"] = name[len("raw."):]
+            lines.append(f"    {local} = lead.raw.get(_f{local})")
         else:
             constants[f"_f{local}"] = name
             lines.append(f"    {local} = getattr(lead, _f{local})")
@@ -192,7 +195,7 @@ def _compile_places(cfg: RoutingConfig) -> _Places:
         for country in region.countries:
             if region.states:
                 for state in region.states:
-                    places.region_by_state.setdefault((_up(country), _up(state)), name)
+                    places.region_by_state.setdefault((_up(country), _bare_state(country, state)), name)
             else:
                 places.region_by_country.setdefault(_up(country), name)
     postal: dict[str, list[tuple[str, str, str]]] = {}
@@ -202,11 +205,17 @@ def _compile_places(cfg: RoutingConfig) -> _Places:
             for lo, hi in terr.postal_ranges:
                 postal.setdefault(c, []).append((_postal(lo), _postal(hi), name))
             for state in terr.states:
-                places.territory_by_state.setdefault((c, _up(state)), name)
+                places.territory_by_state.setdefault((c, _bare_state(country, state)), name)
             if not terr.states and not terr.postal_ranges:
                 places.territory_by_country.setdefault(c, name)
     places.postal_ranges.update({c: tuple(sorted(v)) for c, v in postal.items()})
     return places
+
+
+def _bare_state(country: str, state: str) -> str:
+    """A configured state as leads hold it: ISO 3166-2 without the country prefix ("US-CA" and "CA" alike)."""
+    code = _up(state)
+    return code[3:] if code.startswith(_up(country) + "-") else code
 
 
 def _compile_rules(cfg: RoutingConfig, pools: Mapping[str, CompiledPool]) -> tuple[CompiledRule, ...]:

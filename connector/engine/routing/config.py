@@ -55,7 +55,13 @@ class RepConfig(_Section):
     regions: list[str] = Field(default_factory=list)
     max_open_leads: int | None = Field(default=None, ge=0)
     max_leads_per_day: int | None = Field(default=None, ge=0)
-    notify: str | None = None  # an http(s) webhook told of each lead routed (or reassigned) to this rep ([notifications])
+    # Where this rep hears of each lead routed (or reassigned) to them ([notifications]): an apprise URL
+    # (mailto://…, slack://…, https://hooks.slack.com/…, a Teams workflow URL, …), a plain http(s) webhook
+    # (the signed JSON POST), or a Slack member id "@U0123ABCD" (a DM through [notifications] slack_dm_channel).
+    notify: str | None = None
+    # Who hears of this rep's SLA breaches (before the lead moves on): another rep's email (told through that
+    # rep's notify) or a target written like notify. Unset: the manager of the first pool listing this rep.
+    manager: str | None = None
 
 
 class PoolConfig(_Section):
@@ -65,6 +71,8 @@ class PoolConfig(_Section):
     reps: list[str] = Field(default_factory=list)
     strategy: str = "round_robin"
     weight_by_conversion: bool = False
+    # Who hears of SLA breaches on this pool's reps' leads when a rep has no manager of their own (as rep manager).
+    manager: str | None = None
 
 
 class RegionConfig(_Section):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from connector.core.models import Lead
 from connector.engine.conditions import compile_condition
-from connector.engine.freemail import FREE_MAIL_DOMAINS
+from connector.engine.freemail import free_mail_domains
 from connector.engine.scoring.compiled import (
     PREBUILT_COUNTS,
     CompiledModel,
@@ -77,8 +77,11 @@ def _not_generated(lead: Lead, rules: Any, latest_at: float | None, now: float) 
     raise AssertionError("compile_scoring sets the generated scorer before returning")
 
 
-def compile_scoring(cfg: ScoringConfig) -> CompiledScoring:
-    """Compile a checked config once; score_lead then does no parsing. Call check_scoring first."""
+def compile_scoring(cfg: ScoringConfig, shipped_free_mail: Iterable[str] = ()) -> CompiledScoring:
+    """Compile a checked config once; score_lead then does no parsing. Call check_scoring first.
+
+    `shipped_free_mail`: the maintained free-mail / disposable domain lists, loaded outside the engine
+    (connector.canonical.domains); the config's free_mail_domains are added to them."""
     event_rules: list[EventRule] = []
     models = tuple(_compile_model(name, mcfg, event_rules) for name, mcfg in cfg.models.items())
     by_event: dict[str, list[EventRule]] = {}
@@ -90,9 +93,7 @@ def compile_scoring(cfg: ScoringConfig) -> CompiledScoring:
         else:
             for n in dict.fromkeys(n.strip().lower() for n in names):
                 by_event.setdefault(n, []).append(er)
-    free = {d.strip().lower() for d in cfg.free_mail_domains}
-    if cfg.use_shipped_free_mail:
-        free |= set(FREE_MAIL_DOMAINS)
+    free = free_mail_domains(cfg.free_mail_domains, shipped_free_mail, use_shipped=cfg.use_shipped_free_mail)
     compiled = CompiledScoring(
         config=cfg,
         signature=hashlib.sha256(cfg.model_dump_json(by_alias=True).encode()).hexdigest()[:16],
@@ -100,7 +101,7 @@ def compile_scoring(cfg: ScoringConfig) -> CompiledScoring:
         event_rules=tuple(event_rules),
         rules_by_event={k: tuple(v) for k, v in by_event.items()},
         rules_any_event=tuple(any_event),
-        free_mail=frozenset(free),
+        free_mail=free,
         competitors=tuple(d.strip().lower() for d in cfg.competitor_domains),
         region_of={c.strip().upper(): r for r, cs in reversed(cfg.regions.items()) for c in cs},
         stages=dict(cfg.stages),

@@ -256,6 +256,8 @@ def _field_lines(src: _Source) -> list[str]:
             head.append(f"{local} = lead.extra.get({src.const(name[len('extra.'):])})")
         elif name.startswith("engagement."):
             head.append(f"{local} = lead.engagement.get({src.const(name[len('engagement.'):])})")
+        elif name.startswith("raw."):
+            head.append(f"{local} = lead.raw.get({src.const(name[len('raw.'):])})")
         else:
             head.append(f"{local} = lead.{name}" if name.isidentifier() else f"{local} = getattr(lead, {src.const(name)})")
     return head

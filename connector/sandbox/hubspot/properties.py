@@ -39,9 +39,27 @@ LEAD_PIPELINE_STAGES = (
 )
 PRODUCT_OPTIONS = (("analytics", "Analytics"), ("crm", "CRM"), ("payments", "Payments"), ("support", "Support"))
 BOOL_OPTIONS = (("true", "Yes"), ("false", "No"))
-COMPANY_INDUSTRIES = tuple((v, v.replace("_", " ").title()) for v in (
-    "SOFTWARE", "FINANCIAL_SERVICES", "HEALTHCARE", "RETAIL", "MANUFACTURING", "EDUCATION", "LOGISTICS", "MEDIA",
+# numemployees on contacts is a dropdown of bands; this portal added 1000-5000 / 5000-10000 / 10000+ after
+# years of "1000+".
+EMPLOYEE_BANDS = ("1-5", "5-25", "25-50", "50-100", "100-500", "500-1000", "1000+", "1000-5000", "5000-10000", "10000+")
+# A part of HubSpot's company industry enumeration (about 150 internal values).
+_INDUSTRY_LABELS = {"HOSPITAL_HEALTH_CARE": "Hospital & Health Care", "E_LEARNING": "E-Learning",
+                    "TRANSPORTATION_TRUCKING_RAILROAD": "Transportation/Trucking/Railroad"}
+COMPANY_INDUSTRIES = tuple((v, _INDUSTRY_LABELS.get(v) or v.replace("_", " ").title().replace(" And ", " and ")) for v in (
+    "COMPUTER_SOFTWARE", "INFORMATION_TECHNOLOGY_AND_SERVICES", "INTERNET", "FINANCIAL_SERVICES", "BANKING", "INSURANCE",
+    "HOSPITAL_HEALTH_CARE", "MEDICAL_DEVICES", "PHARMACEUTICALS", "RETAIL", "CONSUMER_GOODS", "MACHINERY",
+    "INDUSTRIAL_AUTOMATION", "AUTOMOTIVE", "AVIATION_AEROSPACE", "EDUCATION_MANAGEMENT", "HIGHER_EDUCATION", "E_LEARNING",
+    "LOGISTICS_AND_SUPPLY_CHAIN", "TRANSPORTATION_TRUCKING_RAILROAD", "ONLINE_MEDIA", "BROADCAST_MEDIA",
+    "MARKETING_AND_ADVERTISING", "TELECOMMUNICATIONS", "CONSTRUCTION", "REAL_ESTATE", "GOVERNMENT_ADMINISTRATION",
 ))
+# The portal's own qualification properties (custom selects with the portal's internal values).
+BUDGET_OPTIONS = (("under_50k", "Under $50K"), ("50k_250k", "$50K-$250K"), ("over_250k", "Over $250K"))
+ROLE_OPTIONS = (("decision_maker", "Decision maker"), ("influencer", "Influencer"), ("evaluator", "Evaluator"),
+                ("end_user", "End user"))
+TIMELINE_OPTIONS = (("this_quarter", "This quarter"), ("next_quarter", "Next quarter"), ("this_year", "This year"),
+                    ("no_plans", "No plans"))
+SENIORITY_OPTIONS = (("c_level", "C-Level"), ("vp", "VP"), ("director", "Director"), ("manager", "Manager"),
+                     ("individual_contributor", "Individual contributor"), ("other", "Other"))
 OWNER_REFERENCE: dict[str, Any] = {"referenced_object_type": "OWNER", "external_options": True}
 
 
@@ -106,10 +124,10 @@ def _contact_properties() -> list[PropertyDef]:
         _p("company", "Company Name", "string", "text", ci),
         _p("website", "Website URL", "string", "text", ci),
         _p("hs_email_domain", "Email Domain", "string", "text", "emailinformation", read_only=True),
+        # Free text on contacts (the company's industry is an enumeration).
         _p("industry", "Industry", "string", "text", ci),
-        # HubSpot's own numemployees is a range dropdown; the sandbox keeps the exact number the seed has.
-        _p("numemployees", "Number of Employees", "number", "number", ci),
-        _p("annualrevenue", "Annual Revenue", "number", "number", ci),
+        _p("numemployees", "Number of Employees", "enumeration", "select", ci, options=tuple((b, b) for b in EMPLOYEE_BANDS)),
+        _p("annualrevenue", "Annual Revenue", "string", "text", ci),
         _p("country", "Country/Region", "string", "text", ci),
         _p("state", "State/Region", "string", "text", ci),
         _p("city", "City", "string", "text", ci),
@@ -126,9 +144,21 @@ def _contact_properties() -> list[PropertyDef]:
         *_contact_activity_properties(),
         # The account's own custom properties (not HubSpot-defined).
         _p("product_interest", "Product interest", "enumeration", "checkbox", ci, options=PRODUCT_OPTIONS, hubspot_defined=False),
-        *(_p(f"bant_{k}", f"BANT: {k}", "bool", "booleancheckbox", ci, options=BOOL_OPTIONS, hubspot_defined=False)
-          for k in ("budget", "authority", "need", "timeframe")),
+        *_qualification_properties(),
         _p("pricing_page_views", "Pricing page views", "number", "number", ci, hubspot_defined=False),
+    ]
+
+
+def _qualification_properties() -> list[PropertyDef]:
+    """The portal's own BANT and seniority properties (custom: each portal names and values them its own way)."""
+    q = "lead_qualification"
+    return [
+        _p("budget_range", "Budget range", "enumeration", "select", q, options=BUDGET_OPTIONS, hubspot_defined=False),
+        _p("decision_role", "Decision role", "enumeration", "select", q, options=ROLE_OPTIONS, hubspot_defined=False),
+        _p("need_confirmed", "Need confirmed", "bool", "booleancheckbox", q, options=BOOL_OPTIONS, hubspot_defined=False),
+        _p("purchase_timeline", "Purchase timeline", "enumeration", "select", q, options=TIMELINE_OPTIONS, hubspot_defined=False),
+        _p("seniority", "Seniority", "enumeration", "select", q, options=SENIORITY_OPTIONS, hubspot_defined=False),
+        _p("estimated_deal_value", "Estimated deal value", "number", "number", q, hubspot_defined=False),
     ]
 
 

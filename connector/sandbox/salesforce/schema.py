@@ -27,8 +27,30 @@ LEAD_STATUSES = (
     ("Closed - Not Converted", 4, False, False),
 )
 RATINGS = ("Hot", "Warm", "Cold")
-YES_NO = ("Yes", "No")
-BANT_FIELDS = ("Budget_Confirmed__c", "Decision_Maker__c", "Need_Confirmed__c", "Timeframe_Confirmed__c")
+# The standard Industry picklist's default values (org-editable).
+INDUSTRIES = (
+    "Agriculture", "Apparel", "Banking", "Biotechnology", "Chemicals", "Communications", "Construction", "Consulting",
+    "Education", "Electronics", "Energy", "Engineering", "Entertainment", "Environmental", "Finance", "Food & Beverage",
+    "Government", "Healthcare", "Hospitality", "Insurance", "Machinery", "Manufacturing", "Media", "Not For Profit",
+    "Other", "Recreation", "Retail", "Shipping", "Technology", "Telecommunications", "Transportation", "Utilities",
+)
+# State and Country/Territory Picklists are enabled in this org: CountryCode / StateCode hold ISO codes, the
+# labels are the names Country / State show. (value, label); states only where Salesforce ships them.
+COUNTRY_CODES = (
+    ("US", "United States"), ("CA", "Canada"), ("GB", "United Kingdom"), ("DE", "Germany"), ("FI", "Finland"),
+    ("TH", "Thailand"), ("BR", "Brazil"), ("JP", "Japan"), ("FR", "France"), ("NL", "Netherlands"), ("SE", "Sweden"),
+    ("IE", "Ireland"), ("AU", "Australia"), ("SG", "Singapore"), ("MX", "Mexico"), ("IN", "India"),
+)
+STATE_CODES = (
+    ("CA", "California"), ("NY", "New York"), ("TX", "Texas"), ("WA", "Washington"), ("MA", "Massachusetts"),
+    ("ON", "Ontario"), ("BC", "British Columbia"), ("QC", "Quebec"), ("SP", "São Paulo"), ("RJ", "Rio de Janeiro"),
+)
+# The org's own qualification fields (custom picklists: each org names and values them its own way).
+BUDGET_VALUES = ("Under $50K", "$50K-$250K", "Over $250K")
+ROLE_VALUES = ("Decision Maker", "Influencer", "Evaluator", "End User")
+TIMEFRAME_VALUES = ("This Quarter", "Next Quarter", "This Year", "No Plans")
+SENIORITY_VALUES = ("C-Level", "VP", "Director", "Manager", "Individual Contributor", "Other")
+PRODUCT_VALUES = ("Analytics", "CRM", "Payments", "Support")
 STRINGISH = frozenset({"string", "email", "phone", "url", "picklist", "multipicklist"})
 NUMERIC = frozenset({"int", "double", "currency", "percent"})
 
@@ -63,6 +85,7 @@ class FieldDef:
     updateable: bool = True
     custom: bool = False
     picklist: tuple[str, ...] = ()
+    picklist_labels: tuple[str, ...] = ()  # labels when they differ from the values (CountryCode: "US" / "United States")
     restricted: bool = False
     reference_to: tuple[str, ...] = ()
     default: str | None = None
@@ -82,11 +105,13 @@ def lead_fields() -> dict[str, FieldDef]:
         FieldDef("Email", "email"),
         FieldDef("Phone", "phone"),
         FieldDef("Website", "url"),
-        FieldDef("Industry", "picklist"),
+        FieldDef("Industry", "picklist", picklist=INDUSTRIES),
         FieldDef("NumberOfEmployees", "int"),
         FieldDef("AnnualRevenue", "currency"),
         FieldDef("Country", "string"),
         FieldDef("State", "string"),
+        _coded("CountryCode", COUNTRY_CODES),
+        _coded("StateCode", STATE_CODES),
         FieldDef("City", "string"),
         FieldDef("PostalCode", "string"),
         FieldDef("LeadSource", "picklist"),
@@ -102,12 +127,22 @@ def lead_fields() -> dict[str, FieldDef]:
         FieldDef("SystemModstamp", "datetime", updateable=False),
         FieldDef("LastActivityDate", "date", updateable=False),
         FieldDef("Connector_Score__c", "double", custom=True),
-        FieldDef("Product_Interest__c", "multipicklist", custom=True, picklist=("analytics", "crm", "payments", "support")),
-        FieldDef("Seniority__c", "picklist", custom=True,
-                 picklist=("c_level", "vp", "director", "manager", "individual", "other")),
-        *(FieldDef(name, "picklist", custom=True, picklist=YES_NO, restricted=True) for name in BANT_FIELDS),
+        FieldDef("Product_Interest__c", "multipicklist", custom=True, picklist=PRODUCT_VALUES),
+        FieldDef("Seniority__c", "picklist", custom=True, picklist=SENIORITY_VALUES),
+        FieldDef("Budget__c", "picklist", custom=True, picklist=BUDGET_VALUES, restricted=True),
+        FieldDef("Buying_Role__c", "picklist", custom=True, picklist=ROLE_VALUES, restricted=True),
+        FieldDef("Need_Confirmed__c", "boolean", custom=True),
+        FieldDef("Timeframe__c", "picklist", custom=True, picklist=TIMEFRAME_VALUES, restricted=True),
+        FieldDef("Estimated_Deal_Value__c", "currency", custom=True),
+        FieldDef("Page_Views__c", "double", custom=True),
+        FieldDef("Last_Visit__c", "datetime", custom=True),
     ]
     return {d.name: d for d in defs}
+
+
+def _coded(name: str, pairs: tuple[tuple[str, str], ...]) -> FieldDef:
+    return FieldDef(name, "picklist", picklist=tuple(v for v, _ in pairs), picklist_labels=tuple(label for _, label in pairs),
+                    restricted=True)
 
 
 def _simple_fields(spec: str) -> dict[str, FieldDef]:
@@ -134,13 +169,14 @@ KEY_PREFIX = {"Lead": "00Q", "User": "005", "Group": "00G", "Account": "001", "C
 
 def describe_field(fdef: FieldDef, values: tuple[str, ...]) -> dict[str, Any]:
     """One field of a describe result, with its (current) picklist values."""
+    labels = dict(zip(fdef.picklist, fdef.picklist_labels, strict=False))
     return {
         "name": fdef.name, "label": fdef.name.removesuffix("__c").replace("_", " "), "type": fdef.type,
         "updateable": fdef.updateable, "createable": fdef.updateable, "custom": fdef.custom, "nillable": fdef.type != "boolean",
         "length": 255 if fdef.type in STRINGISH else 0, "precision": 18 if fdef.type in ("double", "currency") else 0,
         "scale": 0, "restrictedPicklist": fdef.restricted, "referenceTo": list(fdef.reference_to),
-        "picklistValues": [{"active": True, "defaultValue": v == fdef.default, "label": v, "validFor": None, "value": v}
-                           for v in values],
+        "picklistValues": [{"active": True, "defaultValue": v == fdef.default, "label": labels.get(v, v), "validFor": None,
+                            "value": v} for v in values],
     }
 
 

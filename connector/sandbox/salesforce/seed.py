@@ -3,21 +3,56 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from connector.sandbox.salesforce.org import Org
-from connector.sandbox.salesforce.schema import BANT_FIELDS, LEAD_STATUSES, RATINGS, SEED_BASE
-from connector.sandbox.seed import SEED_REPS, SeedCompany, SeedPerson, generate_companies, generate_people
+from connector.sandbox.salesforce.schema import (
+    BUDGET_VALUES,
+    LEAD_STATUSES,
+    PRODUCT_VALUES,
+    RATINGS,
+    ROLE_VALUES,
+    SEED_BASE,
+    SENIORITY_VALUES,
+    STATE_CODES,
+    TIMEFRAME_VALUES,
+)
+from connector.sandbox.seed import (
+    BUDGET_RANGES,
+    BUYING_ROLES,
+    COUNTRY_BY_CODE,
+    SEED_REPS,
+    SENIORITY_LEVELS,
+    TIMELINES,
+    SeedCompany,
+    SeedPerson,
+    generate_companies,
+    generate_people,
+)
+
+# Canonical industry slug → the org's Industry picklist value.
+SF_INDUSTRY = {
+    "technology": "Technology", "finance": "Finance", "healthcare": "Healthcare", "retail": "Retail",
+    "manufacturing": "Manufacturing", "education": "Education", "transportation": "Transportation", "media": "Media",
+}
+# The seed's canonical answers → the org's picklist values.
+BUDGET = dict(zip(BUDGET_RANGES, BUDGET_VALUES, strict=True))
+ROLE = dict(zip(BUYING_ROLES, ROLE_VALUES, strict=True))
+TIMEFRAME = dict(zip(TIMELINES, TIMEFRAME_VALUES, strict=True))
+SENIORITY = dict(zip(SENIORITY_LEVELS, SENIORITY_VALUES, strict=True))
+PRODUCT = {v.lower(): v for v in PRODUCT_VALUES}
+STATE_NAMES = dict(STATE_CODES)
 
 
-def seed_org(org: Org, seed: int, n_leads: int, admin_username: str) -> None:
-    """Fill an empty org: the same data for the same arguments."""
+def seed_org(org: Org, seed: int, n_leads: int, admin_username: str, base: datetime = SEED_BASE) -> None:
+    """Fill an empty org: the same data for the same arguments, timestamps before `base`."""
     rng = random.Random(seed * 7919 + 1)
     rep_ids = _seed_users(org, admin_username)
     active_rep_ids = [u for u in rep_ids if org.tables["User"][u]["IsActive"]]
     groups = org.tables["Group"]
-    queues = (("Inbound Lead Queue", "Inbound_Lead_Queue"), ("Enterprise Queue", "Enterprise_Queue"), ("EMEA Lead Queue", "EMEA_Lead_Queue"))
+    queues = (("Inbound Lead Queue", "Inbound_Lead_Queue"), ("Enterprise Queue", "Enterprise_Queue"), ("EMEA Lead Queue", "EMEA_Lead_Queue"),
+              ("Unassigned Leads", "Unassigned_Leads"))
     for name, dev in queues:
         gid = org.next_id("Group")
         groups[gid] = {"Id": gid, "Name": name, "DeveloperName": dev, "Type": "Queue", "Email": f"{dev.lower()}@example-corp.test"}
@@ -29,10 +64,11 @@ def seed_org(org: Org, seed: int, n_leads: int, admin_username: str) -> None:
     companies = generate_companies()
     _seed_accounts(org, companies, rep_ids)
     for i, person in enumerate(generate_people(n_leads, seed=seed, companies=companies)):
-        created = (SEED_BASE - timedelta(days=person.created_days_ago)).replace(microsecond=0)
+        created = (base - timedelta(days=person.created_days_ago)).replace(microsecond=0)
         modified = (created + timedelta(days=rng.uniform(0, person.created_days_ago))).replace(microsecond=0)
-        modified = min(modified, SEED_BASE)
-        lid = org.insert_lead(_lead_fields(org, person, rng, active_rep_ids), created=created, modified=modified)
+        modified = min(modified, base)
+        fields = {**_lead_fields(org, person, rng, active_rep_ids), **_engagement_fields(person, base)}
+        lid = org.insert_lead(fields, created=created, modified=modified)
         if i % 40 == 39:  # a few converted leads: updates to them fail [crm-behaviour: Salesforce per-record errors]
             org.convert(lid, modified)
 
@@ -67,29 +103,62 @@ def _seed_accounts(org: Org, companies: list[SeedCompany], rep_ids: list[str]) -
             "Id": aid, "IsDeleted": False, "Name": co.name, "Website": website,
             "OwnerId": rep_ids[co.owner_index] if co.owner_index is not None else org.integration_user_id,
             "ParentId": account_ids.get(co.parent_key) if co.parent_key else None,
-            "Industry": co.industry, "NumberOfEmployees": co.employees,
+            "Industry": SF_INDUSTRY[co.industry], "NumberOfEmployees": co.employees,
         }
 
 
 def _lead_fields(org: Org, person: SeedPerson, rng: random.Random, active_rep_ids: list[str]) -> dict[str, Any]:
     roll = rng.random()
-    # Web-to-lead and assignment rules park most new leads in a queue (the default one, some in EMEA's).
-    emea = next((g for g, row in org.tables["Group"].items() if row["Name"] == "EMEA Lead Queue"), org.default_queue_id)
-    owner = emea if roll < 0.1 else org.default_queue_id if roll < 0.6 else org.integration_user_id if roll < 0.85 else rng.choice(active_rep_ids)
+    # Web-to-lead and assignment rules park most new leads in a queue (the default one, some in EMEA's or "Unassigned Leads").
+    queue = {row["Name"]: g for g, row in org.tables["Group"].items()}
+    emea, unassigned = queue.get("EMEA Lead Queue", org.default_queue_id), queue.get("Unassigned Leads", org.default_queue_id)
+    owner = (emea if roll < 0.1 else org.default_queue_id if roll < 0.45 else unassigned if roll < 0.6
+             else org.integration_user_id if roll < 0.85 else rng.choice(active_rep_ids))
     status_roll = rng.random()
     status = LEAD_STATUSES[0][0] if status_roll < 0.75 else LEAD_STATUSES[1][0] if status_roll < 0.95 else LEAD_STATUSES[3][0]
     lead: dict[str, Any] = {
         "FirstName": person.first_name, "LastName": person.last_name, "Title": person.title,
         "Company": person.company_name or f"{person.last_name} (personal)", "Email": person.email,
         "Phone": person.phone, "Website": person.company_domain if person.company_name else None,
-        "Industry": person.industry, "NumberOfEmployees": person.employees,
-        "AnnualRevenue": float(person.annual_revenue), "Country": person.country, "State": person.state,
-        "City": person.city, "PostalCode": person.postal_code, "LeadSource": person.lead_source,
-        "Status": status, "Rating": rng.choice(RATINGS) if rng.random() < 0.3 else None, "OwnerId": owner,
-        "Product_Interest__c": person.product_interest, "Seniority__c": person.seniority,
-        "LastActivityDate": (SEED_BASE - timedelta(days=person.last_activity_days_ago)).date()
-        if person.last_activity_days_ago is not None else None,
+        "Industry": SF_INDUSTRY[person.industry] if rng.random() < 0.95 else None, "NumberOfEmployees": person.employees,
+        "AnnualRevenue": float(person.annual_revenue), "City": person.city, "PostalCode": person.postal_code,
+        "LeadSource": person.lead_source, "Status": status, "Rating": rng.choice(RATINGS) if rng.random() < 0.3 else None,
+        "OwnerId": owner, **_place(person, rng), **_qualification(person),
     }
-    for name, value in zip(BANT_FIELDS, (person.budget, person.authority, person.need, person.timeframe), strict=True):
-        lead[name] = None if value is None else ("Yes" if value else "No")
     return lead
+
+
+def _place(person: SeedPerson, rng: random.Random) -> dict[str, Any]:
+    """Country and state: most leads through the org's state and country picklists (ISO codes plus their labels),
+    some older ones as the free text they were imported with, before the picklists were turned on."""
+    if rng.random() < 0.15:
+        return {"Country": person.country_text or None, "State": person.state_text if person.country_text else None}
+    country = COUNTRY_BY_CODE[person.country]
+    region = next(r for r in country.regions if r.code == person.state)
+    coded = person.state in STATE_NAMES and person.country in ("US", "CA", "BR")
+    return {"Country": country.name, "CountryCode": country.code,
+            "State": STATE_NAMES[person.state] if coded else region.spellings[0],
+            "StateCode": person.state if coded else None}
+
+
+def _qualification(person: SeedPerson) -> dict[str, Any]:
+    """The org's own BANT, seniority and product-interest fields, in its picklist values."""
+    return {
+        "Budget__c": BUDGET.get(person.budget_range or ""), "Buying_Role__c": ROLE.get(person.buying_role or ""),
+        "Need_Confirmed__c": bool(person.need),  # a checkbox: never empty, unchecked = false
+        "Timeframe__c": TIMEFRAME.get(person.timeline or ""), "Seniority__c": SENIORITY[person.seniority],
+        "Product_Interest__c": ";".join(PRODUCT[p] for p in person.products),
+        "Estimated_Deal_Value__c": None if person.deal_size is None else float(person.deal_size),
+    }
+
+
+def _engagement_fields(person: SeedPerson, base: datetime) -> dict[str, Any]:
+    """LastActivityDate (the last task or event: a date) and the org's web-tracking custom fields."""
+    days = person.activity_days_ago
+    sales = [days[k] for k in ("sales_activity", "note") if k in days]
+    visit = days.get("visit")
+    return {
+        "LastActivityDate": (base - timedelta(days=min(sales))).date() if sales else None,
+        "Page_Views__c": float(person.page_views),
+        "Last_Visit__c": (base - timedelta(days=visit)).replace(microsecond=0) if visit is not None else None,
+    }

@@ -15,7 +15,7 @@ from connector.sandbox.salesforce import composite
 from connector.sandbox.salesforce.auth import Credentials, Sessions
 from connector.sandbox.salesforce.org import Org
 from connector.sandbox.salesforce.query import Queries, describe
-from connector.sandbox.salesforce.schema import API_VERSIONS, ORG_ID, REQUEST_LINE_MAX, render_row, sf_errors
+from connector.sandbox.salesforce.schema import API_VERSIONS, ORG_ID, REQUEST_LINE_MAX, SEED_BASE, render_row, sf_errors
 from connector.sandbox.salesforce.seed import seed_org
 
 LogEntry = tuple[str, str, str, int]  # (method, path with query, endpoint label, status)
@@ -48,6 +48,7 @@ class SalesforceSandbox(SandboxServer[LogEntry, Failure]):
         clock: Clock | None = None,
         pubsub: bool = False,
         pubsub_tls: bool = False,
+        seed_base: datetime | None = None,
     ) -> None:
         super().__init__(seed=seed, clock=clock, tls=True)
         self.client_id = client_id
@@ -73,7 +74,11 @@ class SalesforceSandbox(SandboxServer[LogEntry, Failure]):
         self._org.on_change = self._publish_change
         self._sessions = Sessions(self._org)
         self._queries = Queries(self._org)
-        seed_org(self._org, seed, leads, username)
+        # Seeded timestamps hang off `seed_base`: by default the given clock's day, like the HubSpot sandbox (records
+        # and engagement as old against the connector's `now` on the shared clock); without a clock a fixed date.
+        if seed_base is None and clock is not None:
+            seed_base = clock.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        seed_org(self._org, seed, leads, username, seed_base or SEED_BASE)
 
     @property
     def instance_url(self) -> str:

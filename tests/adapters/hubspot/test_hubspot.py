@@ -50,8 +50,17 @@ def test_values_are_written_as_hubspot_strings(value: object, text: str) -> None
     assert format_value(value) == text
 
 
+BANT_FIELDS = {
+    "budget": {"property": "bant_budget", "parse": "boolean"},
+    "authority": {"property": "bant_authority", "parse": "boolean"},
+    "need": {"property": "bant_need", "parse": "boolean"},
+    "timeframe": {"property": "bant_timeframe", "parse": "boolean"},
+    "product_interest": {"property": "product_interest", "parse": "multi"},
+}
+
+
 def test_normalize_maps_contact_properties_to_the_common_model() -> None:
-    adapter = offline_adapter(extra_properties={"plan": "plan_tier"})
+    adapter = offline_adapter(extra_properties={"plan": "plan_tier"}, fields=BANT_FIELDS)
     lead = adapter.normalize({
         "id": "101",
         "archived": False,
@@ -69,7 +78,8 @@ def test_normalize_maps_contact_properties_to_the_common_model() -> None:
     assert (lead.crm, lead.object_type, lead.id, lead.key) == ("hubspot", "contacts", "101", "hubspot:contacts:101")
     assert (lead.first_name, lead.last_name, lead.title, lead.company_name) == ("Aino", "Virtanen", "CTO", "Nordic Oy")
     assert (lead.employees, lead.annual_revenue) == (250, 1200000.5)
-    assert (lead.country, lead.state, lead.city, lead.postal_code) == ("FI", "Uusimaa", "Helsinki", "00100")
+    assert (lead.country, lead.state, lead.city, lead.postal_code) == ("FI", "18", "Helsinki", "00100")
+    assert lead.industry == "technology" and lead.raw["industry"] == "SOFTWARE" and lead.raw["state"] == "Uusimaa"
     assert lead.lead_source == "ORGANIC_SEARCH"
     assert lead.product_interest == ("analytics", "crm")
     assert (lead.budget, lead.authority, lead.need, lead.timeframe) == (True, False, None, None)
@@ -96,19 +106,22 @@ def test_last_activity_is_the_latest_engagement_timestamp_not_the_first_present(
         assert prop in requested
 
 
-def test_malformed_values_become_none_with_a_warning_and_never_fail_the_record(caplog: pytest.LogCaptureFixture) -> None:
-    adapter = offline_adapter()
+def test_malformed_values_become_none_counted_not_logged_per_lead_and_never_fail_the_record(caplog: pytest.LogCaptureFixture) -> None:
+    adapter = offline_adapter(fields=BANT_FIELDS)
     with caplog.at_level(logging.WARNING, logger="connector.adapters.hubspot"):
-        lead = adapter.normalize({"id": "5", "properties": {
+        leads = [adapter.normalize({"id": str(i), "properties": {
             "email": "x@y.example", "numemployees": "lots", "annualrevenue": "n/a", "bant_need": "maybe", "createdate": "yesterday",
             "hs_email_domain": "Y.Example",
-        }})
+        }}) for i in range(3)]
+    lead = leads[0]
     assert (lead.employees, lead.annual_revenue, lead.need, lead.created_at) == (None, None, None, None)
     assert lead.email == "x@y.example" and lead.company_domain == "y.example"
-    warned = " ".join(r.getMessage() for r in caplog.records)
-    for prop in ("numemployees", "annualrevenue", "bant_need", "createdate"):
-        assert prop in warned
-    assert "lots" not in warned  # the bad value may be personal data; the property name is enough
+    assert not caplog.records  # no line per lead: the run reports the tallies once
+    tallies = adapter.parse_stats.tallies
+    for name, value in (("employees", "lots"), ("annual_revenue", "n/a"), ("need", "maybe"), ("created_at", "yesterday")):
+        assert tallies[name].unparsed == {value: 3} and tallies[name].parsed == 0
+    assert tallies["budget"].empty == 3 and tallies["budget"].unparsed_count == 0
+    assert adapter.parse_stats.summary()[:2] == ["annual_revenue: 3 of 3 values unparsed", "created_at: 3 of 3 values unparsed"]
 
 
 def test_stage_comes_from_the_configured_property_for_leads() -> None:

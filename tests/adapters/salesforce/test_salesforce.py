@@ -52,8 +52,18 @@ def active_rep(sb: SalesforceSandbox) -> str:
     return next(u["Id"] for u in sb.users() if u["IsActive"] and u["Email"].endswith("example-corp.test"))
 
 
+CUSTOM_FIELDS = {
+    "budget": {"property": "Budget_Confirmed__c", "parse": "boolean"},
+    "authority": {"property": "Decision_Maker__c", "parse": "boolean"},
+    "need": {"property": "Need_Confirmed__c", "parse": "boolean"},
+    "timeframe": {"property": "Timeframe_Confirmed__c", "parse": "boolean"},
+    "product_interest": {"property": "Product_Interest__c", "parse": "multi"},
+    "seniority": {"property": "Seniority__c", "parse": "value_map", "values": {"VP": "vp", "Director": "director"}},
+}
+
+
 def test_normalize_maps_lead_fields_to_the_common_model(sb: SalesforceSandbox, clock: FrozenClock) -> None:
-    adapter = make(sb, clock, extra_fields={"seniority_raw": "Seniority__c"})
+    adapter = make(sb, clock, extra_fields={"seniority_raw": "Seniority__c"}, fields=CUSTOM_FIELDS)
     lead = adapter.normalize({
         "attributes": {"type": "Lead"}, "Id": "00QA", "Email": "aino@nordic.example", "FirstName": "Aino", "LastName": "Virtanen",
         "Company": "Nordic Oy", "Website": "https://www.Nordic.example/fi", "NumberOfEmployees": 250, "AnnualRevenue": 1200000.5,
@@ -81,10 +91,13 @@ def test_last_activity_is_the_latest_of_last_activity_date_and_the_mapped_activi
     assert lead.last_activity_at == datetime(2024, 5, 30, 9, tzinfo=UTC)
 
 
-def test_normalize_leaves_bad_values_empty_with_a_warning(sb: SalesforceSandbox, clock: FrozenClock, caplog: pytest.LogCaptureFixture) -> None:
-    lead = make(sb, clock).normalize({"Id": "00QA", "NumberOfEmployees": "lots", "Budget_Confirmed__c": "maybe", "CreatedDate": "yesterday"})
+def test_normalize_leaves_bad_values_empty_and_counts_them(sb: SalesforceSandbox, clock: FrozenClock, caplog: pytest.LogCaptureFixture) -> None:
+    adapter = make(sb, clock, fields=CUSTOM_FIELDS)
+    lead = adapter.normalize({"Id": "00QA", "NumberOfEmployees": "lots", "Budget_Confirmed__c": "maybe", "CreatedDate": "yesterday"})
     assert (lead.employees, lead.budget, lead.created_at) == (None, None, None)
-    assert "NumberOfEmployees" in caplog.text and "lots" not in caplog.text
+    assert "lots" not in caplog.text  # no line per lead (and no value in a log): the tallies are reported once a run
+    tallies = adapter.parse_stats.tallies
+    assert (tallies["employees"].unparsed, tallies["budget"].unparsed, tallies["created_at"].unparsed) == ({"lots": 1}, {"maybe": 1}, {"yesterday": 1})
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("2024-01-01T00:00:00.000+0000", datetime(2024, 1, 1, tzinfo=UTC)),
@@ -225,7 +238,7 @@ def test_owners_are_users_and_queues(sb: SalesforceSandbox, clock: FrozenClock) 
     by_email = {o.email: o for o in owners}
     assert by_email["hal.former@example-corp.test"].is_active is False
     queues = [o for o in owners if o.is_queue]
-    assert len(queues) == 3 and all(o.id.startswith("00G") for o in queues)
+    assert len(queues) == 4 and all(o.id.startswith("00G") for o in queues)  # inbound, enterprise, EMEA, unassigned
 
 
 def test_queue_owned_leads_keep_the_queue_id(sb: SalesforceSandbox, clock: FrozenClock) -> None:

@@ -108,10 +108,10 @@ def test_the_example_routing_validates_and_routes() -> None:
     hal = next(r for r in reps if r.email.startswith("hal."))
     assert hal.is_active is False
     r = Router(cfg, compiled, reps, RoutingState())
-    finn = r.route(lead("1", country="FI", industry="SOFTWARE"), now=TUESDAY.replace(hour=10))
+    finn = r.route(lead("1", country="FI", industry="technology"), now=TUESDAY.replace(hour=10))  # canonical slug
     assert (finn.kind, finn.rule, finn.pool, finn.strategy) == ("rule", "nordics", "emea", "best_match")
     assert finn.rep == "eli.sales@example-corp.test" and finn.owner_id == "104"  # region and industry match
-    late = r.route(lead("1b", country="FI", industry="SOFTWARE"))  # 17:00 in Helsinki: Eli has left
+    late = r.route(lead("1b", country="FI", industry="technology"))  # 17:00 in Helsinki: Eli has left
     assert late.rep != "eli.sales@example-corp.test"
     assert next(c for c in late.candidates if c.rep.startswith("eli.")).reason.startswith("outside working hours (Tue 17:00")
     bay = r.route(lead("2", country="US", state="CA", postal_code="94105"))

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from connector.config import load_settings
-from connector.engine.freemail import FREE_MAIL_DOMAINS
+from connector.canonical.domains import shipped_free_mail_domains
 from connector.engine.scoring import (
     CompiledScoring,
     EventAggregates,
@@ -42,7 +42,7 @@ def example_scoring_table() -> dict[str, Any]:
 def example() -> CompiledScoring:
     cfg = ScoringConfig.model_validate(example_scoring_table())
     assert check_scoring(cfg, "scoring") == []
-    return compile_scoring(cfg)
+    return compile_scoring(cfg, shipped_free_mail_domains())
 
 
 def lead(**kw: Any) -> Lead:
@@ -61,7 +61,7 @@ def page(path: str, days_ago: float = 0) -> Event:
 def compiled(data: dict[str, Any]) -> CompiledScoring:
     cfg = ScoringConfig.model_validate(data)
     assert check_scoring(cfg, "scoring") == []
-    return compile_scoring(cfg)
+    return compile_scoring(cfg, shipped_free_mail_domains())
 
 
 def one_model(*rules: dict[str, Any], **model: Any) -> CompiledScoring:
@@ -288,10 +288,14 @@ def test_fit_rules_and_context(when: dict[str, Any], lead_kw: dict[str, Any], fi
     assert score(c, **lead_kw).score == (-7.5 if fires else 0)
 
 
-def test_shipped_free_mail_list_can_be_turned_off() -> None:
-    assert len(FREE_MAIL_DOMAINS) >= 300 and len(set(FREE_MAIL_DOMAINS)) == len(FREE_MAIL_DOMAINS)
+def test_the_engine_receives_the_shipped_free_mail_domains_and_adds_the_configs_or_turns_them_off() -> None:
     rule = {"name": "free", "when": {"field": "is_free_mail", "op": "eq", "value": True}, "points": -10}
-    off = compiled({"use_shipped_free_mail": False, "free_mail_domains": ["own.example"], "models": {"m": {"rules": [rule]}}})
+    data: dict[str, Any] = {"free_mail_domains": ["Own.example"], "models": {"m": {"rules": [rule]}}}
+    shipped = frozenset({"gmail.com"})  # the packages' lists arrive as data: the engine itself holds none
+    on = compile_scoring(ScoringConfig.model_validate(data), shipped)
+    assert (score(on, email="a@gmail.com").score, score(on, email="a@own.example").score) == (-10, -10)
+    assert compile_scoring(ScoringConfig.model_validate(data)).free_mail == frozenset({"own.example"})  # nothing shipped
+    off = compile_scoring(ScoringConfig.model_validate({**data, "use_shipped_free_mail": False}), shipped)
     assert score(off, email="a@gmail.com").score == 0
     assert score(off, email="a@own.example").score == -10
 

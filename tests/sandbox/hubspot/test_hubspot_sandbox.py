@@ -255,7 +255,8 @@ def test_batch_update_partial_failure_is_207_with_errors(fresh: tuple[HubSpotSan
         ({"hs_lead_status": "SOMETHING"}, "INVALID_OPTION"),
         ({"lifecyclestage": "prospect"}, "INVALID_OPTION"),
         ({"pricing_page_views": "many"}, "INVALID_DECIMAL"),
-        ({"bant_budget": "maybe"}, "INVALID_BOOLEAN"),
+        ({"need_confirmed": "maybe"}, "INVALID_BOOLEAN"),
+        ({"numemployees": "250"}, "INVALID_OPTION"),  # a dropdown of bands, not a number
     ],
 )
 def test_invalid_values_are_per_record_errors(fresh: tuple[HubSpotSandbox, FrozenClock], properties: dict[str, str], code: str) -> None:
@@ -442,7 +443,7 @@ def test_standard_property_definitions(shared: HubSpotSandbox) -> None:
     assert [o.value for o in status.options] == [
         "NEW", "OPEN", "IN_PROGRESS", "OPEN_DEAL", "UNQUALIFIED", "ATTEMPTED_TO_CONTACT", "CONNECTED", "BAD_TIMING"]
     names = {p.name for p in client.crm.properties.core_api.get_all("contacts").results}
-    assert {"hubspot_owner_id", "lastmodifieddate", "bant_need", "pricing_page_views"} <= names
+    assert {"hubspot_owner_id", "lastmodifieddate", "need_confirmed", "pricing_page_views"} <= names
     assert "connector_lead_score" not in names
 
 
@@ -475,8 +476,10 @@ def test_v4_associations(shared: HubSpotSandbox) -> None:
     parents = client.crm.associations.v4.batch_api.get_page(
         "companies", "companies", BatchInputPublicFetchAssociationsBatchRequest(inputs=[{"id": c} for c in children]))
     for row in parents.results:
-        assert [t.to_object_id for t in row.to] == [(shared.get_record("companies", row._from.id) or {})["hs_parent_company_id"]]
-        assert row.to[0].association_types[0].type_id == 14
+        # A child that is itself a parent also lists its own children (type 13); its parent is the one type-14 link.
+        up = [t.to_object_id for t in row.to if any(a.type_id == 14 for a in t.association_types)]
+        assert up == [(shared.get_record("companies", row._from.id) or {})["hs_parent_company_id"]]
+        assert {a.type_id for t in row.to for a in t.association_types} <= {13, 14}
 
 
 def test_leads_object_with_contact_associations(shared: HubSpotSandbox) -> None:

@@ -276,7 +276,7 @@ def test_users_queues_lead_statuses_and_accounts_are_seeded(api: Api, sb: Salesf
     users = api.query("SELECT Id, Email, IsActive FROM User WHERE IsActive = false").json()["records"]
     assert [u["Email"] for u in users] == ["hal.former@example-corp.test"]
     queues = api.query("SELECT Id, Name FROM Group WHERE Type = 'Queue'").json()["records"]
-    assert all(q["Id"].startswith("00G") for q in queues) and len(queues) == 3  # inbound, enterprise, EMEA
+    assert all(q["Id"].startswith("00G") for q in queues) and len(queues) == 4  # inbound, enterprise, EMEA, unassigned
     statuses = api.query("SELECT ApiName, IsConverted FROM LeadStatus ORDER BY SortOrder").json()["records"]
     assert [s["ApiName"] for s in statuses][2] == "Closed - Converted" and statuses[2]["IsConverted"] is True
     parented = api.query("SELECT Id, ParentId FROM Account WHERE ParentId != null").json()["records"]
