@@ -149,10 +149,13 @@ def _announce(say: Echo, stage: _Stage, contacts: int, *, pinned: bool) -> None:
 
 def _live_arrivals(hs: HubSpotSandbox) -> tuple[str | None, str]:
     """Five new leads arrive and a person hands the last owned lead to the first owner: (that lead's id, the owner)."""
+    # Hot leads in the portal's own shapes, from a customer account whose owner the relationship routes them to.
     for n in range(5):
         hs.create_contact({
-            "email": f"new.lead{n}@hooli.example", "firstname": "New", "lastname": f"Lead{n}", "jobtitle": "VP of Sales",
-            "country": "US", "numemployees": "1200", "industry": "SOFTWARE",
+            "email": f"new.lead{n}@globex.example", "firstname": "New", "lastname": f"Lead{n}", "jobtitle": "VP of Sales",
+            "country": "United States", "numemployees": "1000-5000", "industry": "Computer Software",
+            "budget_range": "over_250k", "decision_role": "decision_maker", "need_confirmed": "true",
+            "purchase_timeline": "this_quarter", "seniority": "vp", "product_interest": "analytics;crm",
         })
     owned = [rid for rid in sorted(hs.records_ids("contacts"), key=int) if (hs.get_record("contacts", rid) or {}).get("hubspot_owner_id")]
     person_owner: str = hs.owners()[0]["id"]

@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.canonical.domains import shipped_free_mail_domains
+from connector.canonical.parsers import parse_band
+from connector.canonical.reader import PLACE_AND_INDUSTRY, Canonical
 from connector.config import Settings
 from connector.engine.routing import (
     RoutingContext,
@@ -132,8 +134,13 @@ def _convert(name: str, kind: str, raw: Any) -> Any:
     return str(raw).strip()
 
 
-def parse_lead(number: int, record: Mapping[str, Any]) -> Lead | list[RowProblem]:
-    """Turn one sample record (keys = Lead attribute names, engagement.X, extra.X) into a Lead."""
+def parse_lead(number: int, record: Mapping[str, Any], canonical: Canonical | None = None) -> Lead | list[RowProblem]:
+    """Turn one sample record (keys = Lead attribute names, engagement.X, extra.X) into a Lead.
+
+    Values are read as the adapters read a CRM's: with `canonical`, country, state and industry become ISO codes and
+    taxonomy slugs ("United States" → "US"; an unknown spelling leaves the field empty, as in a sync) and an
+    employee band ("100-500") becomes its lower bound with `employees_band`; the sample's own text stays in `raw`.
+    """
     kinds = lead_field_types()
     values: dict[str, Any] = {}
     engagement: dict[str, float] = {}
@@ -161,14 +168,40 @@ def parse_lead(number: int, record: Mapping[str, Any]) -> Lead | list[RowProblem
                                        str(raw)))
             continue
         try:
-            values[key] = _convert(key, kind, raw)
+            values[key] = _band(raw, values) if key == "employees" and _is_band(raw) else _convert(key, kind, raw)
         except (TypeError, ValueError) as exc:
             problems.append(RowProblem(number, key, str(exc), str(raw)))
     if problems or crm is None:
         return problems
+    if canonical is not None and canonical.enabled:
+        values["raw"] = {name: str(record[name]) for name in (*PLACE_AND_INDUSTRY, "employees") if record.get(name) is not None}
+        _make_canonical(values, canonical)
     object_type = str(record.get("object_type") or _DEFAULT_OBJECT[crm])
     record_id = str(record.get("id") or f"row{number}")
     return Lead(crm=crm, object_type=object_type, id=record_id, engagement=engagement, extra=extra, **values)
+
+
+def _is_band(raw: Any) -> bool:
+    text = str(raw).strip()
+    return text.endswith("+") or ("-" in text.lstrip("-"))
+
+
+def _band(raw: Any, values: dict[str, Any]) -> int:
+    """An employee band as HubSpot holds it ("100-500", "1000+"): its lower bound, the band kept in employees_band."""
+    number, band = parse_band(raw)
+    if band is not None:
+        values["employees_band"] = band
+    return number
+
+
+def _make_canonical(values: dict[str, Any], canonical: Canonical) -> None:
+    """Country, state (within that country) and industry as the canonical values a synced lead holds."""
+    if isinstance(values.get("country"), str):
+        values["country"] = canonical.country(values["country"])
+    if isinstance(values.get("state"), str):
+        values["state"] = canonical.state(values["state"], values.get("country"))
+    if isinstance(values.get("industry"), str):
+        values["industry"] = canonical.industry(values["industry"])
 
 
 def synthetic_owners(settings: Settings, crms: set[Crm]) -> dict[str, list[Owner]]:
@@ -191,11 +224,12 @@ def run_samples(settings: Settings, path: Path, now: datetime) -> tuple[list[Out
     routing = compile_routing(settings.routing)
     leads: list[tuple[int, Lead]] = []
     problems: list[RowProblem] = []
+    canonical = Canonical(settings.canonical)
     for item in _records(path):
         if isinstance(item, RowProblem):
             problems.append(item)
             continue
-        parsed = parse_lead(*item)
+        parsed = parse_lead(*item, canonical=canonical)
         if isinstance(parsed, list):
             problems.extend(parsed)
         else:

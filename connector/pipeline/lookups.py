@@ -16,6 +16,7 @@ T = TypeVar("T")
 # How old an answer may be: an account (or contact) owner changed in the CRM reaches routing within this
 # time. Key-by-key answers are re-used this long too, as they always were.
 LOOKUP_MAX_AGE = timedelta(minutes=10)
+PURGE_AT = 10_000  # key-by-key answers kept before the expired ones are dropped
 
 
 @dataclass
@@ -64,7 +65,11 @@ class LookupCache:
         with self._lock:
             index = self._index(self.accounts_index, adapter, now, lambda a, pages: a.account_index(pages))
             if index is not None:
+                self.by_domain.clear()  # the whole table answers from now on: key-by-key answers are not kept
                 return {d: account for d in wanted if (account := index.get(d)) is not None}
+            if len(self.by_domain) >= PURGE_AT:
+                # Memory stays bounded by the domains seen within max_age, not by every domain of a long run.
+                self.by_domain = {d: answer for d, answer in self.by_domain.items() if answer[0] > now}
             missing = sorted(d for d in wanted if d not in self.by_domain or self.by_domain[d][0] <= now)
             if missing:
                 found = adapter.find_accounts(missing)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -199,23 +200,22 @@ def make_adapters(settings: Settings, *, guard_for: Callable[[str], CallGuard] |
 
 
 def prepare(settings: Settings, adapters: Mapping[str, CrmAdapter], *, bootstrap: bool = True) -> dict[str, CrmRuntime]:
-    """Per CRM: bootstrap the written fields, read owners once per run, resolve reps to owner ids."""
-    owners = {crm: adapter.fetch_owners() for crm, adapter in adapters.items()}
+    """Per CRM: bootstrap the written fields, read owners once per run, resolve reps to owner ids.
+
+    The owners and the fields' schema are independent reads: every CRM's run at once (through the same shared
+    limiter), so start-up waits for the slowest of them instead of their sum.
+    """
+    with ThreadPoolExecutor(max_workers=2 * max(len(adapters), 1), thread_name_prefix="prepare") as pool:
+        booted = [pool.submit(_bootstrap, crm, adapter) for crm, adapter in adapters.items()] if bootstrap else []
+        reads = {crm: pool.submit(adapter.fetch_owners) for crm, adapter in adapters.items()}
+        owners = {crm: read.result() for crm, read in reads.items()}
+        for done in booted:
+            done.result()
     reps, warnings = build_reps(settings.routing, owners)
     for warning in warnings:
         log.warning("routing: %s", warning)
     runtimes = {}
     for crm, adapter in adapters.items():
-        if bootstrap:
-            try:
-                adapter.bootstrap()
-            except CrmApiError as exc:
-                if exc.status != 409:
-                    raise
-                # Two replicas starting at once both saw a field missing and both created it: the
-                # other one won (HTTP 409 already exists); checking again finds it in place.
-                log.info("%s: a field was created by another replica meanwhile; checking again", crm)
-                adapter.bootstrap()
         kept, queue_warnings = kept_queues(settings.routing, owners[crm])
         for warning in queue_warnings:
             log.warning("routing (%s): %s", crm, warning)
@@ -230,6 +230,18 @@ def prepare(settings: Settings, adapters: Mapping[str, CrmAdapter], *, bootstrap
             record_url=record_url(settings, adapter),
         )
     return runtimes
+
+
+def _bootstrap(crm: str, adapter: CrmAdapter) -> None:
+    try:
+        adapter.bootstrap()
+    except CrmApiError as exc:
+        if exc.status != 409:
+            raise
+        # Two replicas starting at once both saw a field missing and both created it: the
+        # other one won (HTTP 409 already exists); checking again finds it in place.
+        log.info("%s: a field was created by another replica meanwhile; checking again", crm)
+        adapter.bootstrap()
 
 
 def record_url(settings: Settings, adapter: CrmAdapter) -> str:

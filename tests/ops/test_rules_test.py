@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from connector.cli import main
 from connector.config import example_config_path, load_settings
 from connector.engine.scoring import compile_scoring, score_lead
+from connector.canonical.reader import Canonical
 from connector.ops.rules_test import parse_lead
 
 # A Wednesday: 11:00 in Los Angeles, 14:00 in New York — inside the sample reps' working hours.
@@ -52,7 +53,8 @@ def test_csv_samples_are_scored_and_routed_and_bad_rows_reported(tmp_path: Path)
     settings = load_settings(example_config_path())
     parsed = parse_lead(2, {"email": "cto@bigcorp.example", "first_name": "Ada", "title": "CTO", "country": "US", "state": "CA",
                             "employees": "1200", "industry": "SOFTWARE", "lead_source": "Demo Request",
-                            "product_interest": "analytics;crm", "budget": "true", "need": "true"})
+                            "product_interest": "analytics;crm", "budget": "true", "need": "true"},
+                        Canonical(settings.canonical))
     assert not isinstance(parsed, list)
     at = datetime(2025, 6, 11, 18, tzinfo=UTC)
     expected = score_lead(parsed.replace(created_at=at), (), compile_scoring(settings.scoring), at).primary
@@ -106,3 +108,18 @@ def test_a_bad_row_is_named_by_row_field_and_value_in_words(tmp_path: Path) -> N
     ]
     data = json.loads(_run(str(sample), "--at", AT, "--json")[1])
     assert {(p["row"], p["field"], p["value"]) for p in data["problems"]} == {(5, "employees", "many"), (5, "need", "maybe")}
+
+
+def test_sample_values_are_read_as_a_sync_reads_them_canonical_places_industries_and_bands() -> None:
+    """A sample row written as the CRM holds it scores like the same person written in canonical values."""
+    canonical = Canonical(load_settings(example_config_path()).canonical)
+    as_typed = parse_lead(2, {"email": "cto@bigcorp.example", "country": "United States", "state": "California",
+                              "employees": "100-500", "industry": "Computer Software"}, canonical)
+    assert not isinstance(as_typed, list)
+    assert (as_typed.country, as_typed.state, as_typed.industry) == ("US", "CA", "technology")
+    assert (as_typed.employees, as_typed.employees_band) == (100, "100-500")
+    assert as_typed.raw["country"] == "United States" and as_typed.raw["employees"] == "100-500"
+    unknown = parse_lead(3, {"email": "x@y.example", "country": "Untied States"}, canonical)
+    assert not isinstance(unknown, list) and unknown.country is None and unknown.raw["country"] == "Untied States"
+    bad_band = parse_lead(4, {"email": "x@y.example", "employees": "500-100"}, canonical)
+    assert isinstance(bad_band, list) and [p.field for p in bad_band] == ["employees"]

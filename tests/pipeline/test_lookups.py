@@ -132,3 +132,15 @@ def test_the_cache_is_shared_by_concurrent_batches() -> None:
         results = list(pool.map(lambda n: cache.accounts(adapter, [f"co{n}.example"], T0), range(40)))
     assert all(len(r) == 1 for r in results)
     assert adapter.calls == ["account_index"]
+
+
+def test_key_by_key_answers_are_bounded_by_their_age_not_by_the_run(monkeypatch: Any) -> None:
+    """A long run through many domains keeps only the answers still fresh once the cache is past its purge size."""
+    monkeypatch.setattr("connector.pipeline.lookups.PURGE_AT", 50)
+    adapter, cache = KeyLookups(accounts=10), LookupCache()
+    for batch in range(10):  # 10 batches of 20 new domains, each two minutes after the last
+        cache.accounts(adapter, [f"d{batch}-{i}.example" for i in range(20)], T0 + timedelta(minutes=2 * batch))
+    # The run saw 200 domains; the answers of the first batches (over 10 minutes old) were dropped.
+    assert 0 < len(cache.by_domain) < 200
+    assert not any(domain.startswith("d0-") for domain in cache.by_domain)
+    assert cache.accounts(adapter, ["co1.example"], T0 + timedelta(minutes=20)) == {"co1.example": adapter.table["co1.example"]}
