@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.canonical.domains import shipped_free_mail_domains
-from connector.canonical.parsers import parse_band
+from connector.canonical.parsers import parse_band, parse_boolean
 from connector.canonical.reader import PLACE_AND_INDUSTRY, Canonical
 from connector.config import Settings
 from connector.engine.routing import (
@@ -32,8 +32,8 @@ from connector.engine.scoring import compile_scoring, score_lead
 from connector.core.errors import UsageError
 from connector.core.models import CRMS, Crm, Lead, Owner, as_crm, lead_field_types
 
-_TRUE = {"true", "yes", "y", "1", "t"}
-_FALSE = {"false", "no", "n", "0", "f"}
+_TRUE = frozenset({"true", "yes", "y", "1", "t"})
+_FALSE = frozenset({"false", "no", "n", "0", "f"})
 _DEFAULT_OBJECT = {"hubspot": "contacts", "salesforce": "Lead"}
 
 
@@ -112,14 +112,10 @@ def _convert(name: str, kind: str, raw: Any) -> Any:
             raise ValueError("expected a number (e.g. 250 or 1200.5)") from None
         return int(number) if name == "employees" and number.is_integer() else number
     if kind == "bool":
-        if isinstance(raw, bool):
-            return raw
-        word = str(raw).strip().lower()
-        if word in _TRUE:
-            return True
-        if word in _FALSE:
-            return False
-        raise ValueError("expected true or false (yes/no, 1/0 also work)")
+        try:
+            return parse_boolean(raw, _TRUE, _FALSE)  # the CRM fields' boolean parser, with the sample files' words
+        except ValueError:
+            raise ValueError("expected true or false (yes/no, 1/0 also work)") from None
     if kind == "list":
         items = raw if isinstance(raw, list) else str(raw).split(";")
         return tuple(str(i).strip() for i in items if str(i).strip())
