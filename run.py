@@ -34,11 +34,20 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted)
 
 
+def compile_bytecode() -> None:
+    """Byte-compile the checkout, as `pip install` does for an installed package: the editable install leaves the
+    connector's own modules uncompiled, and with PYTHONDONTWRITEBYTECODE set (as in the image) every new
+    `connector` process would compile them again (~0.3 s of start-up). Only changed files are compiled."""
+    subprocess.run([str(BIN / "python"), "-m", "compileall", "-q", "-j", "0", "connector", "bench"], cwd=ROOT,
+                   check=True, stdout=subprocess.DEVNULL)
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("demo", "test", "connector"):
         print(__doc__)
         return 2
     ensure_venv()
+    compile_bytecode()
     command, rest = argv[0], argv[1:]
     if command == "test":
         args = [str(BIN / "python"), "-m", "pytest", *rest]

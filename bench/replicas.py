@@ -65,7 +65,7 @@ def worker(config: dict[str, Any]) -> int:
     from connector.config import example_config_path, load_settings
     from connector.pipeline.stages import write
     from connector.runners.jobs import backfill, diff_rules, make_adapters
-    from connector.runners.leases import Replica, help_while_held, poll_lease_name
+    from connector.runners.leases import Replica
     from connector.state.ratelimit import guard_factory
     from connector.state.store import Store
 
@@ -73,25 +73,16 @@ def worker(config: dict[str, Any]) -> int:
     logging.getLogger("connector").setLevel(logging.ERROR)  # replicas taking turns is the point, not news
     clock = SystemClock()
     replica = Replica(lease_seconds=5.0)
-    polled = helped = 0
     with Store.open(settings.store.url) as store, store.round_trips() as trips:
         adapters = make_adapters(settings, guard_for=guard_factory(store, settings, clock), clock=clock)
         adapter = adapters["hubspot"]
-        lease = poll_lease_name("hubspot", adapter.object_type, "all")
-
-        def complete() -> bool:
-            return store.get_cursor("hubspot", adapter.object_type, "all") == ""
-
-        while not complete():
-            summary = backfill(settings, store, adapters, clock, replica=replica, restart_completed=False)
-            if summary.aborted:
-                print(summary.aborted, file=sys.stderr)
-                return 1
-            polled += summary.fetched
-            if summary.held_elsewhere:
-                # Another replica polls: send the writes it queues instead of waiting idle (or exiting).
-                helped += help_while_held(store, adapter, lease, replica, clock, done=complete,
-                                          person_wins=diff_rules(settings, "hubspot").person_wins)
+        # `connector backfill --join`: the replica that takes the poll lease reads and routes; the others send the
+        # writes it queues until the backfill is complete (and take it over if it stops).
+        summary = backfill(settings, store, adapters, clock, replica=replica, restart_completed=False, join=True)
+        if summary.aborted:
+            print(summary.aborted, file=sys.stderr)
+            return 1
+        polled, helped = summary.fetched, summary.written if not summary.fetched else 0
         while store.count_pending_outbox().get("hubspot"):
             sent = len(write(store, adapter, clock.now(), worker=replica.worker, lease_seconds=replica.lease_seconds,
                              person_wins=diff_rules(settings, "hubspot").person_wins, clock=clock))

@@ -142,11 +142,11 @@ def check_config(file: str) -> None:
 @handle_errors
 def sync(once: bool, config_path: str | None, as_json: bool) -> None:
     """Incremental sync since the last cursor; without --once, repeat every [sync] poll_interval_seconds."""
-    from connector.runners.jobs import sync_once
+    from connector.runners.jobs import start_up_kept_out_of_gc, sync_once
 
     refuse_pinned_time("sync")
     settings = load(config_path)
-    with opened(settings) as (store, adapters, clock):
+    with opened(settings) as (store, adapters, clock), start_up_kept_out_of_gc():
         while True:
             summary = sync_once(settings, store, adapters, clock, summary=run_summary("sync"))
             print_summary(summary, as_json)
@@ -160,24 +160,27 @@ def sync(once: bool, config_path: str | None, as_json: bool) -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Stop after about N leads.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None, help="With --dry-run: write every planned change to this CSV.")
 @click.option("--notify", is_flag=True, help="Send [notifications] for the leads it routes (a backfill notifies nothing by default).")
+@click.option("--join", is_flag=True, help="When another replica runs this backfill, send its writes until it is complete "
+              "(and take it over if that replica stops) instead of exiting.")
 @config_option
 @json_option
 @handle_errors
-def backfill(dry_run: bool, limit: int | None, out: str | None, notify: bool, config_path: str | None, as_json: bool) -> None:
+def backfill(dry_run: bool, limit: int | None, out: str | None, notify: bool, join: bool, config_path: str | None, as_json: bool) -> None:
     """Score, route and stage every lead; resumable from the last handled page."""
     from connector.ops.progress import backfill_progress
     from connector.runners.jobs import backfill as run_backfill
+    from connector.runners.jobs import start_up_kept_out_of_gc
 
     if out and not dry_run:
         raise UsageError("--out writes the planned changes of a --dry-run; add --dry-run")
     if not dry_run:
         refuse_pinned_time("backfill")
     settings = load(config_path)
-    with opened(settings) as (store, adapters, clock):
+    with opened(settings) as (store, adapters, clock), start_up_kept_out_of_gc():
         progress = backfill_progress(settings, store, adapters, clock, limit=limit, as_json=as_json)
         with progress:
             summary = run_backfill(settings, store, adapters, clock, dry_run=dry_run, limit=limit, on_batch=progress,
-                                   summary=run_summary("backfill", dry_run=dry_run), notify=notify)
+                                   summary=run_summary("backfill", dry_run=dry_run), notify=notify, join=join)
         if out:
             from connector.ops.summary import write_diff_csv
 

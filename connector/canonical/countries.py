@@ -31,10 +31,23 @@ _PUNCT = re.compile(r"[^\w]+")
 CACHE_SIZE = 20_000
 
 
+class _Bare(dict[int, int | None]):
+    """A str.translate table that drops combining marks, filled per code point as texts meet them."""
+
+    def __missing__(self, code: int) -> int | None:
+        kept = None if unicodedata.combining(chr(code)) else code
+        self[code] = kept
+        return kept
+
+
+_BARE = _Bare()
+
+
 def fold(text: str) -> str:
     """The look-up key of a name: case-folded, accents removed, punctuation and spacing collapsed ("Côte d'Ivoire" → "cote d ivoire")."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    if text.isascii():  # nothing to decompose; ASCII case-folds as lower() does
+        return _PUNCT.sub(" ", text.lower()).strip()
+    bare = unicodedata.normalize("NFKD", text.casefold()).translate(_BARE)
     return _PUNCT.sub(" ", bare).strip()
 
 
@@ -42,12 +55,14 @@ def fold(text: str) -> str:
 def country_index() -> Mapping[str, str]:
     """Folded name or code → ISO alpha-2, built once: codes and English names first, then aliases, then translations."""
     index: dict[str, str] = {}
-    countries = list(pycountry.countries)
-    for country in countries:
-        for attr in ("alpha_2", "alpha_3", "name", "official_name", "common_name"):
-            value = getattr(country, attr, None)
+    folded: dict[str, str] = {}  # many names repeat across attributes and languages: fold each once
+    # Each country's attributes read once (pycountry answers every attribute read through __getattr__)
+    countries = [(c.alpha_2, [getattr(c, attr, None) for attr in ("alpha_2", "alpha_3", "name", "official_name", "common_name")])
+                 for c in pycountry.countries]
+    for code, (alpha_2, alpha_3, name, official, common) in countries:
+        for value in (alpha_2, alpha_3, name, official, common):
             if value:
-                index.setdefault(fold(value), country.alpha_2)
+                index.setdefault(_fold_once(value, folded), code)
     for alias, code in COUNTRY_ALIASES.items():
         index.setdefault(fold(alias), code)
     for language in LANGUAGES:
@@ -55,13 +70,19 @@ def country_index() -> Mapping[str, str]:
             names = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[language])
         except OSError:
             continue
-        for country in countries:
-            for attr in ("name", "common_name", "official_name"):
-                value = getattr(country, attr, None)
+        for code, (_, _, name, official, common) in countries:
+            for value in (name, common, official):
                 if value:
-                    index.setdefault(fold(names.gettext(value)), country.alpha_2)
+                    index.setdefault(_fold_once(names.gettext(value), folded), code)
     index.pop("", None)
     return index
+
+
+def _fold_once(text: str, folded: dict[str, str]) -> str:
+    key = folded.get(text)
+    if key is None:
+        key = folded[text] = fold(text)
+    return key
 
 
 @lru_cache(maxsize=1)
@@ -70,10 +91,12 @@ def subdivision_index() -> tuple[Mapping[tuple[str, str], str], Mapping[str, fro
     by_country: dict[tuple[str, str], str] = {}
     by_name: dict[str, set[str]] = {}
     for sub in pycountry.subdivisions:
-        country, _, short = sub.code.partition("-")
-        for key in (short, sub.name):
-            by_country.setdefault((country, fold(key)), short)
-        by_name.setdefault(fold(sub.name), set()).add(sub.code)
+        code = sub.code
+        name = fold(sub.name)
+        country, _, short = code.partition("-")
+        by_country.setdefault((country, fold(short)), short)
+        by_country.setdefault((country, name), short)
+        by_name.setdefault(name, set()).add(code)
     return by_country, {name: frozenset(codes) for name, codes in by_name.items()}
 
 

@@ -22,6 +22,8 @@ _EPOCH_MS = re.compile(r"^-?\d{9,}$")
 
 def parse_number(raw: Any) -> float:
     """A number as CRMs hold it: 10000000, "1,200", "10 000 000", "$10M", "€5.5m", "250k", "1.2 bn"."""
+    if raw.__class__ is str and raw.isdigit() and raw.isascii():
+        return float(raw)  # plain digits (counters, most amounts): what the patterns below would read, without them
     if isinstance(raw, bool):
         raise ValueError(raw)
     if isinstance(raw, int | float):

@@ -3,7 +3,8 @@ canonical, the raw text kept, and every outcome counted in ParseStats (never a l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,73 +63,73 @@ class FieldReader:
     specs: Mapping[str, FieldSpec]
     canonical: Canonical
     stats: ParseStats
-    # (field, property, how): "canonical" text made canonical after the loop, "text" kept, "typed" parsed
-    _plan: list[tuple[str, str, str]] = field(default_factory=list)
-    _parsers: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
-    # Parse results by raw text per field (bands, revenue text and picklist values repeat across leads).
-    _memo: dict[str, dict[str, tuple[bool, Any]]] = field(default_factory=dict)
+    # (field, property, how, parser, memo): how is "canonical" (text made canonical after the loop), "text" (kept)
+    # or "typed" (parsed); memo holds parse results by raw text (bands, revenue text and picklist values repeat)
+    _plan: list[tuple[str, str, str, Callable[[Any], Any], dict[str, tuple[bool, Any]]]] = field(default_factory=list)
+    # The values of a record with every mapped field empty, copied per record
+    _blank: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._parsers = {name: value_parser(spec) for name, spec in self.specs.items()}
-        self._memo = {name: {} for name in self.specs}
         canonical = self.canonical.enabled
+        # Names interned: the values become Lead(**values) keywords, and a keyword that is not the very string of
+        # its parameter's name (a name read from config) is matched by comparing its text with parameter after parameter
         self._plan = [
-            (name, spec.property,
+            (sys.intern(name), spec.property,
              "canonical" if canonical and spec.parse == "text" and name in PLACE_AND_INDUSTRY
-             else "text" if spec.parse == "text" else "typed")
+             else "text" if spec.parse == "text" else "typed",
+             value_parser(spec), {})
             for name, spec in self.specs.items()
         ]
+        self._blank = {plan[0]: () if plan[0] in LIST_FIELDS else None for plan in self._plan}
+        self._blank.update(employees_band=None, country_inferred=False)
 
     def read(self, get: Callable[[str], Any]) -> dict[str, Any]:
         """Lead attribute values, plus `raw` (the CRM text of each field that had a value), `employees_band` and
         `country_inferred`. A value that does not parse leaves its attribute empty and is counted."""
-        values: dict[str, Any] = {name: () if name in LIST_FIELDS else None for name in self.specs}
+        values = self._blank.copy()
         raw_text: dict[str, str] = {}
         canonical_text: dict[str, str] = {}
-        values["employees_band"] = None
-        values["country_inferred"] = False
         country_blank = False
-        tallies = self.stats.tallies
-        for name, prop, how in self._plan:
+        stats = self.stats
+        tallies = stats.tallies
+        for name, prop, how, parse, memo in self._plan:
             raw = get(prop)
-            tally = tallies.get(name) or self.stats.tally(name)
+            tally = tallies.get(name) or stats.tally(name)
             tally.seen += 1
-            if is_blank(raw):
+            # CRM values are mostly str: strip once, no is_blank / str() calls
+            if raw.__class__ is str:
+                text = raw.strip()
+                if not text:
+                    tally.empty += 1
+                    country_blank = country_blank or name == "country"
+                    continue
+                raw_text[name] = text
+            elif raw is None or is_blank(raw):
                 tally.empty += 1
                 country_blank = country_blank or name == "country"
                 continue
-            text = ";".join(map(str, raw)) if isinstance(raw, list | tuple) else str(raw).strip()
-            raw_text[name] = text if not isinstance(raw, bool) else "true" if raw else "false"
+            else:
+                text = ";".join(map(str, raw)) if isinstance(raw, list | tuple) else str(raw).strip()
+                raw_text[name] = text if not isinstance(raw, bool) else "true" if raw else "false"
             if how == "canonical":
                 canonical_text[name] = text
-                continue
-            if how == "text":
+            elif how == "text":
                 tally.parsed += 1
                 values[name] = text
-                continue
-            ok, parsed = self._parse(name, raw)
-            if not ok:
-                tally.note_unparsed(raw_text[name])
-                continue
-            tally.parsed += 1
-            self._assign(values, name, parsed)
-        self._canonical(values, canonical_text, country_blank=country_blank)
+            else:
+                ok, parsed = memo[raw] if raw.__class__ is str and raw in memo else _parsed(memo, parse, raw)
+                if not ok:
+                    tally.note_unparsed(raw_text[name])
+                elif name == "employees" or isinstance(parsed, tuple):
+                    tally.parsed += 1
+                    self._assign(values, name, parsed)
+                else:
+                    tally.parsed += 1
+                    values[name] = parsed
+        if canonical_text or country_blank:
+            self._canonical(values, canonical_text, country_blank=country_blank)
         values["raw"] = raw_text
         return values
-
-    def _parse(self, name: str, raw: Any) -> tuple[bool, Any]:
-        """(parsed?, value), remembered per raw text (at most MEMO_SIZE values a field)."""
-        memo = self._memo[name]
-        key = raw if isinstance(raw, str) else None
-        if key is not None and key in memo:
-            return memo[key]
-        try:
-            found: tuple[bool, Any] = (True, self._parsers[name](raw))
-        except (TypeError, ValueError):
-            found = (False, None)
-        if key is not None and len(memo) < MEMO_SIZE:
-            memo[key] = found
-        return found
 
     @staticmethod
     def _assign(values: dict[str, Any], name: str, parsed: Any) -> None:
@@ -163,10 +164,21 @@ class FieldReader:
         return found
 
 
+def _parsed(memo: dict[str, tuple[bool, Any]], parse: Callable[[Any], Any], raw: Any) -> tuple[bool, Any]:
+    """(parsed?, value) of one raw value, remembered per raw text (at most MEMO_SIZE values a field)."""
+    try:
+        found: tuple[bool, Any] = (True, parse(raw))
+    except (TypeError, ValueError):
+        found = (False, None)
+    if isinstance(raw, str) and len(memo) < MEMO_SIZE:
+        memo[raw] = found
+    return found
+
+
 def parse_counted(stats: ParseStats, name: str, raw: Any, parse: Callable[[Any], Any], *, count_empty: bool = True) -> Any:
     """One value outside the field mapping (score, timestamps, counters) parsed and counted under `name`; None
     when empty or when it does not parse. `count_empty=False` leaves absent values out of the tally."""
-    blank = is_blank(raw)
+    blank = raw is None or (not raw.strip() if raw.__class__ is str else is_blank(raw))
     if blank and not count_empty:
         return None
     tally = stats.tally(name)
@@ -181,3 +193,17 @@ def parse_counted(stats: ParseStats, name: str, raw: Any, parse: Callable[[Any],
         return None
     tally.parsed += 1
     return value
+
+
+def latest_counted(stats: ParseStats, name: str, raws: Iterable[Any], parse: Callable[[Any], Any]) -> Any:
+    """The latest of the stamps `raws` parse to, each counted under `name` (absent ones are not counted); on a tie
+    the first stays. Both CRMs' last activity: the newest of several engagement fields."""
+    latest = None
+    for raw in raws:
+        if raw is None:
+            continue
+        stamp = parse_counted(stats, name, raw, parse, count_empty=False)
+        if stamp is not None and (latest is None or stamp > latest):
+            latest = stamp
+    return latest
+

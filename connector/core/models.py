@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Literal, overload
+from typing import Any, Literal
 
 from connector.core.keys import lead_key
 
@@ -24,8 +24,17 @@ def as_crm(name: str) -> Crm | None:
 WRITABLE_FIELDS: tuple[str, ...] = ("owner_id", "score", "grade", "stage", "lead_status")
 
 
+class _Derived:
+    """Where a Lead keeps its key and email domain: slots outside the dataclass fields, so they are not compared,
+    pickled or listed by `dataclasses.fields` / `asdict` (`replace` works them out again from the new fields)."""
+
+    __slots__ = ("_key", "_domain")
+    _key: str
+    _domain: str | None
+
+
 @dataclass(frozen=True, slots=True)
-class Lead:
+class Lead(_Derived):
     """One lead as the engine sees it, whichever CRM and object it came from."""
 
     crm: Crm
@@ -83,16 +92,29 @@ class Lead:
     # the CRM's own text of each mapped field that had a value, by lead field name (rules: raw.country)
     raw: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Worked out once: a run reads the key some 25 times per lead (every stage keys its maps by it) and the
+        # email domain several times; both derive from fields a frozen Lead never changes.
+        email = self.email
+        object.__setattr__(self, "_key", lead_key(self.crm, self.object_type, self.id))
+        object.__setattr__(self, "_domain", (email.rsplit("@", 1)[1].strip().lower() or None) if email and "@" in email else None)
+
     @property
     def key(self) -> str:
         """Stable identity across the connector: `crm:object_type:id`."""
-        return lead_key(self.crm, self.object_type, self.id)
+        try:
+            return self._key
+        except AttributeError:  # a copied or unpickled Lead: __init__ did not run
+            self.__post_init__()
+            return self._key
 
     @property
     def email_domain(self) -> str | None:
-        if not self.email or "@" not in self.email:
-            return None
-        return self.email.rsplit("@", 1)[1].strip().lower() or None
+        try:
+            return self._domain
+        except AttributeError:
+            self.__post_init__()
+            return self._domain
 
     @property
     def full_name(self) -> str:
@@ -190,56 +212,6 @@ class Contribution:
     decay: float = 0.0  # points removed by decay from this contribution (already netted in points)
 
 
-class LazyContributions(Sequence[Contribution]):
-    """A score's explanation lines, worked out the first time anyone reads them.
-
-    The engine's hot path computes only the numbers; `make(*args)` gives the same lines the
-    score was summed from (tests/engine/scoring/test_generate.py proves it against the oracle; routing's
-    equivalent is tests/engine/routing/test_equivalence.py). It compares, hashes and prints as the tuple
-    of lines, so a result holding one equals a result holding that tuple.
-    """
-
-    __slots__ = ("_make", "_args", "_lines")
-
-    def __init__(self, make: Callable[..., tuple[Contribution, ...]], args: tuple[Any, ...]) -> None:
-        self._make = make
-        self._args = args
-        self._lines: tuple[Contribution, ...] | None = None
-
-    @property
-    def lines(self) -> tuple[Contribution, ...]:
-        if self._lines is None:
-            self._lines = self._make(*self._args)
-            self._args = ()  # the lead and aggregates are no longer needed
-        return self._lines
-
-    @overload
-    def __getitem__(self, index: int) -> Contribution: ...
-    @overload
-    def __getitem__(self, index: slice) -> tuple[Contribution, ...]: ...
-    def __getitem__(self, index: int | slice) -> Contribution | tuple[Contribution, ...]:
-        return self.lines[index]
-
-    def __len__(self) -> int:
-        return len(self.lines)
-
-    def __iter__(self) -> Iterator[Contribution]:
-        return iter(self.lines)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, LazyContributions):
-            return self.lines == other.lines
-        if isinstance(other, tuple):
-            return self.lines == other
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self.lines)
-
-    def __repr__(self) -> str:
-        return repr(self.lines)
-
-
 @dataclass(frozen=True, slots=True)
 class ScoreResult:
     """The engine's score for one lead under one model; score == round(sum(c.points for c in contributions), 2)."""
@@ -247,7 +219,7 @@ class ScoreResult:
     model: str
     score: float
     grade: str
-    contributions: tuple[Contribution, ...] | LazyContributions = ()
+    contributions: tuple[Contribution, ...] = ()
     is_mql: bool = False
     stage: str | None = None  # stage the score maps to (moved forward only by diff)
     lead_status: str | None = None

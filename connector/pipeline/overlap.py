@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from connector.adapters.base import CLAIM_LOST
@@ -38,29 +38,50 @@ class ReadAhead:
     """Pages of `pages` fetched by a reader thread, at most `depth` ahead of the consumer.
 
     Iterating yields them in order; an exception the reader meets is raised from the iteration.
-    `close()` stops the reader (it finishes the request it is in) and waits for it.
+    `ahead()`, asked before each page is fetched: False, the page is fetched only once the consumer asks for it (no
+    call spent ahead of need, e.g. near the end of the day's API budget). `close()` stops the reader (it finishes
+    the request it is in) and waits for it.
     """
 
-    def __init__(self, pages: Iterator[FetchPage], depth: int, *, name: str = "connector-reader") -> None:
+    def __init__(
+        self, pages: Iterator[FetchPage], depth: int, *, name: str = "connector-reader", ahead: Callable[[], bool] | None = None,
+    ) -> None:
         if depth < 1:
             raise ValueError(f"read-ahead depth must be at least 1, got {depth}")
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
+        self._ahead = ahead
+        self._demand = threading.Condition()
+        self._asked = 0  # pages the consumer has asked for so far
         self._thread = threading.Thread(target=self._read, args=(pages,), name=name, daemon=True)
         self._thread.start()
 
     def _read(self, pages: Iterator[FetchPage]) -> None:
         try:
-            for page in pages:
+            read = 0
+            while self._may_read(read):
+                page = next(pages, None)
+                if page is None:
+                    self._put(("end", None))
+                    return
+                read += 1
                 if not self._put(("page", page)):
                     return
-            self._put(("end", None))
         except BaseException as exc:  # handed to the consumer, raised there
             self._put(("error", exc))
         finally:
             close = getattr(pages, "close", None)
             if callable(close):
                 close()
+
+    def _may_read(self, read: int) -> bool:
+        """Whether to fetch page `read` + 1 now (False: the reader stops); when reading ahead is not allowed, it
+        waits until the consumer has asked for that page."""
+        if self._ahead is not None and not self._ahead():
+            with self._demand:
+                while self._asked <= read and not self._stop.is_set():
+                    self._demand.wait(_POLL_SECONDS)
+        return not self._stop.is_set()
 
     def _put(self, item: tuple[str, Any]) -> bool:
         while not self._stop.is_set():
@@ -73,6 +94,9 @@ class ReadAhead:
 
     def __iter__(self) -> Iterator[FetchPage]:
         while True:
+            with self._demand:
+                self._asked += 1
+                self._demand.notify()
             kind, value = self._queue.get()
             if kind == "page":
                 yield value
@@ -91,11 +115,13 @@ class ReadAhead:
         self._thread.join(timeout=_JOIN_SECONDS)
 
 
-def read_ahead(pages: Iterator[FetchPage], depth: int) -> tuple[Iterable[FetchPage], ReadAhead | None]:
-    """`pages` through a reader thread `depth` pages ahead (depth 0: as they are, no thread)."""
+def read_ahead(
+    pages: Iterator[FetchPage], depth: int, *, ahead: Callable[[], bool] | None = None,
+) -> tuple[Iterable[FetchPage], ReadAhead | None]:
+    """`pages` through a reader thread `depth` pages ahead while `ahead()` allows (depth 0: as they are, no thread)."""
     if depth <= 0:
         return pages, None
-    reader = ReadAhead(pages, depth)
+    reader = ReadAhead(pages, depth, ahead=ahead)
     return reader, reader
 
 
@@ -103,18 +129,21 @@ class WritePool:
     """`threads` writer threads flushing one CRM's outbox, one write call (a claimed batch) at a time each.
 
     `nudge()` after a page's rows are queued; while the stream runs only full batches leave (the minimum
-    number of calls), `finish()` sends the rest and waits. Results are collected for the main thread
-    (`take_results`); the first error a writer meets stops them all and is raised by `check()` / `finish()`.
+    number of calls), `finish()` sends the rest and waits. While `defer()` says other replicas send this outbox's
+    writes (runners/leases.py helpers_present), the writers leave the stream's writes to them and send only what is
+    left at `finish()`. Results are collected for the main thread (`take_results`); the first error a writer meets
+    stops them all and is raised by `check()` / `finish()`.
     """
 
     def __init__(
         self, store: Store, runtime: CrmRuntime, engine: EngineConfig, clock: Clock, *, threads: int, worker: str,
-        lease_seconds: float, max_attempts: int = 5,
+        lease_seconds: float, max_attempts: int = 5, defer: Callable[[], bool] | None = None,
     ) -> None:
         if threads < 1:
             raise ValueError(f"a write pool needs at least one thread, got {threads}")
         self._store, self._runtime, self._engine, self._clock = store, runtime, engine, clock
         self._worker, self._lease_seconds, self._max_attempts = worker, lease_seconds, max_attempts
+        self._defer = defer
         self._size = runtime.adapter.write_batch_size
         self._cond = threading.Condition()
         self._claim_lock = threading.Lock()
@@ -212,6 +241,10 @@ class WritePool:
             # counted here, not in the store, so writers holding rows do not make the others send partial
             # batches). At the end, whatever is pending goes.
             if not final and self._queued < self._size:
+                return []
+            if not final and self._defer is not None and self._defer():
+                # Helpers claim these rows; counting starts again from here if they leave (no partial batch then).
+                self._queued = 0
                 return []
             at = self._store.shared_clock(self._clock).now()
             items = self._store.claim_outbox(self._runtime.crm, worker, at, limit=self._size, lease_seconds=self._lease_seconds)

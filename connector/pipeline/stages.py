@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from connector.adapters.base import CLAIM_LOST, CrmAdapter
 from connector.core.clock import Clock
 from connector.core.keys import waiting_scope
-from connector.core.models import Account, Event, FetchPage, FieldDecision, Lead, Patch, RoutingDecision, WriteResult
+from connector.core.models import (
+    Account,
+    Candidate,
+    Contribution,
+    Event,
+    FetchPage,
+    FieldDecision,
+    Lead,
+    Patch,
+    RoutingDecision,
+    WriteResult,
+)
 from connector.engine.diff import PERSON_FIELDS, Desired, DiffRules, plan_write
 from connector.engine.routing import (
+    AvailabilitySnapshot,
     RoutingContext,
     StateChange,
     apply_change,
@@ -100,9 +113,10 @@ def lead_events(
     out: dict[str, Sequence[Event] | EventAggregates] = {}
     future: list[Lead] = []
     horizon = now.timestamp()
+    none = merge_aggregates([], scoring)  # frozen: shared by the leads without events
     for lead in leads:
         parts = [aggs[k] for k in refs[lead.key] if k in aggs]
-        merged = parts[0] if len(parts) == 1 else merge_aggregates(parts, scoring)
+        merged = parts[0] if len(parts) == 1 else merge_aggregates(parts, scoring) if parts else none
         if merged.newest_at is not None and merged.newest_at > horizon:
             future.append(lead)
         else:
@@ -179,48 +193,70 @@ def route(
     waiting = waiting_scope(runtime.crm)
     scopes = [*required_scopes(engine.routing, now), waiting]
     state = state_from_counters({scope: txn.counters(scope) for scope in scopes})
-    availability = availability_snapshot(runtime.reps, engine.routing, now)  # once per batch, not per lead
-    rates = rep_conversion_rates(txn, engine)
+    context = _contexts(runtime, availability_snapshot(runtime.reps, engine.routing, now), rep_conversion_rates(txn, engine))
     decisions: dict[str, RoutingDecision] = {}
+    entries = log_entries()
     for lead in leads:
-        known = states.get(lead.key)
+        key = lead.key
+        known = states.get(key)
         if known is not None and known.routed_at is not None:
-            decisions[lead.key] = RoutingDecision(
-                lead_key=lead.key, owner_id=known.routed_owner_id, rep=known.routed_rep, kind="kept",
+            decisions[key] = RoutingDecision(
+                lead_key=key, owner_id=known.routed_owner_id, rep=known.routed_rep, kind="kept",
                 reasons=("routed earlier; a lead is routed once",),
             )
             continue
         domain = lead.email_domain
-        outcome = scores[lead.key]
-        ctx = RoutingContext(
-            reps=runtime.reps,
-            account=accounts.get(domain) if domain else None,
-            contact_owner_id=contact_owners.get((lead.email or "").lower()),
-            is_free_mail=domain in engine.free_mail_domains if domain else False,
-            known_owner_ids=runtime.active_owner_ids,
-            queue_owner_ids=runtime.queue_owner_ids,
-            kept_queue_ids=runtime.kept_queue_ids,
-            is_competitor=outcome.is_competitor,
-            availability=availability,
-            conversion_rates=rates,
+        outcome = scores[key]
+        ctx = context(
+            accounts.get(domain) if domain else None, contact_owners.get((lead.email or "").lower()),
+            domain in engine.free_mail_domains if domain else False, outcome.is_competitor,
         )
         decision, change = route_lead(lead, outcome.primary, ctx, state, engine.routing, now)
-        decisions[lead.key] = decision
+        decisions[key] = decision
         if decision.kind == "wait":
             mark_waiting(txn, runtime.crm, lead, decision, now)
         elif decision.owner_id is not None:
             if state.get(waiting, lead.id):
                 clear_waiting(txn, runtime.crm, lead.id, lead.key)
             state = apply_change(state, change)
-            record(txn, lead, decision, change, outcome, engine, now, kind="route")
+            record(txn, lead, decision, change, outcome, engine, now, kind="route", entries=entries)
     return decisions
+
+
+def _contexts(
+    runtime: CrmRuntime, availability: AvailabilitySnapshot, rates: Mapping[str, float] | None,
+) -> Callable[[Account | None, str | None, bool, bool], RoutingContext]:
+    """One batch's routing contexts: (account, contact owner, free mail, competitor) -> the lead's context.
+
+    Most leads have no account and no duplicate contact, so four contexts serve them all (a context is frozen).
+    """
+    shared: dict[tuple[bool, bool], RoutingContext] = {}
+
+    def context(account: Account | None, contact_owner_id: str | None, is_free_mail: bool, is_competitor: bool) -> RoutingContext:
+        plain = account is None and contact_owner_id is None
+        ctx = shared.get((is_free_mail, is_competitor)) if plain else None
+        if ctx is None:
+            ctx = RoutingContext(
+                reps=runtime.reps, account=account, contact_owner_id=contact_owner_id, is_free_mail=is_free_mail,
+                known_owner_ids=runtime.active_owner_ids, queue_owner_ids=runtime.queue_owner_ids,
+                kept_queue_ids=runtime.kept_queue_ids, is_competitor=is_competitor, availability=availability,
+                conversion_rates=rates,
+            )
+            if plain:
+                shared[(is_free_mail, is_competitor)] = ctx
+        return ctx
+
+    return context
 
 
 def record(
     txn: RoutingTxn, lead: Lead, decision: RoutingDecision, change: StateChange, outcome: ScoreOutcome,
-    engine: EngineConfig, now: datetime, *, kind: Literal["route", "reassign"],
+    engine: EngineConfig, now: datetime, *, kind: Literal["route", "reassign"], entries: LogEntries | None = None,
 ) -> None:
-    """Commit one owner decision with `txn`: its counter changes, the decision log entry and the lead's routed state."""
+    """Commit one owner decision with `txn`: its counter changes, the decision log entry and the lead's routed state.
+
+    `entries`: the batch's LogEntries (None: this decision's own).
+    """
     for op in change.ops:
         if op.kind == "add":
             txn.add(op.scope, op.key, op.value)
@@ -228,12 +264,13 @@ def record(
             txn.set(op.scope, op.key, op.value)
     if decision.rep:
         count_routed(txn, lead, decision.rep, engine)
+    why = explanation(decision, outcome, entries or log_entries())
+    why["lead_created_at"] = lead.created_at  # speed-to-lead in reports
+    primary = outcome.primary
     txn.record_decision(
         lead_key=lead.key, kind=kind, owner_id=decision.owner_id, rep=decision.rep, rule=decision.rule,
-        pool=decision.pool, strategy=decision.strategy, arm=decision.arm, score=outcome.primary.score,
-        grade=outcome.primary.grade, model=outcome.primary.model,
-        explanation=explanation(decision, outcome) | {"lead_created_at": lead.created_at},  # speed-to-lead in reports
-        created_at=now,
+        pool=decision.pool, strategy=decision.strategy, arm=decision.arm, score=primary.score,
+        grade=primary.grade, model=primary.model, explanation=why, created_at=now,
     )
     txn.set_routed(
         lead.key, decision.owner_id, decision.rep, now, sla_due_at=sla_deadline(decision, engine.routing, now),
@@ -241,7 +278,46 @@ def record(
     )
 
 
-def explanation(decision: RoutingDecision, outcome: ScoreOutcome) -> dict[str, Any]:
+_T = TypeVar("_T")
+
+
+def _shared(entry: Callable[[_T], dict[str, Any]]) -> Callable[[Sequence[_T]], list[dict[str, Any]]]:
+    """`entry` of each item, built once per item object and then shared (the entries are only serialized)."""
+    seen: dict[int, tuple[_T, dict[str, Any]]] = {}  # by id: holding the item keeps its id its own
+
+    def entries(items: Sequence[_T]) -> list[dict[str, Any]]:
+        out = []
+        for item in items:
+            known = seen.get(id(item))
+            if known is None:
+                known = seen[id(item)] = (item, entry(item))
+            out.append(known[1])
+        return out
+
+    return entries
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntries:
+    """How the decision log lists score lines and candidates, for one batch.
+
+    Most are the same objects lead after lead (the config's fit and inactivity lines, the routing plan's
+    candidates): their entries are built once and shared, which saves building and collecting them per lead.
+    """
+
+    lines: Callable[[Sequence[Contribution]], list[dict[str, Any]]]
+    candidates: Callable[[Sequence[Candidate]], list[dict[str, Any]]]
+
+
+def log_entries() -> LogEntries:
+    """A batch's LogEntries."""
+    return LogEntries(
+        _shared(lambda c: {"rule": c.rule, "points": c.points, "source": c.source, "decay": c.decay}),
+        _shared(lambda c: {"rep": c.rep, "eligible": c.eligible, "reason": c.reason}),
+    )
+
+
+def explanation(decision: RoutingDecision, outcome: ScoreOutcome, entries: LogEntries) -> dict[str, Any]:
     """The decision log's JSON: why this score, why this owner."""
     return {
         "routing": {
@@ -251,13 +327,13 @@ def explanation(decision: RoutingDecision, outcome: ScoreOutcome) -> dict[str, A
             "strategy": decision.strategy,
             "arm": decision.arm,
             "reasons": list(decision.reasons),
-            "candidates": [{"rep": c.rep, "eligible": c.eligible, "reason": c.reason} for c in decision.candidates],
+            "candidates": entries.candidates(decision.candidates),
         },
         "score": {
             name: {
                 "score": r.score,
                 "grade": r.grade,
-                "contributions": [{"rule": c.rule, "points": c.points, "source": c.source, "decay": c.decay} for c in r.contributions],
+                "contributions": entries.lines(r.contributions),
             }
             for name, r in outcome.by_model.items()
         },

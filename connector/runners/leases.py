@@ -23,6 +23,11 @@ POLL_LEASE_SECONDS = 120.0
 # A replica helping the poller looks for queued writes this often when it finds none, backing off to the longest
 # (which is also how late it notices that the poller finished).
 HELP_IDLE_SECONDS = (0.05, 1.0)
+# A helper announces itself on the poll's help lease for this long, renewed every third of it while it helps: the
+# poller leaves its writes to helpers while one is announced (a killed helper's announcement runs out by itself).
+HELP_LEASE_SECONDS = 10.0
+# How often the poller's writers look whether a helper is announced (one store read; none in between).
+HELPERS_LOOK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,30 @@ class Replica:
 def poll_lease_name(crm: str, object_type: str, stream: str) -> str:
     """One lease per (CRM, object, stream): only its holder fetches that stream and moves its cursor."""
     return f"poll:{crm}:{object_type}:{stream}"
+
+
+def help_lease_name(poll_lease: str) -> str:
+    """The lease helpers of the poll lease `poll_lease` announce themselves on (one holder at a time is enough)."""
+    return "help:" + poll_lease.removeprefix("poll:")
+
+
+def helpers_present(store: Store, poll_lease: str, replica: Replica, clock: Clock) -> Callable[[], bool]:
+    """For the poller's writers: whether another replica is announced as helping with `poll_lease` (looked up in
+    the store at most every HELPERS_LOOK_SECONDS; a single replica pays one store read a second)."""
+    name, shared = help_lease_name(poll_lease), store.shared_clock(clock)
+    looked_at: float | None = None
+    present = False
+
+    def look() -> bool:
+        nonlocal looked_at, present
+        now = clock.monotonic()
+        if looked_at is None or now - looked_at >= HELPERS_LOOK_SECONDS:
+            held = store.get_lease(name)
+            present = held is not None and held.holder != replica.worker and held.expires_at > shared.now()
+            looked_at = now
+        return present
+
+    return look
 
 
 def take_poll_lease(store: Store, name: str, replica: Replica, clock: Clock) -> bool:
@@ -97,29 +126,40 @@ def help_while_held(
     """While another replica holds the poll lease `name`, send the writes it queues; returns how many were sent.
 
     A replica that does not poll splits the work instead of contending for it: the poller reads, scores and
-    routes, and queues each page's writes in the outbox; when its writers fall behind (two or more whole batches
-    nobody has claimed), helpers claim all but the newest batch (claims keep every write to one sender
-    [architecture: Nothing lost]) and send them through the same shared limiter. Idle, a helper
-    looks again after 50 ms, backing off to a second: two store reads per look (the lease, the claimable
-    outbox count), no API call. Returns at once when `done()` (the stream is complete), else when the lease is released
-    (the poller finished) or ran out (the caller takes it over). `person_wins` ([sync] person_wins, as the
-    poller's `DiffRules`) is re-checked on replayed writes.
+    routes, and queues each page's writes in the outbox; helpers announce themselves on the help lease
+    (`help_lease_name`), the poller's writers then leave the writes to them while the stream runs (`helpers_present`;
+    its CPU goes to routing), and helpers claim the outbox's whole batches (claims keep every write to one sender
+    [architecture: Nothing lost]; the tail of a partial batch waits for the next page or the poller's last flush)
+    and send them through the same shared limiter. Idle, a helper looks again after 50 ms, backing off to a second:
+    two store reads per look (the lease, the claimable outbox count), no API call. Returns at once when `done()`
+    (the stream is complete), else when the lease is released (the poller finished) or ran out (the caller takes
+    it over); its announcement is withdrawn then. `person_wins` ([sync] person_wins, as the poller's `DiffRules`) is
+    re-checked on replayed writes.
     """
-    sent, idle = 0, HELP_IDLE_SECONDS[0]
-    shared = store.shared_clock(clock)
     if done():
-        return sent
+        return 0
+    try:
+        return _help(store, adapter, name, replica, clock, person_wins)
+    finally:
+        store.release_lease(help_lease_name(name), replica.worker)
+
+
+def _help(store: Store, adapter: CrmAdapter, name: str, replica: Replica, clock: Clock, person_wins: frozenset[str]) -> int:
+    """help_while_held's loop."""
+    sent, idle, announced = 0, HELP_IDLE_SECONDS[0], None
+    shared = store.shared_clock(clock)
     while True:
         held = store.get_lease(name)
         if held is None or held.holder == replica.worker or held.expires_at <= shared.now():
             return sent
-        # Only a backlog, in whole batches of rows nobody holds: the poller's own writers claim each page's batch
-        # as it commits, and a helper racing them for it would leave one of the two with a batch's tail (one more
-        # API call than the writes need). So the newest whole batch is left to the poller.
+        if announced is None or clock.monotonic() - announced >= HELP_LEASE_SECONDS / 3:
+            # Another helper may hold the announcement: one is enough, and this one takes it over if that one dies.
+            store.acquire_lease(help_lease_name(name), replica.worker, shared.now(), ttl_seconds=HELP_LEASE_SECONDS)
+            announced = clock.monotonic()
         size = adapter.write_batch_size
-        backlog = store.count_claimable_outbox(adapter.crm, shared.now()) // size - 1
-        results = write(store, adapter, clock.now(), limit=backlog * size, worker=replica.worker,
-                        lease_seconds=replica.lease_seconds, person_wins=person_wins, clock=clock) if backlog > 0 else []
+        batches = store.count_claimable_outbox(adapter.crm, shared.now()) // size
+        results = write(store, adapter, clock.now(), limit=batches * size, worker=replica.worker,
+                        lease_seconds=replica.lease_seconds, person_wins=person_wins, clock=clock) if batches > 0 else []
         sent += len(results)
         if results:
             idle = HELP_IDLE_SECONDS[0]

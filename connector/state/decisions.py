@@ -90,7 +90,7 @@ class Decisions:
 
     def save(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert decision rows (`decision_values` plus their id) in the caller's transaction."""
-        conn.execute(sa.insert(decisions_t), list(rows))
+        self._db.execute_many(conn, "decisions.save", lambda: sa.insert(decisions_t), rows)
 
     def for_lead(self, lead_key: str) -> list[DecisionRecord]:
         """The lead's decision log, oldest first."""

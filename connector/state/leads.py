@@ -28,6 +28,23 @@ class LeadState:
     initial_status: str | None = None
 
 
+def _row(
+    key: str, routed: Mapping[str, Any] | None, merged: tuple[dict[str, Any], datetime] | None, written: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """One lead's lead_states row for LeadStates.save: what was routed and the merged written values, when any."""
+    return {
+        "lead_key": key,
+        "routed_owner_id": routed["routed_owner_id"] if routed else None,
+        "routed_rep": routed["routed_rep"] if routed else None,
+        "routed_at": routed["routed_at"] if routed else None,
+        "reassignments": routed["reassignments"] if routed else 0,
+        "sla_due_at": routed["sla_due_at"] if routed else None,
+        "initial_status": routed["initial_status"] if routed else None,
+        "written": {**(written or {}), **merged[0]} if merged else {},
+        "written_at": merged[1] if merged else None,
+    }
+
+
 def _lead_state(row: sa.Row[Any]) -> LeadState:
     return LeadState(
         lead_key=row.lead_key,
@@ -78,49 +95,49 @@ class LeadStates:
             for chunk in chunks(list(lead_keys)):
                 conn.execute(sa.update(lead_states_t).where(lead_states_t.c.lead_key.in_(chunk)).values(sla_due_at=None))
 
-    def save_routed(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Upsert routing outcomes (rows sorted by lead key); reassignments add up, a known initial status stays."""
-        if not rows:
-            return
-        # One cached statement run as executemany: a multi-row VALUES list is compiled afresh for every
-        # batch, which cost more than the SQL itself (issue 18 profile).
-        stmt = self._db.insert(lead_states_t)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["lead_key"],
-                set_={
-                    "routed_owner_id": stmt.excluded.routed_owner_id,
-                    "routed_rep": stmt.excluded.routed_rep,
-                    "routed_at": stmt.excluded.routed_at,
-                    "reassignments": lead_states_t.c.reassignments + stmt.excluded.reassignments,
-                    "sla_due_at": stmt.excluded.sla_due_at,
-                    "initial_status": sa.func.coalesce(stmt.excluded.initial_status, lead_states_t.c.initial_status),
-                },
-            ),
-            [dict(row) for row in rows],
-        )
+    def save(
+        self, conn: sa.Connection, routed: Mapping[str, Mapping[str, Any]],
+        remembered: Sequence[tuple[str, Mapping[str, Any], datetime]] = (),
+    ) -> None:
+        """Upsert routing outcomes and merge written values: one row write per lead, in lead key order.
 
-    def merge_written(self, conn: sa.Connection, entries: Sequence[tuple[str, Mapping[str, Any], datetime]]) -> None:
-        """Merge (lead key, values, now) into LeadState.written in order: one read and one upsert per chunk of leads."""
+        `routed`: lead key -> routed_owner_id, routed_rep, routed_at, sla_due_at, initial_status and reassignments
+        (this transaction's count: reassignments add up, a known initial status stays). `remembered`: (lead key,
+        values, now) merged into LeadState.written in order. A lead in both is written once, not twice (issue 18).
+        """
         merged: dict[str, tuple[dict[str, Any], datetime]] = {}
-        for key, values, now in entries:
+        for key, values, now in remembered:
             known = merged.get(key)
             merged[key] = ({**known[0], **values} if known else dict(values), now)
-        keys = sorted(merged)  # one lock order for every writer of lead_states
-        for chunk in chunks(keys, 200):
-            query = sa.select(lead_states_t.c.lead_key, lead_states_t.c.written).where(lead_states_t.c.lead_key.in_(chunk))
-            current = {row.lead_key: row.written for row in conn.execute(query)}
-            rows = [
-                {"lead_key": k, "written": {**(current.get(k) or {}), **merged[k][0]}, "written_at": merged[k][1], "reassignments": 0}
-                for k in chunk
-            ]
-            stmt = self._db.insert(lead_states_t)
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["lead_key"], set_={"written": stmt.excluded.written, "written_at": stmt.excluded.written_at}
-                ),
-                rows,
-            )
+        keys = sorted(routed.keys() | merged.keys())  # one lock order for every writer of lead_states
+        for chunk in chunks(keys):
+            current: dict[str, Any] = {}
+            reading = [k for k in chunk if k in merged]
+            if reading:
+                query = sa.select(lead_states_t.c.lead_key, lead_states_t.c.written).where(lead_states_t.c.lead_key.in_(reading))
+                current = {row.lead_key: row.written for row in conn.execute(query)}
+            rows = [_row(k, routed.get(k), merged.get(k), current.get(k)) for k in chunk]
+            self._db.execute_many(conn, "lead_states.save", self._upsert, rows)
+
+    def _upsert(self) -> Any:
+        # A row leaves what it does not carry as it is: routed_at NULL = not routed in this transaction (set_routed
+        # always gives a time), written_at NULL = no written values; a new row gets written {} and no owner.
+        stmt = self._db.insert(lead_states_t)
+        new, old = stmt.excluded, lead_states_t.c
+
+        def routed(column: str) -> Any:
+            return sa.case((new.routed_at.is_(None), old[column]), else_=new[column])
+
+        return stmt.on_conflict_do_update(
+            index_elements=["lead_key"],
+            set_={
+                **{c: routed(c) for c in ("routed_owner_id", "routed_rep", "routed_at", "sla_due_at")},
+                "reassignments": old.reassignments + new.reassignments,
+                "initial_status": sa.func.coalesce(new.initial_status, old.initial_status),
+                "written": sa.case((new.written_at.is_(None), old.written), else_=new.written),
+                "written_at": sa.func.coalesce(new.written_at, old.written_at),
+            },
+        )
 
     def owner_counts(self) -> dict[str, int]:
         """Routed leads per owner id (reports, least-loaded)."""

@@ -70,6 +70,18 @@ def outbox_values(patch: Patch, now: datetime) -> dict[str, Any]:
     }
 
 
+def _claim_by_id() -> sa.Update:
+    return sa.update(outbox_t).where(outbox_t.c.id == sa.bindparam("b_id")).values(
+        claimed_by=sa.bindparam("claimed_by"), claimed_until=sa.bindparam("claimed_until")
+    )
+
+
+def _done_by_id() -> sa.Update:
+    return sa.update(outbox_t).where(outbox_t.c.id == sa.bindparam("b_id")).values(
+        status=sa.literal_column("'done'"), updated_at=sa.bindparam("b_updated_at")
+    )
+
+
 class Outbox:
     """The outbox table; finishing a write also updates the lead's state and files dead letters."""
 
@@ -80,7 +92,7 @@ class Outbox:
 
     def save(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert outbox rows (`outbox_values` plus their id) in the caller's transaction."""
-        conn.execute(sa.insert(outbox_t), list(rows))
+        self._db.execute_many(conn, "outbox.save", lambda: sa.insert(outbox_t), rows)
 
     def pending_writes(self, conn: sa.Connection, lead_keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Per lead key: the field values of its writes still in the outbox (oldest first, later ones win)."""
@@ -95,7 +107,9 @@ class Outbox:
                     sa.select(outbox_t.c.record_id, outbox_t.c.patch)
                     .where(outbox_t.c.crm == crm, outbox_t.c.status == "pending", outbox_t.c.object_type == object_type,
                            outbox_t.c.record_id.in_(chunk))
-                    .order_by(outbox_t.c.id)
+                    # ix_outbox_record's order: each record's writes oldest first, read from the index without a
+                    # sort, where ordering by id alone made SQLite walk every pending row of the CRM instead.
+                    .order_by(outbox_t.c.record_id, outbox_t.c.id)
                 )
                 for row in rows:
                     out.setdefault(lead_key(crm, object_type, row.record_id), {}).update(dict(row.patch.get("changes", {})))
@@ -131,15 +145,16 @@ class Outbox:
         lands after a newer one [architecture: A person's choice wins].
         """
         available = sa.or_(outbox_t.c.claimed_until.is_(None), outbox_t.c.claimed_until <= now)
-        each = outbox_t.alias("each_record")
-        oldest = (
-            sa.select(sa.func.min(each.c.id))
-            .where(each.c.crm == crm, each.c.status == "pending")
-            .group_by(each.c.object_type, each.c.record_id)
+        # "No older pending write of the same record", one lookup in ix_outbox_record per candidate row: the scan
+        # in id order stops after `limit` rows instead of grouping every pending row of the CRM on each claim.
+        older = outbox_t.alias("older")
+        older_pending = sa.exists().where(
+            older.c.crm == outbox_t.c.crm, older.c.object_type == outbox_t.c.object_type,
+            older.c.record_id == outbox_t.c.record_id, older.c.status == "pending", older.c.id < outbox_t.c.id,
         )
         query = (
             sa.select(outbox_t.c.id, outbox_t.c.patch, outbox_t.c.created_at, outbox_t.c.attempts, outbox_t.c.claimed_by)
-            .where(outbox_t.c.crm == crm, outbox_t.c.status == "pending", available, outbox_t.c.id.in_(oldest))
+            .where(outbox_t.c.crm == crm, outbox_t.c.status == "pending", available, ~older_pending)
             .order_by(outbox_t.c.id)
             .limit(limit)
         )
@@ -157,11 +172,10 @@ class Outbox:
                 )
                 rows: Sequence[Any] = sorted(conn.execute(stmt).all(), key=lambda r: int(r.id))
             else:
-                # BEGIN IMMEDIATE holds the write lock, so the UPDATE's subquery picks the rows just read.
+                # BEGIN IMMEDIATE holds the write lock, so the rows just read are still unclaimed; the UPDATE names
+                # them by id rather than running the oldest-per-record query again.
                 rows = conn.execute(query).all()
-                if rows:
-                    picked_ids = query.with_only_columns(outbox_t.c.id).scalar_subquery()
-                    conn.execute(sa.update(outbox_t).where(outbox_t.c.id.in_(picked_ids)).values(**claim))
+                self._db.execute_many(conn, "outbox.claim", _claim_by_id, [{"b_id": r.id, **claim} for r in rows])
             return [
                 OutboxItem(r.id, patch_from_json(r.patch), r.created_at, r.attempts, reclaimed=r.claimed_by is not None) for r in rows
             ]
@@ -220,8 +234,7 @@ class Outbox:
                     "crm": patch.crm, "object_type": patch.object_type, "record_id": patch.record_id, "field": result.field,
                     "code": result.error_code, "message": message, "payload": patch_to_json(patch),
                 })
-            for chunk in chunks(finished):
-                conn.execute(sa.update(outbox_t).where(outbox_t.c.id.in_(chunk)).values(status="done", updated_at=now))
+            self._db.execute_many(conn, "outbox.done", _done_by_id, [{"b_id": i, "b_updated_at": now} for i in finished])
             by_id = outbox_t.c.id == sa.bindparam("b_id")
             if retry:
                 # Release the lease so the next claim (by any replica) retries it.
@@ -234,7 +247,7 @@ class Outbox:
                     sa.update(outbox_t).where(by_id).values(status="failed", attempts=sa.bindparam("b_attempts"), updated_at=now),
                     [{"b_id": i, "b_attempts": n} for i, n in failed.items()],
                 )
-            self._leads.merge_written(conn, written)
+            self._leads.save(conn, {}, written)
             self._dead_letters.add_many(conn, letters, now)
 
     def purge(self, before: datetime) -> int:

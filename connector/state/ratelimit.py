@@ -23,11 +23,13 @@ def epoch_us(now: datetime) -> int:
     return (now - _EPOCH) // _US
 
 
-def take(state: LimiterState, *, n: int, now_us: int, capacity: int, window_us: int) -> tuple[LimiterState, int]:
+def take(state: LimiterState, *, n: int, now_us: int, capacity: int, window_us: int, stamp_us: int | None = None) -> tuple[LimiterState, int]:
     """Try to take n calls from a sliding window: (new state, microseconds to wait; 0 = taken).
 
     A sliding-window log rather than a token bucket: HubSpot's burst limit is a rolling window
     (190 per 10 s, [crm-behaviour: HubSpot rate limits: burst and daily]), and a bucket of 190 refilled at 19/s lets ~380 through in 10 s.
+    `stamp_us` (default `now_us`): the time the calls are recorded at when taken; later than now for calls the
+    CRM may count only once they arrive.
     """
     horizon = now_us - window_us
     calls = tuple((t, k) for t, k in sorted(state.recent_calls) if t > horizon)
@@ -36,7 +38,7 @@ def take(state: LimiterState, *, n: int, now_us: int, capacity: int, window_us: 
         return kept, state.blocked_until_us - now_us
     used = sum(k for _, k in calls)
     if used + n <= capacity:
-        return LimiterState((*calls, (now_us, n)), state.blocked_until_us), 0
+        return LimiterState((*calls, (now_us if stamp_us is None else stamp_us, n)), state.blocked_until_us), 0
     excess = used + n - capacity
     freed = 0
     for t, k in calls:
@@ -50,7 +52,12 @@ def take(state: LimiterState, *, n: int, now_us: int, capacity: int, window_us: 
 class RateLimiter:
     """One limiter per CRM account (e.g. "hubspot:portal-123", "hubspot:portal-123:search"), shared through the store."""
 
-    def __init__(self, store: Store, account: str, *, capacity: int, per_seconds: float, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, account: str, *, capacity: int, per_seconds: float, clock: Clock, in_transit_seconds: float = 0.0,
+    ) -> None:
+        """`in_transit_seconds` > 0: a call is recorded as counted that long after it leaves (the latest the CRM may
+        count it, as far as anyone knows), and `completed()` moves the record to when its answer came back, which
+        is after the CRM counted it whatever the network did. A window of the CRM's own length is then exact."""
         if capacity < 1:
             raise ValueError(f"rate limiter {account}: capacity must be at least 1, got {capacity}")
         if per_seconds <= 0:
@@ -66,6 +73,11 @@ class RateLimiter:
         # row update, so a response costs no extra store round trip. Threads share this limiter.
         self._observed: tuple[int, int] | None = None
         self._lock = threading.Lock()
+        self._transit_us = max(0, round(in_transit_seconds * 1_000_000))
+        # Calls answered since the last acquire, (recorded at, answered at): merged in the next acquire's row update,
+        # so a call's answer costs no store round trip of its own. Until then the call keeps its in-transit record.
+        self._answered: list[tuple[int, int]] = []
+        self._sent = threading.local()  # this thread's call in flight: (recorded at, calls)
 
     def acquire(self, n: int = 1) -> float:
         """Block (via clock.sleep) until n calls are allowed for the account; returns the seconds waited."""
@@ -75,22 +87,38 @@ class RateLimiter:
         while True:
             with self._lock:
                 observed, self._observed = self._observed, None
+                answered, self._answered = self._answered, []
+            stamped: list[int] = []
 
             def step(state: LimiterState) -> tuple[LimiterState, int]:
                 if observed is not None:
                     state = _with_observed(state, *observed, window_us=self._window_us)
+                if answered:
+                    state = _with_answered(state, answered)
                 # The time is read under the row lock: a stamp read before waiting for the lock could be older
                 # than calls another thread or process stamped meanwhile, and leave the window too early.
                 now_us = epoch_us(self._clock.now())
-                return take(state, n=n, now_us=now_us, capacity=self.capacity, window_us=self._window_us)
+                stamped[:] = [now_us + self._transit_us]
+                return take(state, n=n, now_us=now_us, capacity=self.capacity, window_us=self._window_us, stamp_us=stamped[0])
 
             wait_us = self._store.update_limiter(self.account, step)
             if wait_us <= 0:
+                if self._transit_us:
+                    self._sent.call = (stamped[0], n)
                 return waited
             # Sleep outside the row lock; another process may take the slot first, so try again.
             seconds = wait_us / 1_000_000
             self._clock.sleep(seconds)
             waited += seconds
+
+    def completed(self) -> None:
+        """This thread's last call was answered: its record moves from the in-transit guess to now (next acquire)."""
+        call = getattr(self._sent, "call", None)
+        if call is None:
+            return
+        self._sent.call = None
+        with self._lock:
+            self._answered.append((call[0], epoch_us(self._clock.now())))
 
     def penalize(self, retry_after: float) -> None:
         """After a 429: no process calls this account before now + retry_after seconds."""
@@ -117,6 +145,18 @@ class RateLimiter:
             # Kept for the next acquire (same row update); the highest count seen meanwhile is the tightest.
             if self._observed is None or equivalent >= self._observed[1]:
                 self._observed = (now_us, equivalent)
+
+
+def _with_answered(state: LimiterState, answered: list[tuple[int, int]]) -> LimiterState:
+    """The window with each answered call's record (recorded at → answered at) moved; a record already gone (left
+    the window, or the store was reset) is skipped. One record per answer, even when two share a stamp."""
+    calls = list(state.recent_calls)
+    for recorded, at in answered:
+        for i, (t, k) in enumerate(calls):
+            if t == recorded:
+                calls[i] = (at, k)
+                break
+    return LimiterState(tuple(calls), state.blocked_until_us)
 
 
 def _with_observed(state: LimiterState, seen_us: int, equivalent: int, *, window_us: int) -> LimiterState:
@@ -215,7 +255,11 @@ class DailyBudget:
         return self._store.update_budget(self.account, peek)
 
 
-WINDOW_MARGIN_SECONDS = 0.25
+# A burst-limited call is recorded as counted this long after it leaves until its answer comes back (then as
+# counted at the answer): a call whose answer never comes (a dropped connection) keeps the quarter-second guess.
+IN_TRANSIT_SECONDS = 0.25
+# On the answered record, a margin for the clock reads alone: the CRM counted the call before it answered.
+ANSWERED_MARGIN_SECONDS = 0.02
 SEARCH_WINDOW_MARGIN_SECONDS = 0.06
 USAGE_EVERY_SECONDS = 1.0  # the CRM's daily-usage header is written to the shared budget at most this often
 BUDGET_BLOCK = 10  # daily-budget calls counted per store round trip by one guard (see StoreGuard._spend)
@@ -256,9 +300,20 @@ class StoreGuard:
         self._monotonic = monotonic
         self._usage_seen_at: float | None = None
         self._prepaid = 0  # calls counted in the shared budget ahead of being made (see _spend)
+        # Held while the shared budget count changes hands (a block counted ahead, or the CRM's own count taken
+        # over), so a thread never spends from a block the CRM's figure has just replaced.
+        self._budget_lock = threading.Lock()
+        self._in_flight = 0  # calls counted and sent, not answered yet: the CRM's figure may not hold them
+        self._sending = threading.local()
 
     def before(self, endpoint: str, kind: str) -> None:
         self._spend()
+        with self._lock:
+            # One call in flight per thread at most: a call that never got an answer (a dropped connection)
+            # is over when its thread makes the next one.
+            if not getattr(self._sending, "call", False):
+                self._sending.call = True
+                self._in_flight += 1
         limiter = self.search_limiter if kind == "search" and self.search_limiter is not None else self.limiter
         if limiter is not None:
             waited = limiter.acquire(1)
@@ -269,13 +324,10 @@ class StoreGuard:
         """Count one call in the daily budget: BUDGET_BLOCK calls are counted in one store round trip and
         used up in turn, never more than the allowance leaves (near the end, one at a time). A block not
         used up by the end of the process stays counted: the budget errs on the side of calls not made."""
-        with self._lock:
-            if self._prepaid > 0:
-                self._prepaid -= 1
-                return
-        counted = self.budget.reserve(BUDGET_BLOCK)
-        with self._lock:
-            self._prepaid += counted - 1
+        with self._budget_lock:
+            if self._prepaid == 0:
+                self._prepaid = self.budget.reserve(BUDGET_BLOCK)
+            self._prepaid -= 1
 
     def _usage_due(self, status: int) -> bool:
         """Whether the CRM's daily count is written to the shared budget now: an error answer, the first
@@ -291,13 +343,19 @@ class StoreGuard:
             return True
 
     def after(self, endpoint: str, status: int, headers: Mapping[str, str]) -> None:
+        target = self.search_limiter if "search" in endpoint and self.search_limiter is not None else self.limiter
+        if target is not None:
+            target.completed()  # answered: the CRM has counted the call by now
+        with self._lock:
+            if getattr(self._sending, "call", False):
+                self._sending.call = False
+                self._in_flight -= 1
         retry_after = _header(headers, "Retry-After")
         if status == 429 and retry_after is not None:
             try:
                 seconds = float(retry_after)
             except ValueError:
                 seconds = 0.0
-            target = self.search_limiter if "search" in endpoint and self.search_limiter is not None else self.limiter
             if target is not None and seconds > 0:
                 target.penalize(seconds)
         remaining = _int(_header(headers, "X-HubSpot-RateLimit-Remaining"))
@@ -310,18 +368,23 @@ class StoreGuard:
         usage = _header(headers, "Sforce-Limit-Info")
         if (usage or (daily is not None and daily_left is not None)) and not self._usage_due(status):
             return
-        with self._lock:
-            # The CRM's count replaces ours: calls counted ahead and not made yet are not in it, so count again.
+        observed = (daily - daily_left, daily) if daily is not None and daily_left is not None else None
+        for part in (usage or "").split(","):
+            name, _, value = part.strip().partition("=")
+            if name == "api-usage" and "/" in value:
+                used, limit = (_int(v) for v in value.split("/", 1))
+                if used is not None and limit:
+                    observed = (used, limit)
+        if observed is None:
+            return
+        with self._budget_lock:
+            # The CRM's count replaces ours. Calls counted ahead and not made yet are not in it, so they are
+            # counted again; calls other threads have sent may have reached it or not, so they are added (the
+            # budget errs on the side of calls not made).
             self._prepaid = 0
-        if daily is not None and daily_left is not None:
-            self.budget.observe_usage(daily - daily_left, daily)
-        if usage:
-            for part in usage.split(","):
-                name, _, value = part.strip().partition("=")
-                if name == "api-usage" and "/" in value:
-                    used, limit = (_int(v) for v in value.split("/", 1))
-                    if used is not None and limit:
-                        self.budget.observe_usage(used, limit)
+            with self._lock:
+                others = self._in_flight
+            self.budget.observe_usage(observed[0] + others, observed[1])
 
 
 def budget_remaining(store: Store, settings: Settings, crm: str, clock: Clock) -> int:
@@ -343,10 +406,12 @@ def guard_factory(store: Store, settings: Settings, clock: Clock) -> Callable[[s
         limits = settings.crm(crm).call_limits()
         burst = search = None
         if limits.requests_per_window is not None:
-            # A call is stamped when it leaves and counted by the CRM when it arrives: a quarter-second margin
-            # on the window keeps a slow-to-arrive call out of the CRM's next window (no 429).
+            # The CRM counts a call when it arrives, somewhere between sending and the answer: recorded at the
+            # answer, a call leaves the shared window no earlier than it leaves the CRM's (no 429 under any jitter
+            # or a busy machine), and at 80 ms of latency about 0.15 s sooner than a quarter-second guess would.
             burst = RateLimiter(
-                store, limits.account, capacity=limits.requests_per_window, per_seconds=limits.window_seconds + WINDOW_MARGIN_SECONDS, clock=clock,
+                store, limits.account, capacity=limits.requests_per_window, per_seconds=limits.window_seconds + ANSWERED_MARGIN_SECONDS,
+                clock=clock, in_transit_seconds=IN_TRANSIT_SECONDS,
             )
         if limits.search_per_second is not None:
             # The same margin for the 1 s search window, scaled to what network jitter spreads: ±20 ms of

@@ -209,19 +209,17 @@ class RoutingTxn:
                 self._conn.execute(stmt.on_conflict_do_update(index_elements=["scope", "key"], set_={"value": value}))
 
     def _flush_lead_states(self) -> None:
-        if self._routed:
+        if self._routed or self._remembered:
             routed, self._routed = self._routed, {}
-            rows: list[dict[str, Any]] = [
-                {
-                    "lead_key": key, "routed_owner_id": r.owner_id, "routed_rep": r.rep, "routed_at": r.at, "written": {},
-                    "reassignments": r.reassignments, "sla_due_at": r.sla_due_at, "initial_status": r.initial_status,
-                }
-                for key, r in sorted(routed.items())  # one lock order for every writer of lead_states
-            ]
-            self._leads.save_routed(self._conn, rows)
-        if self._remembered:
             remembered, self._remembered = self._remembered, []
-            self._leads.merge_written(self._conn, remembered)
+            rows = {
+                key: {
+                    "routed_owner_id": r.owner_id, "routed_rep": r.rep, "routed_at": r.at, "reassignments": r.reassignments,
+                    "sla_due_at": r.sla_due_at, "initial_status": r.initial_status,
+                }
+                for key, r in routed.items()
+            }
+            self._leads.save(self._conn, rows, remembered)
 
     def _flush_waiting(self) -> None:
         if self._waiting:

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"the state store needs timezone-aware UTC datetimes, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    # The text SQLAlchemy's SQLite DATETIME stores ("%Y-%m-%d %H:%M:%S.%f", microseconds always written), which its
+    # result processor parses back and SQLite compares as text; isoformat is that, made in C, before its "+00:00".
+    return None if value is None else _utc(value).isoformat(" ", "microseconds")[:26]
 
 
 class UtcDateTime(sa.types.TypeDecorator[datetime]):
@@ -16,10 +30,15 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError(f"the state store needs timezone-aware UTC datetimes, got naive {value.isoformat()}")
-        value = value.astimezone(UTC)
+        value = _utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+        # SQLite: straight to DATETIME's stored text in one step, not through process_bind_param and then DATETIME's
+        # own %-formatting (issue 18 profile: a tenth of a routing batch's CPU).
+        if dialect.name == "sqlite":
+            return _sqlite_text
+        return super().bind_processor(dialect)
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
@@ -100,6 +119,8 @@ outbox_t = sa.Table(
     sa.Column("claimed_by", sa.String(128), nullable=True),
     sa.Column("claimed_until", _TS, nullable=True),
     sa.Index("ix_outbox_crm_status", "crm", "status", "id"),
+    # a record's pending writes, oldest first: the claim's "no older pending write" check (migration 0008)
+    sa.Index("ix_outbox_record", "crm", "object_type", "record_id", "status", "id"),
 )
 dead_letters_t = sa.Table(
     "dead_letters",

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from connector.adapters.base import CrmAdapter, FindsLeadsByEmail, NoGuard
+from connector.adapters.base import FindsLeadsByEmail, NoGuard
 from connector.adapters.crms import DESCRIPTORS, descriptor_for
 from connector.adapters.hubspot.adapter import HubSpotAdapter
 from connector.adapters.hubspot.descriptor import HUBSPOT
-from connector.adapters.salesforce.adapter import SalesforceAdapter
 from connector.adapters.salesforce.descriptor import SALESFORCE
 from connector.config import HubSpotSettings, SalesforceSettings, Settings
 from connector.core.clock import FrozenClock
@@ -52,13 +48,15 @@ def test_a_descriptor_opens_its_adapter() -> None:
     assert isinstance(adapter, FindsLeadsByEmail)
 
 
-# What mypy checks below: each adapter is a CrmAdapter wherever one is asked for.
-def _as_protocol(hubspot: HubSpotAdapter, salesforce: SalesforceAdapter) -> tuple[CrmAdapter, CrmAdapter, FindsLeadsByEmail]:
-    return hubspot, salesforce, salesforce
-
-
-@pytest.mark.skipif(shutil.which("mypy") is None and not (Path(sys.executable).parent / "mypy").exists(), reason="mypy not installed")
 def test_both_adapters_satisfy_the_protocol_under_mypy() -> None:
-    result = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-error-summary", "--follow-imports=silent", __file__],
-                            capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 0, result.stdout + result.stderr
+    """The proof is connector/adapters/crms.py's `_adapters_conform`, type-checked with the whole package by
+    tests/test_dependencies.py::test_package_is_strictly_typed (one strict mypy run for both). Here: it is still
+    there, and still says what it must."""
+    import ast
+
+    source = (ROOT / "connector" / "adapters" / "crms.py").read_text(encoding="utf-8")
+    conform = next(node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.FunctionDef) and node.name == "_adapters_conform")
+    annotations = [ast.unparse(arg.annotation) for arg in conform.args.args if arg.annotation is not None]
+    assert annotations == ["HubSpotAdapter", "SalesforceAdapter"]
+    assert ast.unparse(conform.returns) == "tuple[CrmAdapter, CrmAdapter, FindsLeadsByEmail]"
+    assert ast.unparse(conform.body[-1]) == "return (hubspot, salesforce, salesforce)"

@@ -205,11 +205,11 @@ def test_budget_exhausted_mid_run_stops_cleanly_names_the_resume_time_and_keeps_
     store_url: str, clock: FrozenClock
 ) -> None:
     with HubSpotSandbox(seed=5, contacts=600, companies=10, leads=0, clock=clock) as sb:
-        # The account's own daily limit (its headers tell the guard); the connector may use half: 15 calls a day, which
-        # stops the first day's run mid-stream and leaves the next day room for the rest even when the reader thread
-        # spent one call on a page read ahead (re-read the next day: nothing is skipped).
-        sb.daily_limit = 30
-        overrides = hubspot_overrides(store_url, sb.base_url, sb.token, daily_limit=30, daily_budget_share=0.5)
+        # The account's own daily limit (its headers tell the guard); the connector may use half: 12 calls a day, which
+        # stops the first day's run mid-stream and leaves the next day just room for the rest. Exact every time: under
+        # OVERLAP_MIN_BUDGET calls left, start-up reads go one after another and no page is read ahead.
+        sb.daily_limit = 24
+        overrides = hubspot_overrides(store_url, sb.base_url, sb.token, daily_limit=24, daily_budget_share=0.5)
         settings = load_settings(example_config_path(), overrides)
         with Store.open(store_url) as store:
             adapters = make_adapters(settings, guard_for=guard_factory(store, settings, clock), clock=clock)

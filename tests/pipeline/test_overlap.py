@@ -20,6 +20,7 @@ from connector.core.models import FetchPage, Patch, WriteResult
 from connector.pipeline.overlap import ReadAhead
 from connector.runners import jobs
 from connector.runners.jobs import RunSummary, backfill, sync_once
+from connector.runners.leases import Replica, help_lease_name, help_while_held, poll_lease_name
 from connector.sandbox.hubspot import HubSpotSandbox
 
 from .conftest import Env
@@ -183,3 +184,179 @@ def test_read_ahead_hands_pages_over_in_order_and_stops_its_reader_when_closed()
     reader.close()
     assert got == ["0", "1", "2", "3", "4"]
     assert len(produced) <= 5 + 2 + 1, "never more than `depth` pages (plus the one in hand) ahead"
+
+
+def _numbered_pages(produced: list[int], count: int) -> Iterator[FetchPage]:
+    for n in range(count):
+        produced.append(n)
+        yield FetchPage(leads=(), cursor=str(n))
+
+
+def test_read_ahead_fetches_no_page_before_the_consumer_asks_for_it_while_ahead_says_no() -> None:
+    produced: list[int] = []
+    allowed = [True, True]  # the first two pages may be read ahead, then none (the budget ran low)
+    reader = ReadAhead(_numbered_pages(produced, 6), depth=2, ahead=lambda: allowed.pop(0) if allowed else False)
+    held = []
+    try:
+        for page in reader:
+            threading.Event().wait(0.02)  # room for a reader that would fetch ahead to do so
+            held.append((page.cursor, len(produced)))
+    finally:
+        reader.close()
+    assert [cursor for cursor, _ in held] == ["0", "1", "2", "3", "4", "5"]
+    # Pages 1 and 2 were read ahead; from page 3 on, each was fetched only once the consumer asked for it.
+    assert [n for _, n in held][2:] == [3, 4, 5, 6]
+
+
+def test_ahead_while_budget_looks_at_the_budget_only_when_pages_since_could_have_spent_the_margin(
+    env: Env, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    left = [jobs.OVERLAP_MIN_BUDGET + 2 * jobs.CALLS_PER_PAGE_AT_MOST + 50, jobs.OVERLAP_MIN_BUDGET, jobs.OVERLAP_MIN_BUDGET - 1, 50_000]
+    looks: list[int] = []
+
+    def remaining(*_args: Any) -> int:
+        looks.append(left[len(looks)])
+        return looks[-1]
+
+    monkeypatch.setattr(jobs, "budget_remaining", remaining)
+    ahead = jobs._ahead_while_budget(env.settings, env.store, "hubspot", env.clock)
+    assert [ahead() for _ in range(6)] == [True, True, True, True, False, True]
+    assert len(looks) == 4, "two pages read ahead on a margin of 250 calls without looking again"
+
+
+def test_no_page_is_read_ahead_once_the_budget_may_not_cover_routing_it(
+    store_url: str, big_hubspot: HubSpotSandbox, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env, spy = _env(store_url, big_hubspot)
+    fetched = 0
+    real_fetch = spy.fetch_all
+
+    def counted(cursor: str | None = None) -> Iterator[FetchPage]:
+        nonlocal fetched
+        for page in real_fetch(cursor):
+            fetched += 1
+            yield page
+
+    spy.fetch_all = counted  # type: ignore[method-assign]
+    # Enough budget at the start (the run overlaps) and for two pages read ahead, then under OVERLAP_MIN_BUDGET.
+    looks: list[str] = []
+
+    def remaining(*_args: Any) -> int:
+        looks.append(threading.current_thread().name)
+        return jobs.OVERLAP_MIN_BUDGET + jobs.CALLS_PER_PAGE_AT_MOST if len(looks) <= 3 else jobs.OVERLAP_MIN_BUDGET - 1
+
+    monkeypatch.setattr(jobs, "budget_remaining", remaining)
+    routed_with: list[int] = []
+    real = jobs.run_batch
+
+    def routing(*args: Any, **kw: Any) -> Any:
+        threading.Event().wait(0.02)  # room for a reader that would fetch ahead to do so
+        routed_with.append(fetched)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(jobs, "run_batch", routing)
+    try:
+        summary = backfill(env.settings, env.store, env.adapters)
+        ids = big_hubspot.records_ids("contacts")
+        assert sorted(spy.written) == sorted(ids) and summary.fetched == len(ids) == 730
+        assert "connector-reader" in looks, "the reader thread looked at the budget"
+        # When page k is routed, at most pages 1 and 2 were read ahead; from page 2 on, exactly the pages asked for.
+        assert len(routed_with) == 8 and all(n <= max(k, 2) for k, n in enumerate(routed_with, start=1))
+        assert routed_with[1:] == [2, 3, 4, 5, 6, 7, 8]
+    finally:
+        env.close()
+
+
+POLL = poll_lease_name("hubspot", "contacts", "all")
+
+
+def test_the_pollers_writers_leave_the_streams_writes_to_an_announced_helper_and_send_what_is_left_at_the_end(
+    store_url: str, big_hubspot: HubSpotSandbox,
+) -> None:
+    env, spy = _env(store_url, big_hubspot)
+    # Another replica is announced as helping (it sends nothing here: whatever it leaves, the poller sends at the end).
+    assert env.store.acquire_lease(help_lease_name(POLL), "helper", env.store.shared_clock(env.clock).now(), ttl_seconds=600)
+    sent_while_routing: list[int] = []
+    try:
+        summary = backfill(env.settings, env.store, env.adapters,
+                           on_batch=lambda _crm, _batch, _summary: sent_while_routing.append(len(spy.write_calls)))
+        ids = big_hubspot.records_ids("contacts")
+        assert sent_while_routing == [0] * 8, "no write of the poller's while the stream ran"
+        assert sorted(spy.written) == sorted(ids) and summary.written == len(ids)
+        assert sorted(spy.write_calls) == [30, *([100] * 7)], "whole batches, the tail in one call"
+        assert env.store.count_pending_outbox().get("hubspot", 0) == 0
+    finally:
+        env.close()
+
+
+def test_a_helper_and_the_pollers_writers_send_every_write_exactly_once_between_them(
+    store_url: str, big_hubspot: HubSpotSandbox,
+) -> None:
+    env, spy = _env(store_url, big_hubspot)
+    helper_adapter = Spy(jobs.make_adapters(env.settings, clock=env.clock)["hubspot"])  # the other replica's own client
+    helped: list[int] = []
+    helpers: list[threading.Thread] = []
+
+    def start_helper(_crm: str, _batch: Any, _summary: RunSummary) -> None:
+        if not helpers:  # the poller holds its lease by now
+            helpers.append(threading.Thread(target=lambda: helped.append(help_while_held(
+                env.store, helper_adapter, POLL, Replica(worker="helper"), env.clock, done=lambda: False))))
+            helpers[0].start()
+
+    try:
+        summary = backfill(env.settings, env.store, env.adapters, on_batch=start_helper)
+        helpers[0].join(timeout=30)
+        ids = big_hubspot.records_ids("contacts")
+        assert sorted(spy.written + helper_adapter.written) == sorted(ids), "every lead written once, by one of them"
+        assert summary.written + helped[0] == len(ids) and env.store.count_pending_outbox().get("hubspot", 0) == 0
+        assert env.store.get_lease(help_lease_name(POLL)) is None, "the helper withdrew its announcement"
+    finally:
+        env.close()
+
+
+def test_a_second_backfill_with_join_sends_the_running_ones_writes_until_it_is_complete(
+    store_url: str, big_hubspot: HubSpotSandbox,
+) -> None:
+    """`connector backfill --join` on another replica: it does not exit with the object under held_elsewhere, it
+    sends the poller's writes until the backfill is complete; every lead is written once, by one of them."""
+    env, spy = _env(store_url, big_hubspot)
+    joiner_adapters = {"hubspot": Spy(jobs.make_adapters(env.settings, clock=env.clock)["hubspot"])}
+    joined: list[RunSummary] = []
+    joiners: list[threading.Thread] = []
+
+    def start_joiner(_crm: str, _batch: Any, _summary: RunSummary) -> None:
+        if not joiners:  # the poller holds its lease by now
+            joiners.append(threading.Thread(target=lambda: joined.append(backfill(
+                env.settings, env.store, joiner_adapters, env.clock, join=True, replica=Replica(worker="joiner")))))
+            joiners[0].start()
+
+    try:
+        summary = backfill(env.settings, env.store, env.adapters, on_batch=start_joiner)
+        joiners[0].join(timeout=60)
+        ids = big_hubspot.records_ids("contacts")
+        helper = joiner_adapters["hubspot"]
+        assert joined and not joined[0].held_elsewhere and not joined[0].aborted, "it stayed until the backfill was complete"
+        assert helper.written, "the joiner sent some of the writes"
+        assert sorted(spy.written + helper.written) == sorted(ids), "every lead written once, by one of them"
+        assert summary.written + joined[0].written == len(ids)
+        assert env.store.count_pending_outbox().get("hubspot", 0) == 0
+    finally:
+        env.close()
+
+
+def test_a_second_backfill_without_join_still_exits_with_the_object_held_elsewhere(
+    store_url: str, big_hubspot: HubSpotSandbox,
+) -> None:
+    env, _spy = _env(store_url, big_hubspot)
+    other = {"hubspot": jobs.make_adapters(env.settings, clock=env.clock)["hubspot"]}
+    seen: list[RunSummary] = []
+
+    def second(_crm: str, _batch: Any, _summary: RunSummary) -> None:
+        if not seen:
+            seen.append(backfill(env.settings, env.store, other, env.clock, replica=Replica(worker="second")))
+
+    try:
+        backfill(env.settings, env.store, env.adapters, on_batch=second)
+        assert seen[0].held_elsewhere == ["hubspot contacts all"]
+    finally:
+        env.close()

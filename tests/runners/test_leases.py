@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from datetime import UTC, datetime
 
 import pytest
@@ -11,7 +12,10 @@ from connector.config import example_config_path, load_settings
 from connector.core.clock import FrozenClock
 from connector.core.models import FieldDecision, Patch
 from connector.runners.jobs import make_adapters
-from connector.runners.leases import HELP_IDLE_SECONDS, Replica, help_while_held, poll_lease_name
+from connector.runners.leases import (
+    HELP_IDLE_SECONDS, HELP_LEASE_SECONDS, HELPERS_LOOK_SECONDS, Replica, help_lease_name, help_while_held, helpers_present,
+    poll_lease_name,
+)
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.state.store import Store
 
@@ -30,7 +34,9 @@ def score_patch(record_id: str) -> Patch:
                  reasons={}, decisions={"score": FieldDecision.WRITE})
 
 
-def test_a_helper_sends_whole_write_batches_while_the_poller_holds_the_lease(store: Store, store_url: str) -> None:
+def test_a_helper_announces_itself_and_sends_whole_write_batches_while_the_poller_holds_the_lease(
+    store: Store, store_url: str,
+) -> None:
     clock = FrozenClock(T0)
     with HubSpotSandbox(seed=42, contacts=260, clock=clock) as sandbox:
         settings = load_settings(example_config_path(), {"store": {"url": store_url}, "hubspot": {
@@ -38,13 +44,23 @@ def test_a_helper_sends_whole_write_batches_while_the_poller_holds_the_lease(sto
         adapter = make_adapters(settings, clock=clock)["hubspot"]
         assert store.acquire_lease(LEASE, "poller", clock.now(), ttl_seconds=60)
         store.enqueue([score_patch(i) for i in sandbox.records_ids("contacts")[:250]], clock.now())
+        announced: list[str | None] = []
+        real_write = adapter.write
 
+        def write(*args: Any, **kw: Any) -> Any:
+            held = store.get_lease(help_lease_name(LEASE))
+            announced.append(held.holder if held is not None else None)
+            return real_write(*args, **kw)
+
+        adapter.write = write  # type: ignore[method-assign]
         sent = help_while_held(store, adapter, LEASE, Replica(worker="helper", lease_seconds=60), clock, done=lambda: False)
         writes = sandbox.calls["contacts.batch_update"]
-    # A backlog of two whole batches and a tail: the helper sent the older batch in one call; the newest whole
-    # batch and the tail of 50 are the poller's (no partial batch, no race for the batch it is about to claim).
-    assert sent == 100 and writes == 1
-    assert store.count_pending_outbox() == {"hubspot": 150}
+    # A backlog of two whole batches and a tail: the helper, announced while it sent them, sent both batches in
+    # one call each (the poller's writers leave the stream's writes to an announced helper); the tail of 50 waits
+    # for the poller's last flush (no partial batch while the stream runs). Done, the announcement is withdrawn.
+    assert sent == 200 and writes == 2 and announced == ["helper"]
+    assert store.count_pending_outbox() == {"hubspot": 50}
+    assert store.get_lease(help_lease_name(LEASE)) is None
     # It looked again with growing pauses (no API call while idle), and stopped when the poller's lease ran out,
     # leaving the lease for the caller to take over: it never took it itself.
     assert clock.slept[:3] == [HELP_IDLE_SECONDS[0], HELP_IDLE_SECONDS[0] * 2, HELP_IDLE_SECONDS[0] * 4]
@@ -83,3 +99,18 @@ def test_a_helper_leaves_rows_the_poller_claimed_and_never_sends_a_partial_batch
         writes = sandbox.calls["contacts.batch_update"]
     assert sent == 0 and writes == 0
     assert store.count_pending_outbox() == {"hubspot": 150}
+
+
+def test_the_poller_sees_a_helper_announced_by_another_replica_within_a_second_and_only_while_it_is_live(store: Store) -> None:
+    clock = FrozenClock(T0)
+    present = helpers_present(store, LEASE, Replica(worker="poller"), clock)
+    assert present() is False  # nobody announced
+    assert store.acquire_lease(help_lease_name(LEASE), "helper", clock.now(), ttl_seconds=HELP_LEASE_SECONDS)
+    assert present() is False, "looked up at most every HELPERS_LOOK_SECONDS"
+    clock.sleep(HELPERS_LOOK_SECONDS)
+    assert present() is True
+    clock.sleep(HELP_LEASE_SECONDS)  # the helper was killed: its announcement ran out
+    assert present() is False
+    mine = helpers_present(store, LEASE, Replica(worker="helper"), clock)
+    assert store.acquire_lease(help_lease_name(LEASE), "helper", clock.now(), ttl_seconds=HELP_LEASE_SECONDS)
+    assert mine() is False, "a replica does not defer to its own announcement"

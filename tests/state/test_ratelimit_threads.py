@@ -47,8 +47,10 @@ def test_threads_sharing_one_limiter_never_pass_capacity_in_any_window(store: St
     lock = threading.Lock()
     real_take = ratelimit.take
 
-    def recording_take(state: LimiterState, *, n: int, now_us: int, capacity: int, window_us: int) -> tuple[LimiterState, int]:
-        new, wait = real_take(state, n=n, now_us=now_us, capacity=capacity, window_us=window_us)
+    def recording_take(
+        state: LimiterState, *, n: int, now_us: int, capacity: int, window_us: int, stamp_us: int | None = None,
+    ) -> tuple[LimiterState, int]:
+        new, wait = real_take(state, n=n, now_us=now_us, capacity=capacity, window_us=window_us, stamp_us=stamp_us)
         if wait == 0:
             with lock:
                 taken.append(now_us)
@@ -138,3 +140,70 @@ def test_searches_keep_a_margin_for_jitter_inside_hubspots_one_second_window(sto
         stamps.append(clock.monotonic())
     assert SEARCH_WINDOW_MARGIN_SECONDS >= 0.04
     assert all(stamps[i + 5] - stamps[i] >= 1.0 + SEARCH_WINDOW_MARGIN_SECONDS - 1e-9 for i in range(len(stamps) - 5))
+
+
+def test_an_answered_call_leaves_the_window_counted_from_its_answer_not_a_guess(store: Store) -> None:
+    """Recorded at send + the in-transit guess until answered, then at the answer: the next window's first call
+    goes a window after the answer (never earlier: the CRM counted the call before answering), and a call that is
+    never answered keeps the guess."""
+    clock = FrozenClock(START)
+    limiter = RateLimiter(store, "hubspot:t", capacity=2, per_seconds=10, clock=clock, in_transit_seconds=0.25)
+    limiter.acquire()  # t = 0, answered at 0.08
+    clock.advance(0.08)
+    limiter.completed()
+    limiter.acquire()  # t = 0.08, never answered: recorded at 0.33
+    clock.advance(1.0)
+    waited = limiter.acquire()  # the first call leaves the window at 0.08 + 10
+    assert waited == pytest.approx(10.08 - 1.08)
+    assert limiter.acquire() == pytest.approx(10.33 - 10.08)  # the unanswered one at 0.08 + 0.25 + 10
+
+
+def test_answers_are_merged_into_the_next_acquire_without_a_round_trip_of_their_own(store: Store) -> None:
+    clock = FrozenClock(START)
+    limiter = RateLimiter(store, "hubspot:u", capacity=5, per_seconds=10, clock=clock, in_transit_seconds=0.25)
+    limiter.acquire()
+    clock.advance(0.1)
+    with store.round_trips() as trips:
+        limiter.completed()
+        limiter.completed()  # a second answer for the same call changes nothing
+    assert trips.round_trips == 0
+    limiter.acquire()
+    state = store.update_limiter("hubspot:u", lambda s: (s, s))
+    assert sorted(t for t, _ in state.recent_calls) == [
+        (int((START.timestamp() + 0.1) * S)), int((START.timestamp() + 0.1) * S) + int(0.25 * S)]
+
+
+def test_the_crms_daily_count_is_taken_over_with_the_calls_other_threads_still_have_in_flight(store: Store) -> None:
+    """A CRM figure read from one answer cannot hold another thread's call sent but not arrived: it is added, and a
+    block counted ahead is dropped (counted again from the CRM's figure), so the shared budget never undercounts."""
+    clock = FrozenClock(START)
+    budget = DailyBudget(store, "salesforce:org-9", daily_limit=1000, share=1.0, clock=clock)
+    guard = StoreGuard(limiter=None, budget=budget)
+    started = threading.Event()
+    go_on = threading.Event()
+
+    def other_thread() -> None:
+        guard.before("query", "read")  # sent; its answer comes after the main thread's
+        started.set()
+        go_on.wait(5)
+        guard.after("query", 200, {"Sforce-Limit-Info": "api-usage=42/1000"})
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    assert started.wait(5)
+    guard.before("query", "read")
+    guard.after("query", 200, {"Sforce-Limit-Info": "api-usage=40/1000"})
+    assert budget.remaining() == 1000 - 41  # the CRM's 40, plus the other thread's call in flight
+    go_on.set()
+    worker.join()
+    assert budget.remaining() == 1000 - 42  # its own answer: the CRM's figure, nothing in flight
+
+
+def test_a_call_that_never_got_an_answer_is_not_in_flight_forever(store: Store) -> None:
+    clock = FrozenClock(START)
+    budget = DailyBudget(store, "salesforce:org-8", daily_limit=1000, share=1.0, clock=clock)
+    guard = StoreGuard(limiter=None, budget=budget)
+    guard.before("query", "read")  # a dropped connection: no answer, no `after`
+    guard.before("query", "read")  # the retry
+    guard.after("query", 200, {"Sforce-Limit-Info": "api-usage=7/1000"})
+    assert budget.remaining() == 1000 - 7

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connector.canonical import FieldReader, FieldSpec
+from connector.canonical import FieldReader, FieldSpec, ParseStats
 from connector.canonical.parsers import parse_number
-from connector.canonical.reader import parse_counted
+from connector.canonical.reader import latest_counted, parse_counted
 from connector.core.models import Lead
 
 # Standard contact properties → Lead attributes, each with its parser (values are strings in every v3 response,
@@ -43,6 +43,8 @@ ENGAGEMENT_PROPERTIES: dict[str, str] = {
     "hs_email_open": "email_opens",
     "hs_email_click": "email_clicks",
 }
+# (property, engagement key, its ParseStats name)
+_ENGAGEMENT_TALLIES = tuple((prop, key, f"engagement.{key}") for prop, key in ENGAGEMENT_PROPERTIES.items())
 # Contacts stamp `lastmodifieddate`; leads, companies and deals `hs_lastmodifieddate`
 # [crm-behaviour: HubSpot modified-date property per object].
 CREATED_PROPERTIES = ("createdate", "hs_createdate")
@@ -168,28 +170,28 @@ def lead_from_record(record: Mapping[str, Any], fields: FieldMap, reader: FieldR
     (reported once per run, never a log line per lead).
     """
     props: Mapping[str, Any] = record.get("properties") or {}
+    get = props.get
     stats = reader.stats
-    values = reader.read(props.get)
-    values["owner_id"] = _text(props.get(OWNER_PROPERTY))
-    values["lead_status"] = _text(props.get(fields.lead_status_property or DEFAULT_LEAD_STATUS_PROPERTY))
-    values["stage"] = _text(props.get(fields.stage_property))
-    values["score"] = parse_counted(stats, "score", props.get(fields.score_property), parse_number)
-    values["grade"] = _text(props.get(fields.grade_property))
+    values = reader.read(get)
+    values["owner_id"] = _text(get(OWNER_PROPERTY))
+    values["lead_status"] = _text(get(fields.lead_status_property or DEFAULT_LEAD_STATUS_PROPERTY))
+    values["stage"] = _text(get(fields.stage_property))
+    values["score"] = parse_counted(stats, "score", get(fields.score_property), parse_number)
+    values["grade"] = _text(get(fields.grade_property))
     # A Leads record carries its contact's properties too: the object's own timestamps win.
     own_first = fields.object_type != "contacts"
     created = ("hs_createdate", "createdate") if own_first else CREATED_PROPERTIES
     modified = ("hs_lastmodifieddate", "lastmodifieddate") if own_first else ("lastmodifieddate", "hs_lastmodifieddate")
     values["created_at"] = parse_counted(stats, "created_at", _first_present(props, created), parse_datetime)
     values["modified_at"] = parse_counted(stats, "modified_at", _first_present(props, modified), parse_datetime)
-    stamps = [parse_counted(stats, "last_activity_at", props.get(name), parse_datetime, count_empty=False)
-              for name in LAST_ACTIVITY_PROPERTIES]
-    values["last_activity_at"] = max((stamp for stamp in stamps if stamp is not None), default=None)
-
+    values["last_activity_at"] = latest_counted(stats, "last_activity_at", (get(n) for n in LAST_ACTIVITY_PROPERTIES), parse_datetime)
     engagement: dict[str, float] = {}
-    for prop, key in ENGAGEMENT_PROPERTIES.items():
-        count = parse_counted(stats, f"engagement.{key}", props.get(prop), parse_number, count_empty=False)
-        if count is not None:
-            engagement[key] = count
+    for prop, key, tally_name in _ENGAGEMENT_TALLIES:
+        raw = get(prop)
+        if raw is not None:  # absent counters are not counted (count_empty=False)
+            count = parse_counted(stats, tally_name, raw, parse_number, count_empty=False)
+            if count is not None:
+                engagement[key] = count
     extra = {alias: props.get(prop) for alias, prop in fields.extra_properties.items()}
 
     email = values["email"]
@@ -208,13 +210,16 @@ def lead_from_record(record: Mapping[str, Any], fields: FieldMap, reader: FieldR
 
 def _first_present(props: Mapping[str, Any], names: Iterable[str]) -> Any:
     """The value of the first of `names` that is set (the first present wins, even when it does not parse)."""
-    return next((props[name] for name in names if props.get(name)), None)
+    for name in names:
+        if props.get(name):
+            return props[name]
+    return None
 
 
 def _text(raw: Any) -> str | None:
-    if raw is None or not str(raw).strip():
+    if raw is None:
         return None
-    return str(raw).strip()
+    return (raw if raw.__class__ is str else str(raw)).strip() or None
 
 
 _EPOCH_MS = re.compile(r"^-?\d{9,}$")
@@ -225,6 +230,15 @@ def parse_datetime(raw: str) -> datetime:
 
     [crm-behaviour: HubSpot datetime formats] [crm-behaviour: Pitfall: mixed datetime formats]
     """
+    if raw[-1:] == "Z" and raw[4:5] == "-":
+        # v3's usual `2024-05-31T10:11:12.345Z` (never epoch ms: a '-' after 4 digits) in one call: fromisoformat
+        # reads the Z as UTC since Python 3.11 (docs.python.org/3/library/datetime.html#datetime.datetime.fromisoformat)
+        try:
+            value: datetime | None = datetime.fromisoformat(raw)
+        except ValueError:  # what only the "+00:00" spelling reads ("2024-05-31Z") takes the general path
+            value = None
+        if value is not None and value.tzinfo is UTC:
+            return value
     if _EPOCH_MS.match(raw):
         return datetime.fromtimestamp(int(raw) / 1000, tz=UTC)
     text = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw

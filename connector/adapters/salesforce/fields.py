@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from connector.canonical import FieldReader, FieldSpec
+from connector.canonical import FieldReader, FieldSpec, ParseStats
 from connector.canonical.parsers import parse_number
-from connector.canonical.reader import parse_counted
+from connector.canonical.reader import latest_counted, parse_counted
 from connector.config import SalesforceSettings
 from connector.core.models import Crm, Lead, Patch
 
@@ -69,12 +70,9 @@ def lead_from_record(record: Mapping[str, Any], settings: SalesforceSettings, re
     reader's ParseStats (reported once per run) and leave their attribute empty."""
     s = settings
     stats = reader.stats
-
-    def get(name: str) -> Any:
-        code_field = CODE_FIELDS.get(name)
-        return (record.get(code_field) if code_field else None) or record.get(name)
-
-    values = reader.read(get)
+    # An ISO code, when the org holds one, stands in for its text field (one dict look-up a field, no closure)
+    codes = {name: code for name, code_field in CODE_FIELDS.items() if (code := record.get(code_field))}
+    values = reader.read({**record, **codes}.get if codes else record.get)
     values["owner_id"] = _text(record.get(OWNER_FIELD), strip=True)
     values["score"] = parse_counted(stats, "score", record.get(s.score_field), parse_number)
     values["grade"] = _text(record.get(s.grade_field))
@@ -85,9 +83,8 @@ def lead_from_record(record: Mapping[str, Any], settings: SalesforceSettings, re
     values["modified_at"] = (parse_counted(stats, "modified_at", record.get("LastModifiedDate"), _datetime)
                              or parse_counted(stats, "modified_at", record.get(STAMP_FIELD), _datetime, count_empty=False))
     # The latest of LastActivityDate (a date) and the org's own activity fields [crm-behaviour: HubSpot engagement timestamps].
-    stamps = [parse_counted(stats, "last_activity_at", record.get(name), _datetime, count_empty=False)
-              for name in ("LastActivityDate", *s.activity_fields)]
-    values["last_activity_at"] = max((stamp for stamp in stamps if stamp is not None), default=None)
+    values["last_activity_at"] = latest_counted(
+        stats, "last_activity_at", (record.get(n) for n in ("LastActivityDate", *s.activity_fields)), _datetime)
     master = record.get("MasterRecordId")
     return Lead(
         crm=CRM,
@@ -102,10 +99,15 @@ def lead_from_record(record: Mapping[str, Any], settings: SalesforceSettings, re
 
 
 def _datetime(value: Any) -> datetime:
-    parsed = parse_datetime(value)
-    if parsed is None:
-        raise ValueError(value)
-    return parsed
+    """A Salesforce datetime (`2024-01-01T00:00:00.000+0000`) or date (`2024-01-01`) → aware UTC; ValueError when
+    it is neither (parse_counted hands over non-empty values only)."""
+    text = str(value)
+    if len(text) == 10:
+        return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is UTC:  # the API's `+0000`: already UTC
+        return parsed
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def record_for(patch: Patch, described: Described, settings: SalesforceSettings) -> dict[str, Any]:
@@ -135,17 +137,18 @@ def parse_datetime(value: object) -> datetime | None:
     """Salesforce datetimes (`2024-01-01T00:00:00.000+0000`) and dates (`2024-01-01`) → aware UTC datetimes."""
     if value in (None, ""):
         return None
-    text = str(value)
-    if len(text) == 10:
-        return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    return _datetime(value)
 
 
 def website_domain(website: object) -> str | None:
     """`https://www.Acme.example/path` → `acme.example` (None when there is no host)."""
     if not isinstance(website, str) or not website.strip():
         return None
+    return _website_host(website)
+
+
+@lru_cache(maxsize=16_384)  # a company's leads share its website: urlsplit once per site
+def _website_host(website: str) -> str | None:
     text = website.strip().lower()
     host = urlsplit(text if "://" in text else f"//{text}").hostname or ""
     host = host.removeprefix("www.")

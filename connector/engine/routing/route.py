@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from connector.core.keys import OPEN_SCOPE
-from connector.core.models import Lead, Rep, RoutingDecision, ScoreResult
+from connector.core.models import Candidate, Lead, Rep, RoutingDecision, ScoreResult, WaitCause
 from connector.engine.routing.compile import CompiledRouting, CompiledRule, Place, place_of
 from connector.engine.routing.config import normalize_email
 from connector.engine.routing.reps import capacity_reason
@@ -112,11 +112,16 @@ def _unrouted(
     return decision_of(lead, "none", None, None, [*reasons, "no fallback pool or queue: left unassigned"], **extra), NO_CHANGE
 
 
-def decision_of(lead: Lead, kind: Any, owner_id: str | None, rep: str | None, reasons: list[str], **kw: Any) -> RoutingDecision:
+def decision_of(
+    lead: Lead, kind: Any, owner_id: str | None, rep: str | None, reasons: list[str], *, rule: str | None = None,
+    pool: str | None = None, strategy: str | None = None, arm: str | None = None, candidates: tuple[Candidate, ...] = (),
+    wait_cause: WaitCause | None = None, next_available_at: datetime | None = None, next_available_rep: str | None = None,
+) -> RoutingDecision:
     """A decision with its reasons (rule, pool, candidates and wait details as keywords)."""
-    if not kw:  # the kept / matched owners: no rule, pool or candidates
-        return _routing_decision(lead.key, owner_id, rep, kind, None, None, None, None, tuple(reasons), (), None, None, None)
-    return RoutingDecision(lead_key=lead.key, owner_id=owner_id, rep=rep, kind=kind, reasons=tuple(reasons), **kw)
+    return _routing_decision(
+        lead.key, owner_id, rep, kind, rule, pool, strategy, arm, tuple(reasons), candidates, wait_cause, next_available_at,
+        next_available_rep,
+    )
 
 
 def _owner_problem(

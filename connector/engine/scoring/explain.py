@@ -1,11 +1,12 @@
 """Explanation lines: the Contribution each rule form gives, around the points the generated scorer worked out.
 
-The generated scorer has two modes from one generator (generate.py): the hot path adds up the points,
-and a model's explainer appends these lines built around the very same point expressions, so a
-result's lines always add up to its score: `score == round(sum(c.points for c in lines), 2)`.
+The generated scorer (generate.py) appends these lines and sums their points, so a result's lines
+always add up to its score: `score == round(sum(c.points for c in lines), 2)`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from connector.core.models import Contribution
 from connector.engine.conditions import Condition, condition_fields
@@ -45,6 +46,12 @@ def inactivity_line(model: str, step: InactivityStep) -> Contribution:
     return _line(model, "inactivity", round(step.points, 2), f"decay:inactivity {step.days:g}d", round(-step.points, 2))
 
 
-def clamp_line(model: str, which: str, bound: float, points: float) -> Contribution:
-    """The line that brings a model's total to its floor or ceiling."""
-    return _line(model, which, points, f"clamp:{which} {bound:g}", 0.0)
+def clamp_line(model: str, which: str, bound: float) -> Callable[[float], Contribution]:
+    """The line that brings a model's total to its floor or ceiling, by its points (made once per config and
+    clamp: the text is the same for every lead, the points are not)."""
+    source = f"clamp:{which} {bound:g}"
+
+    def line(points: float) -> Contribution:
+        return _line(model, which, points, source, 0.0)
+
+    return line

@@ -1,12 +1,12 @@
-"""The generated scorer: score_lead's work for one config as Python source, from one generator in two modes.
+"""The generated scorer: score_lead's work for one config as Python source, one function over every model.
 
-- `points`, the hot path: one function over every model that adds up only the points;
-- `lines`, the explainers: one function per model that appends explanation lines (explain.py) built
-  around the very same point expressions, run when a result's `contributions` are first read
-  (`LazyContributions`). So an explanation never contradicts its score.
+Each model appends its explanation lines (explain.py) and its score is the sum of their points, so an
+explanation never contradicts its score. The lines are built while scoring, not worked out again when
+read: every lead a run routes logs them (the decision log), and a second pass over the rules cost as
+much as scoring. Most lines are constants built with the config (fit rules, counts, inactivity steps),
+so appending one costs what appending its points would.
 
-Conditions are inlined (`condition_source`) and constants folded in. Both modes share the rule
-lines below; only how a contribution is appended and how the total is finished differ.
+Conditions are inlined (`condition_source`) and constants folded in.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import math
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from operator import attrgetter
+from typing import Any
 
-from connector.core.models import CRMS, LazyContributions, ScoreResult
+from connector.core.models import CRMS, ScoreResult
 from connector.engine.conditions import Condition, condition_source
 from connector.engine.scoring.compiled import CompiledModel, CompiledScoring, EventRule, Scorer
 from connector.engine.scoring.config import NO_MODEL, ScoringConfig
@@ -26,7 +27,6 @@ from connector.engine.scoring.explain import clamp_line, count_line, engagement_
 from connector.engine.scoring.frozen import frozen_builder
 from connector.engine.scoring.outcome import ScoreOutcome, StageTarget, bant_view, stage_target
 
-Mode = Literal["points", "lines"]
 # Fields worked out in the head of a generated function rather than read from the lead.
 _CONTEXT = frozenset({"region", "is_free_mail", "is_competitor", "bant", "model", "score", "grade", "is_mql"})
 _score_result = frozen_builder(ScoreResult)
@@ -35,10 +35,8 @@ _score_outcome = frozen_builder(ScoreOutcome)
 
 @dataclass(slots=True)
 class _Source:
-    """Lines of one generated function, the constants (shared by every function of a config) and the locals
-    each condition field is read into."""
+    """Lines of the generated function, its constants and the locals each condition field is read into."""
 
-    mode: Mode
     constants: dict[str, Any]
     shortest_step: float | None  # the shortest inactivity step of any model
     lines: list[str] = field(default_factory=list)
@@ -61,9 +59,9 @@ class _Source:
     def condition(self, cond: Condition | None) -> str:
         return condition_source(cond, self.value_of, self.constants)
 
-    def add(self, depth: int, points: str, line: str) -> None:
-        """Append one contribution: its points (hot path), or its line built around the same points (`{p}` in `line`)."""
-        self.emit(depth, f"append({points if self.mode == 'points' else line.replace('{p}', points)})")
+    def add(self, depth: int, line: str) -> None:
+        """Append one contribution line."""
+        self.emit(depth, f"append({line})")
 
 
 def _capped_lines(src: _Source, depth: int, expr: str, cap: float | None) -> None:
@@ -91,13 +89,13 @@ def _behaviour_lines(src: _Source, depth: int, er: EventRule) -> None:
         # max(0.0, now - last), inline
         weight = f"a.decayed * {fade_source('(now - last if now > last else 0.0)', h)} if last is not None else float(n)" if h else "float(n)"
     if er.by_count:
-        lines, points, k = src.const(er.by_count), src.const(tuple(c.points for c in er.by_count)), len(er.by_count)
-        src.add(depth, f"{points}[n] if n < {k} else _count_line({e}, n).points", f"{lines}[n] if n < {k} else _count_line({e}, n)")
+        lines, k = src.const(er.by_count), len(er.by_count)
+        src.add(depth, f"{lines}[n] if n < {k} else _count_line({e}, n)")
         return
     emit(depth, f"w = {weight}")
     _capped_lines(src, depth, f"{src.const(er.points)} * w", er.cap)
     emit(depth, "p = round(value, 2)")
-    src.add(depth, "p", f"_event_line({e}, n, p, value)")
+    src.add(depth, f"_event_line({e}, n, p, value)")
 
 
 def _rule_lines(src: _Source, depth: int, m: CompiledModel) -> None:
@@ -105,7 +103,7 @@ def _rule_lines(src: _Source, depth: int, m: CompiledModel) -> None:
     emit, const = src.emit, src.const
     for fit in m.fits:
         emit(depth, f"if {src.condition(fit.when)}:")
-        src.add(depth + 1, const(fit.line.points), const(fit.line))
+        src.add(depth + 1, const(fit.line))
     for er in m.behaviours:
         emit(depth, f"a = rules[{er.index}]")
         emit(depth, f"if a.count and {src.condition(er.when)}:" if er.when is not None else "if a.count:")
@@ -118,7 +116,7 @@ def _rule_lines(src: _Source, depth: int, m: CompiledModel) -> None:
         emit(depth, f"if n and not n < 0 and {src.condition(eg.when)}:")
         _capped_lines(src, depth + 1, f"{const(eg.points)} * n", eg.cap)
         emit(depth + 1, "p = round(value, 2)")
-        src.add(depth + 1, "p", f"_engagement_line({const(eg)}, n, p)")
+        src.add(depth + 1, f"_engagement_line({const(eg)}, n, p)")
     if m.ladder:
         emit(depth, "if idle is None:")
         # Idle time is at most the time since the latest event: when that is shorter than every model's
@@ -128,26 +126,22 @@ def _rule_lines(src: _Source, depth: int, m: CompiledModel) -> None:
         for i, rung in enumerate(m.ladder):
             line = inactivity_line(m.name, rung)
             emit(depth, f"{'if' if i == 0 else 'elif'} idle >= {const(rung.seconds)}:")
-            src.add(depth + 1, const(line.points), const(line))
+            src.add(depth + 1, const(line))
 
 
-def _total_lines(src: _Source, depth: int, m: CompiledModel, model: str) -> None:
-    """The model's total, clamped to its floor or ceiling by one more line: `score` (points) or the lines (returned)."""
-    points = src.mode == "points"
-    src.emit(depth, "subtotal = sum(parts)" if points else "subtotal = sum([c.points for c in parts])")
+def _total_lines(src: _Source, depth: int, m: CompiledModel) -> None:
+    """The model's `score`: the sum of its lines' points, clamped to its floor or ceiling by one more line."""
+    src.emit(depth, "subtotal = sum(map(_points, parts))")
     first = True
     for bound, sign, which in ((m.floor, "<", "floor"), (m.ceiling, ">", "ceiling")):
         if bound is None:
             continue
         b = src.const(bound)
         src.emit(depth, f"{'if' if first else 'elif'} subtotal {sign} {b}:")
-        src.add(depth + 1, f"round({b} - subtotal, 2)", f"_clamp_line({model}, {which!r}, {b}, {{p}})")
-        if points:
-            src.emit(depth + 1, "score = round(sum(parts), 2) + 0.0")
+        src.add(depth + 1, f"{src.const(clamp_line(m.name, which, bound))}(round({b} - subtotal, 2))")
+        src.emit(depth + 1, "score = round(sum(map(_points, parts)), 2) + 0.0")
         first = False
-    if not points:
-        src.emit(depth, "return tuple(parts)")
-    elif first:
+    if first:
         src.emit(depth, "score = round(subtotal, 2) + 0.0")
     else:
         src.emit(depth, "else:")
@@ -179,25 +173,25 @@ def _result_lines(src: _Source, depth: int, cfg: ScoringConfig, model: str, line
 
 
 def _model_body(src: _Source, depth: int, m: CompiledModel) -> str:
-    """A model's rules and total, in either mode; returns the constant naming the model."""
+    """A model's lines and score; returns the constant naming the model."""
     model = src.const(m.name)
     src.reads.setdefault("model", "m_model")
     src.emit(depth, "parts = []")
     src.emit(depth, "append = parts.append")
     _rule_lines(src, depth, m)
-    _total_lines(src, depth, m, model)
+    _total_lines(src, depth, m)
     return model
 
 
 def _scorer_body(src: _Source, compiled: CompiledScoring) -> None:
-    """The hot path's models in config order, each under its audience, then the result to write."""
+    """The models in config order, each under its audience, then the result to write."""
     cfg = compiled.config
-    for index, m in enumerate(compiled.models):
+    for m in compiled.models:
         src.emit(1, f"m_model = {src.const(m.name)}")
         src.reads.setdefault("model", "m_model")
         src.emit(1, f"if {src.condition(m.audience)}:")
         model = _model_body(src, 2, m)
-        _result_lines(src, 2, cfg, model, f"_lazy(_explain{index}, (lead, rules, latest_at, now))")
+        _result_lines(src, 2, cfg, model, "tuple(parts)")
         src.emit(2, f"by_model[{model}] = result")
         src.emit(2, "if best is None or score > best.score:")
         src.emit(3, "best = result")
@@ -215,29 +209,27 @@ def _scorer_body(src: _Source, compiled: CompiledScoring) -> None:
     src.emit(1, "return _outcome(best, by_model, competitor)")
 
 
-def _context_lines(src: _Source, compiled: CompiledScoring, *, outcome: bool) -> list[str]:
-    """The head's context fields: region, free mail, competitor, BANT (those read, and what the outcome needs)."""
+def _context_lines(src: _Source, compiled: CompiledScoring) -> list[str]:
+    """The head's context fields: region, free mail, competitor, BANT (the outcome needs the last two)."""
     reads = src.reads
     head: list[str] = []
-    competitor = outcome or "is_competitor" in reads
-    if "is_free_mail" in reads or (competitor and compiled.competitors):
+    if "is_free_mail" in reads or compiled.competitors:
         head.append("domain = lead.email_domain")
     if "region" in reads:
         head += ["country = lead.country", "country = country.strip().upper() if country else None",
                  f"{reads['region']} = _region_of.get(country) if country else None"]
     if "is_free_mail" in reads:
         head.append(f"{reads['is_free_mail']} = domain in _free_mail if domain else False")
-    if competitor and compiled.competitors:
+    if compiled.competitors:
         # the email's or the company's domain is (a subdomain of) a competitor's, spelled out per competitor domain
         tests = " or ".join(f"{{d}} == {src.const(c)} or {{d}}.endswith({src.const('.' + c)})" for c in compiled.competitors)
         head += ["company = lead.company_domain", "company = company.strip().lower() if company else None",
                  f"competitor = bool(domain and ({tests.format(d='domain')})) or bool(company and ({tests.format(d='company')}))"]
-    elif competitor:
+    else:
         head.append("competitor = False")
     if "is_competitor" in reads:
         head.append(f"{reads['is_competitor']} = competitor")
-    if outcome or "bant" in reads:
-        head.append("bant = _bant_view(lead)")
+    head.append("bant = _bant_view(lead)")
     if "bant" in reads:
         head.append(f"{reads['bant']} = bant")
     for name in ("score", "grade", "is_mql"):  # outputs of scoring: None while scoring (check_scoring rejects them)
@@ -263,10 +255,10 @@ def _field_lines(src: _Source) -> list[str]:
     return head
 
 
-def _function(name: str, src: _Source, compiled: CompiledScoring, *, outcome: bool, locals_: list[str]) -> str:
-    head = ["crm = lead.crm", "object_type = lead.object_type"] if outcome else []
-    head += [*_context_lines(src, compiled, outcome=outcome), *_field_lines(src), *locals_]
-    return "\n".join([f"def {name}(lead, rules, latest_at, now):", *("    " + line for line in head), *src.lines]) + "\n"
+def _function(src: _Source, compiled: CompiledScoring) -> str:
+    head = ["crm = lead.crm", "object_type = lead.object_type", *_context_lines(src, compiled), *_field_lines(src),
+            "by_model = {}", "best = None", "idle = None"]
+    return "\n".join(["def score(lead, rules, latest_at, now):", *("    " + line for line in head), *src.lines]) + "\n"
 
 
 def _number(v: Any) -> float | None:
@@ -289,29 +281,20 @@ def _targets(compiled: CompiledScoring) -> dict[tuple[str, str, str, bool], Stag
 
 
 def generate_scorer(compiled: CompiledScoring) -> Scorer:
-    """score_lead's work for `compiled` (its `scorer` is not read) as generated functions: the hot path and its explainers.
+    """score_lead's work for `compiled` (its `scorer` is not read) as one generated function.
 
-    tests/engine/scoring/test_generate.py checks both against the straightforward oracle (tests/engine/scoring/oracle.py).
+    tests/engine/scoring/test_generate.py checks it against the straightforward oracle (tests/engine/scoring/oracle.py).
     """
-    constants: dict[str, Any] = {}
-    shortest = min((rung.seconds for m in compiled.models for rung in m.ladder), default=None)
-    sources = []
-    for index, m in enumerate(compiled.models):
-        src = _Source("lines", constants, shortest)
-        src.emit(1, f"m_model = {src.const(m.name)}")
-        _model_body(src, 1, m)
-        sources.append(_function(f"_explain{index}", src, compiled, outcome=False, locals_=["idle = None"]))
-    hot = _Source("points", constants, shortest)
-    _scorer_body(hot, compiled)
-    sources.append(_function("score", hot, compiled, outcome=True, locals_=["by_model = {}", "best = None", "idle = None"]))
+    src = _Source({}, min((rung.seconds for m in compiled.models for rung in m.ladder), default=None))
+    _scorer_body(src, compiled)
+    code = _function(src, compiled)
     ns: dict[str, Any] = {
-        **constants, "_bisect_right": bisect_right, "_lazy": LazyContributions, "_score_result": _score_result,
+        **src.constants, "_bisect_right": bisect_right, "_points": attrgetter("points"), "_score_result": _score_result,
         "_outcome": _score_outcome, "_count_line": count_line, "_event_line": event_line, "_engagement_line": engagement_line,
-        "_clamp_line": clamp_line, "_targets": _targets(compiled), "_target": partial(stage_target, compiled.stages),
+        "_targets": _targets(compiled), "_target": partial(stage_target, compiled.stages),
         "_number": _number, "_isfinite": math.isfinite, "_idle_seconds": idle_seconds, "_region_of": compiled.region_of,
         "_free_mail": compiled.free_mail, "_bant_view": bant_view,
     }
-    code = "\n".join(sources)
     exec(compile(code, f"<scoring {compiled.signature}>", "exec"), ns)  # noqa: S102 - generated from the checked config
     scorer: Scorer = ns["score"]
     return scorer

@@ -11,6 +11,8 @@ from connector.engine.scoring.compiled import CompiledScoring
 from connector.engine.scoring.decay import epoch
 from connector.engine.scoring.outcome import ScoreOutcome, StageTarget, stage_target
 
+_NO_EVENTS = RuleAggregate()  # frozen: one value stands for every rule without events
+
 
 def score_lead(lead: Lead, events: Sequence[Event] | EventAggregates, compiled: CompiledScoring, now: datetime) -> ScoreOutcome:
     """Score a lead under every model whose audience matches, at `now`.
@@ -26,7 +28,7 @@ def score_lead(lead: Lead, events: Sequence[Event] | EventAggregates, compiled: 
         agg = aggregate_events(events, compiled, until=now)
     rules = agg.rules
     if not rules and compiled.event_rules:
-        rules = tuple([RuleAggregate()] * len(compiled.event_rules))
+        rules = (_NO_EVENTS,) * len(compiled.event_rules)
     return compiled.scorer(lead, rules, agg.latest_at, epoch(now))
 
 
