@@ -336,7 +336,9 @@ def test_a_second_backfill_with_join_sends_the_running_ones_writes_until_it_is_c
         ids = big_hubspot.records_ids("contacts")
         helper = joiner_adapters["hubspot"]
         assert joined and not joined[0].held_elsewhere and not joined[0].aborted, "it stayed until the backfill was complete"
-        assert helper.written, "the joiner sent some of the writes"
+        assert env.store.get_cursor("hubspot", "contacts", "all") == "", "and returned only once it was"
+        # How the writes split depends on thread timing (the poller's writers may claim them all first); that each
+        # is sent once, by one of them, does not.
         assert sorted(spy.written + helper.written) == sorted(ids), "every lead written once, by one of them"
         assert summary.written + joined[0].written == len(ids)
         assert env.store.count_pending_outbox().get("hubspot", 0) == 0
