@@ -66,6 +66,9 @@ class IntakeQueue:
         self.capacity = capacity
         self._items: deque[int] = deque()
         self._reserved = 0
+        # Rows the worker claimed from the store while a handler was between its store write and its push:
+        # that handler must not count them as waiting. Emptied whenever no handler holds room.
+        self._claimed_before_push: set[int] = set()
         self._cond = threading.Condition()
 
     def __len__(self) -> int:
@@ -82,7 +85,10 @@ class IntakeQueue:
     def push(self, ids: Sequence[int], reserved: int) -> None:
         with self._cond:
             self._reserved -= reserved
-            self._items.extend(ids)
+            early = self._claimed_before_push
+            self._items.extend(i for i in ids if i not in early)
+            if not self._reserved:
+                early.clear()
             self._cond.notify_all()
 
     def cancel(self, reserved: int) -> None:
@@ -92,6 +98,8 @@ class IntakeQueue:
         """Forget ids the worker claimed straight from the store (they no longer wait)."""
         gone = set(ids)
         with self._cond:
+            if self._reserved:
+                self._claimed_before_push |= gone
             if gone and self._items:
                 self._items = deque(i for i in self._items if i not in gone)
 
