@@ -97,6 +97,7 @@ class SandboxServer(ABC, Generic[LogEntryT, FailureT]):
         self._fault_rng = random.Random(seed)
         # Its own generator: latency draws never shift the sequence of injected faults.
         self._latency_rng = random.Random(seed)
+        self._arrival = threading.local()  # the request in hand's arrival time, per server thread
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._tmpdir: str | None = None
@@ -166,16 +167,29 @@ class SandboxServer(ABC, Generic[LogEntryT, FailureT]):
     def serve_request(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """One request through the switches and the sandbox's `handle`, counted and logged."""
         delay = self.delay_seconds()
+        received = self._clock.monotonic()
         if delay > 0:
             time.sleep(delay)  # simulated network latency, outside the data lock
-        with self._lock:
-            label, reply = self.handle(method, raw_path, headers, body)
-            self.calls[label] += 1
-            self.request_log.append(self.log_entry(method, raw_path, label, reply.status))
-            for log in self.bounded_logs():
-                if len(log) > LOG_MAX:
-                    del log[: LOG_MAX // 2]
+        # It reaches the CRM when the network's delay is over, however late this process's thread wakes up.
+        self._arrival.at = received + delay
+        try:
+            with self._lock:
+                label, reply = self.handle(method, raw_path, headers, body)
+                self.calls[label] += 1
+                self.request_log.append(self.log_entry(method, raw_path, label, reply.status))
+                for log in self.bounded_logs():
+                    if len(log) > LOG_MAX:
+                        del log[: LOG_MAX // 2]
+        finally:
+            self._arrival.at = None
         return reply
+
+    def arrived_at(self) -> float:
+        """When the request in hand arrived: its network delay over, before it queued for the sandbox's one data
+        lock. Rate limits count it then, as a CRM's gateway does at arrival (the data lock is the sandbox's own
+        queue, not the CRM's); a request handled outside `serve_request` counts at the time it is handled."""
+        at: float | None = getattr(self._arrival, "at", None)
+        return self._clock.monotonic() if at is None else at
 
     def bounded_logs(self) -> list[list[Any]]:
         """The logs trimmed to LOG_MAX after each request."""

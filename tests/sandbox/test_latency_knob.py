@@ -72,3 +72,18 @@ def test_concurrent_requests_never_pass_the_burst_limit() -> None:
         for t in threads:
             t.join()
     assert statuses == Counter({200: 20, 429: 20})
+
+
+def test_limits_count_a_request_when_the_network_delivers_it_not_when_the_sandbox_wakes(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FrozenClock(NOW)
+    sandbox = HubSpotSandbox(contacts=3, clock=clock)
+    sandbox.latency_seconds = 0.08
+    sandbox.search_rate_per_second = 1
+    late = iter([0.0, 0.5])  # the second request's thread wakes half a second after its delay (a pause in this process)
+    monkeypatch.setattr(_http.time, "sleep", lambda seconds: clock.advance(seconds + next(late)))
+    headers = {"authorization": f"Bearer {sandbox.token}"}
+    first = sandbox.serve_request("POST", "/crm/v3/objects/contacts/search", headers, b"{}")
+    clock.advance(0.9)  # sent 0.98 s after the first one arrived: it arrives within the same second
+    second = sandbox.serve_request("POST", "/crm/v3/objects/contacts/search", headers, b"{}")
+    assert (first.status, second.status) == (200, 429), "counted at arrival (0.08 + 0.98 s), not at the late wake-up"
+    assert [round(t, 2) for t, *_ in sandbox.request_log] == [0.08, 1.06]

@@ -173,7 +173,7 @@ class HubSpotSandbox(SandboxServer[LogEntry, tuple[str, str]]):
     # HTTP
 
     def log_entry(self, method: str, raw_path: str, label: str, status: int) -> LogEntry:
-        return (self._clock.monotonic(), method, urlsplit(raw_path).path, status)
+        return (self.arrived_at(), method, urlsplit(raw_path).path, status)
 
     def bounded_logs(self) -> list[list[Any]]:
         return [self.request_log, self.change_log]
@@ -189,7 +189,7 @@ class HubSpotSandbox(SandboxServer[LogEntry, tuple[str, str]]):
         unauthorised = self._refused(headers.get("authorization", ""))
         if unauthorised is not None:
             return label, unauthorised
-        now = self._clock.monotonic()
+        now = self.arrived_at()
         try:
             reply = self._limited_or_failed(now, is_search) or self._run(action, query, body)
         except Abort as refused:
