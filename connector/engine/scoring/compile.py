@@ -21,7 +21,7 @@ from connector.engine.scoring.compiled import (
 )
 from connector.engine.scoring.config import ModelConfig, Rule, ScoringConfig
 from connector.engine.scoring.decay import DAY_SECONDS, ladder
-from connector.engine.scoring.explain import count_line, fit_line
+from connector.engine.scoring.explain import count_line, fit_line, fresh_parts
 from connector.engine.scoring.generate import generate_scorer
 from connector.engine.scoring.outcome import ScoreOutcome
 
@@ -49,8 +49,8 @@ def _event_rule(index: int, model: str, rule: Rule) -> EventRule:
         when=rule.when, label="|".join(names) if names else (rule.kind or "any"), keep=keep,
     )
     if rule.half_life_days is None:
-        er = replace(er, by_count=tuple(count_line(er, n) for n in range(PREBUILT_COUNTS + 1)))
-    return er
+        return replace(er, by_count=tuple(count_line(er, n) for n in range(PREBUILT_COUNTS + 1)))
+    return replace(er, fresh_by_count=tuple(fresh_parts(er, n) for n in range(PREBUILT_COUNTS + 1)))
 
 
 def _compile_model(name: str, mcfg: ModelConfig, event_rules: list[EventRule]) -> CompiledModel:

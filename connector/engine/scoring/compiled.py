@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from connector.engine.scoring.aggregates import RuleAggregate
     from connector.engine.scoring.outcome import ScoreOutcome
 
-PREBUILT_COUNTS = 64  # explanation lines prebuilt for 0..PREBUILT_COUNTS events of a rule without half-life
+PREBUILT_COUNTS = 64  # explanation lines (or their count-only parts, for fading rules) prebuilt for 0..PREBUILT_COUNTS events
 
 # score_lead's body for one config: (lead, per-rule aggregates, latest activity, now) in epoch seconds.
 Scorer = Callable[[Lead, "tuple[RuleAggregate, ...]", "float | None", float], "ScoreOutcome"]
@@ -59,6 +59,8 @@ class EventRule:
     keep: int | None  # windowed rules keep this many latest timestamps (None: all in the window)
     # Lines for 0..PREBUILT_COUNTS events of a rule without half-life (their value depends on the count only).
     by_count: tuple[Contribution, ...] = ()
+    # A fading rule's (source, points before fading) for 0..PREBUILT_COUNTS events: only its decay varies per lead.
+    fresh_by_count: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

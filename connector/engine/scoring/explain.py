@@ -24,7 +24,14 @@ def fit_line(model: str, rule: str, points: float, when: Condition | None) -> Co
 
 def count_line(er: EventRule, count: int) -> Contribution:
     """A behaviour rule without half-life over `count` events: its value depends on the count only."""
-    return _line(er.model, er.name, round(capped(er.points * count, er.cap), 2), f"event:{er.label} x{count}", 0.0)
+    source, full = fresh_parts(er, count)
+    return _line(er.model, er.name, round(full, 2), source, 0.0)
+
+
+def fresh_parts(er: EventRule, count: int) -> tuple[str, float]:
+    """(source, points) of `count` fresh events of a behaviour rule: its line's text, and its capped points
+    before any fading. Prebuilt per count for fading rules (EventRule.fresh_by_count)."""
+    return f"event:{er.label} x{count}", capped(er.points * count, er.cap)
 
 
 def event_line(er: EventRule, count: int, points: float, value: float) -> Contribution:
@@ -32,8 +39,9 @@ def event_line(er: EventRule, count: int, points: float, value: float) -> Contri
 
     `decay` is what fading took: the points `count` fresh events would give, less `value`.
     """
-    full = capped(er.points * count, er.cap)
-    return _line(er.model, er.name, points, f"event:{er.label} x{count}", round(full - value, 2))
+    prebuilt = er.fresh_by_count
+    source, full = prebuilt[count] if count < len(prebuilt) else fresh_parts(er, count)
+    return _line(er.model, er.name, points, source, round(full - value, 2))
 
 
 def engagement_line(eg: EngagementRule, count: float, points: float) -> Contribution:

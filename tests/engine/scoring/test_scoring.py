@@ -227,6 +227,14 @@ def test_half_life_with_cap_decays_from_the_cap() -> None:
     assert (result.score, result.contributions[0].decay) == (5, 5)
 
 
+@pytest.mark.parametrize("n", [3, 64, 65, 200])  # counts up to 64 read a prebuilt text and fresh value; more are worked out
+def test_a_fading_rules_line_names_its_count_and_what_fading_took_whatever_the_count(n: int) -> None:
+    c = one_model({"name": "visits", "event": "Page Viewed", "points": 1, "cap": 100, "half_life_days": 14})
+    [line] = score(c, [page("/product", 14)] * n).contributions
+    assert line.source == f"event:Page Viewed x{n}"
+    assert (line.points, line.decay) == (round(min(n * 0.5, 100), 2), round(min(n, 100) - min(n * 0.5, 100), 2))
+
+
 @pytest.mark.parametrize(("days", "counted"), [([1, 5, 29.9], 3), ([1, 30, 31], 1), ([45, 60], 0)])
 def test_window(days: list[float], counted: int) -> None:
     c = one_model({"name": "product", "event": "Page Viewed", "points": 2, "window_days": 30})
