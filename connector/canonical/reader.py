@@ -99,18 +99,15 @@ class FieldReader:
             # CRM values are mostly str: strip once, no is_blank / str() calls
             if raw.__class__ is str:
                 text = raw.strip()
-                if not text:
-                    tally.empty += 1
-                    country_blank = country_blank or name == "country"
-                    continue
-                raw_text[name] = text
-            elif raw is None or is_blank(raw):
+                blank = not text
+            else:
+                blank = raw is None or is_blank(raw)
+                text = "" if blank else ";".join(map(str, raw)) if isinstance(raw, list | tuple) else str(raw).strip()
+            if blank:
                 tally.empty += 1
                 country_blank = country_blank or name == "country"
                 continue
-            else:
-                text = ";".join(map(str, raw)) if isinstance(raw, list | tuple) else str(raw).strip()
-                raw_text[name] = text if not isinstance(raw, bool) else "true" if raw else "false"
+            raw_text[name] = text if raw.__class__ is not bool else "true" if raw else "false"
             if how == "canonical":
                 canonical_text[name] = text
             elif how == "text":
@@ -120,11 +117,11 @@ class FieldReader:
                 ok, parsed = memo[raw] if raw.__class__ is str and raw in memo else _parsed(memo, parse, raw)
                 if not ok:
                     tally.note_unparsed(raw_text[name])
-                elif name == "employees" or isinstance(parsed, tuple):
-                    tally.parsed += 1
+                    continue
+                tally.parsed += 1
+                if name == "employees" or isinstance(parsed, tuple):
                     self._assign(values, name, parsed)
-                else:
-                    tally.parsed += 1
+                else:  # the common case, without _assign's checks
                     values[name] = parsed
         if canonical_text or country_blank:
             self._canonical(values, canonical_text, country_blank=country_blank)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -270,6 +270,19 @@ def test_no_page_is_read_ahead_once_the_budget_may_not_cover_routing_it(
 POLL = poll_lease_name("hubspot", "contacts", "all")
 
 
+def _on_first_page(work: Callable[[], Any]) -> tuple[Callable[[str, Any, RunSummary], None], list[Any], threading.Thread]:
+    """(an on_batch callback starting `work` in a thread at the run's first page, when the poller holds its lease;
+    the list its result lands in; that thread)."""
+    done: list[Any] = []
+    thread = threading.Thread(target=lambda: done.append(work()))
+
+    def start(_crm: str, _batch: Any, _summary: RunSummary) -> None:
+        if thread.ident is None:
+            thread.start()
+
+    return start, done, thread
+
+
 def test_the_pollers_writers_leave_the_streams_writes_to_an_announced_helper_and_send_what_is_left_at_the_end(
     store_url: str, big_hubspot: HubSpotSandbox,
 ) -> None:
@@ -294,18 +307,11 @@ def test_a_helper_and_the_pollers_writers_send_every_write_exactly_once_between_
 ) -> None:
     env, spy = _env(store_url, big_hubspot)
     helper_adapter = Spy(jobs.make_adapters(env.settings, clock=env.clock)["hubspot"])  # the other replica's own client
-    helped: list[int] = []
-    helpers: list[threading.Thread] = []
-
-    def start_helper(_crm: str, _batch: Any, _summary: RunSummary) -> None:
-        if not helpers:  # the poller holds its lease by now
-            helpers.append(threading.Thread(target=lambda: helped.append(help_while_held(
-                env.store, helper_adapter, POLL, Replica(worker="helper"), env.clock, done=lambda: False))))
-            helpers[0].start()
-
+    start_helper, helped, helper = _on_first_page(
+        lambda: help_while_held(env.store, helper_adapter, POLL, Replica(worker="helper"), env.clock, done=lambda: False))
     try:
         summary = backfill(env.settings, env.store, env.adapters, on_batch=start_helper)
-        helpers[0].join(timeout=30)
+        helper.join(timeout=30)
         ids = big_hubspot.records_ids("contacts")
         assert sorted(spy.written + helper_adapter.written) == sorted(ids), "every lead written once, by one of them"
         assert summary.written + helped[0] == len(ids) and env.store.count_pending_outbox().get("hubspot", 0) == 0
@@ -321,18 +327,11 @@ def test_a_second_backfill_with_join_sends_the_running_ones_writes_until_it_is_c
     sends the poller's writes until the backfill is complete; every lead is written once, by one of them."""
     env, spy = _env(store_url, big_hubspot)
     joiner_adapters = {"hubspot": Spy(jobs.make_adapters(env.settings, clock=env.clock)["hubspot"])}
-    joined: list[RunSummary] = []
-    joiners: list[threading.Thread] = []
-
-    def start_joiner(_crm: str, _batch: Any, _summary: RunSummary) -> None:
-        if not joiners:  # the poller holds its lease by now
-            joiners.append(threading.Thread(target=lambda: joined.append(backfill(
-                env.settings, env.store, joiner_adapters, env.clock, join=True, replica=Replica(worker="joiner")))))
-            joiners[0].start()
-
+    start_joiner, joined, joiner = _on_first_page(
+        lambda: backfill(env.settings, env.store, joiner_adapters, env.clock, join=True, replica=Replica(worker="joiner")))
     try:
         summary = backfill(env.settings, env.store, env.adapters, on_batch=start_joiner)
-        joiners[0].join(timeout=60)
+        joiner.join(timeout=60)
         ids = big_hubspot.records_ids("contacts")
         helper = joiner_adapters["hubspot"]
         assert joined and not joined[0].held_elsewhere and not joined[0].aborted, "it stayed until the backfill was complete"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connector.canonical import FieldReader, FieldSpec, ParseStats
+from connector.canonical import FieldReader, FieldSpec
 from connector.canonical.parsers import parse_number
 from connector.canonical.reader import latest_counted, parse_counted
 from connector.core.models import Lead

@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from connector.canonical import FieldReader, FieldSpec, ParseStats
+from connector.canonical import FieldReader, FieldSpec
 from connector.canonical.parsers import parse_number
 from connector.canonical.reader import latest_counted, parse_counted
 from connector.config import SalesforceSettings
