@@ -230,6 +230,12 @@ def creation_event(event_id: int, rid: str, occurred_ms: int) -> dict[str, Any]:
     }
 
 
+def _wall_ms() -> float:
+    """Epoch milliseconds on the connector's clock seam (SystemClock), so the sender, the service and the sandbox share
+    one wall clock even when a test session pins it (tests/conftest.py --now)."""
+    return SystemClock().now().timestamp() * 1000
+
+
 class Sender:
     """Plays HubSpot: deliveries signed with v3 over the URL it calls, one keep-alive session per sending thread."""
 
@@ -254,14 +260,14 @@ class Sender:
         with self._ids:
             first = self._event_id + 1
             self._event_id += len(rids)
-        now_ms = int(time.time() * 1000)
+        now_ms = int(_wall_ms())
         body = json.dumps([creation_event(first + i, rid, now_ms) for i, rid in enumerate(rids)]).encode()
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
             with self._ids:
                 self._sessions.append(session)
-        sent_wall, sent = time.time() * 1000, time.monotonic()
+        sent_wall, sent = _wall_ms(), time.monotonic()
         timestamp = str(int(sent_wall))
         headers = {
             "Content-Type": "application/json", "X-HubSpot-Signature-Version": "v3", "X-HubSpot-Request-Timestamp": timestamp,

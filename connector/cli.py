@@ -329,7 +329,7 @@ def status(config_path: str | None, as_json: bool) -> None:
 
     settings = load(config_path)
     with Store.open(settings.store.url) as store:
-        data = collect_status(settings, store, command_clock().now())
+        data = collect_status(settings, store, command_clock())
     if as_json:
         click.echo(json.dumps(data))
     else:

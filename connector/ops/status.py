@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from connector.config import Settings
+from connector.core.clock import Clock
 from connector.core.models import wait_cause_words
 from connector.ops.words import cursor_words, hanging, time_words
 from connector.pipeline.waiting import waiting_leads
@@ -99,8 +100,13 @@ def run_words(run: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def collect_status(settings: Settings, store: Store, now: datetime) -> dict[str, Any]:
-    """Everything `connector status` shows, as JSON-ready data (reads the store only; no CRM call)."""
+def collect_status(settings: Settings, store: Store, clock: Clock) -> dict[str, Any]:
+    """Everything `connector status` shows, as JSON-ready data (reads the store only; no CRM call).
+
+    The budget's day is read on the store's shared clock, the one the budget counts calls by (the database's
+    time on PostgreSQL, state/ratelimit.py guard_factory), so a replica whose clock is off still shows today's count."""
+    now = clock.now()
+    budget_day = store.shared_clock(clock).now().astimezone(UTC).date().isoformat()
     runs = store.last_runs(50)
     last: dict[str, Any] = {}
     for run in runs:
@@ -115,12 +121,11 @@ def collect_status(settings: Settings, store: Store, now: datetime) -> dict[str,
     budget: dict[str, Any] = {}
     for crm, (account, limit, share) in budget_accounts(settings).items():
         state = states.get(account)
-        today = now.astimezone(UTC).date().isoformat()
-        used = state.used if state is not None and state.day == today else 0
+        used = state.used if state is not None and state.day == budget_day else 0
         real_limit = state.observed_limit if state is not None and state.observed_limit is not None else limit
         allowance = math.floor(real_limit * share)
         budget[crm] = {
-            "account": account, "day": today, "used": used, "allowance": allowance,
+            "account": account, "day": budget_day, "used": used, "allowance": allowance,
             "remaining": max(0, allowance - used), "daily_limit": real_limit, "share": share,
         }
     return {

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from connector.core.clock import FrozenClock
 from connector.ops.errors import render_one
 from connector.ops.rules_test import render_outcomes, run_samples
 from connector.ops.status import collect_status, render_status
@@ -45,7 +46,7 @@ def test_status_rules_test_and_dead_letter_titles_do_not_wrap(ops: Ops) -> None:
     settings = ops.settings()
     with ops.store() as store:
         out = console()
-        render_status(collect_status(settings, store, NOW), out)
+        render_status(collect_status(settings, store, FrozenClock(NOW)), out)
         assert_on_one_line(lines_of(out), "backlog")
     out = console()
     render_outcomes(*run_samples(settings, SAMPLE, NOW), out)

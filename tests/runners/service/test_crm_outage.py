@@ -51,7 +51,7 @@ def test_a_502_storm_dead_letters_nothing_and_everything_is_processed_after_it(
             clock.advance(3600)
         assert {r["status"] for r in store.intake_rows()} == {"retrying"}
         assert {r["attempts"] for r in store.intake_rows()} == {0}
-        status = collect_status(settings, store, clock.now())
+        status = collect_status(settings, store, clock)
         assert status["intake_retrying"]["items"] == 3
         assert status["intake_retrying"]["oldest_age_seconds"] >= 10 * 3600  # (plus the adapter's retry waits, on the same clock)
         render_status(status)
@@ -81,7 +81,7 @@ def test_work_older_than_the_maximum_age_is_dead_lettered_saying_so(tmp_path: An
         assert letter.code == "intake_max_age"
         assert "intake_max_age_hours = 2" in letter.message and "the CRM kept failing for 2." in letter.message
         assert store.count_pending_intake() == 0
-        assert collect_status(settings, store, clock.now())["intake_retrying"] == {"items": 0, "oldest_accepted_at": None, "oldest_age_seconds": None}
+        assert collect_status(settings, store, clock)["intake_retrying"] == {"items": 0, "oldest_accepted_at": None, "oldest_age_seconds": None}
 
 
 def test_the_retry_wait_honours_a_longer_retry_after_and_backs_off_otherwise() -> None:
